@@ -1,0 +1,60 @@
+// Fails when imports between workspace packages break the one-way order of the layers
+// (contracts <- policy <- executor <- harness <- gateway), form a cycle, reach into another package's
+// files instead of its index, or use a package that package.json does not declare.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+
+const ORDER = ['contracts', 'policy', 'executor', 'harness', 'gateway'] as const
+const root = new URL('..', import.meta.url).pathname
+const problems: string[] = []
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry)
+    if (statSync(path).isDirectory()) return sourceFiles(path)
+    return path.endsWith('.ts') ? [path] : []
+  })
+}
+
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+
+for (const [rank, name] of ORDER.entries()) {
+  const pkgDir = join(root, 'services', name)
+  const manifest = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>
+  }
+  const declared = new Set(Object.keys(manifest.dependencies ?? {}))
+  for (const file of sourceFiles(join(pkgDir, 'src'))) {
+    const text = readFileSync(file, 'utf8')
+    const where = relative(root, file)
+    for (const match of text.matchAll(IMPORT)) {
+      const spec = match[1] ?? match[2] ?? ''
+      if (spec.startsWith('.')) {
+        const target = relative(pkgDir, join(file, '..', spec))
+        if (target.startsWith('..')) problems.push(`${where}: relative import "${spec}" leaves the package`)
+        continue
+      }
+      if (spec.startsWith('node:')) continue
+      const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? spec)
+      if (pkg.startsWith('@cordon/')) {
+        const other = pkg.slice('@cordon/'.length)
+        const otherRank = ORDER.indexOf(other as (typeof ORDER)[number])
+        if (spec !== pkg) problems.push(`${where}: deep import "${spec}"; import "${pkg}" instead`)
+        if (otherRank < 0) problems.push(`${where}: unknown package ${pkg}`)
+        else if (otherRank >= rank)
+          problems.push(`${where}: ${name} may not depend on ${other} (layers point one way)`)
+      }
+      const isTest = file.endsWith('.test.ts')
+      if (!declared.has(pkg) && !(isTest && pkg === 'vitest')) {
+        problems.push(`${where}: imports "${pkg}", which services/${name}/package.json does not declare`)
+      }
+    }
+  }
+}
+
+if (problems.length > 0) {
+  console.error(`check-deps: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}`).join('\n')}`)
+  process.exit(1)
+}
+console.log(`check-deps: ${ORDER.length} packages, imports point one way, no cycles`)

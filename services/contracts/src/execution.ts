@@ -1,0 +1,78 @@
+/** The engines Cordon knows. Which ones a deployment actually offers is the executor's business. */
+export const ENGINES = ['quickjs', 'isolate', 'container'] as const
+export type EngineName = (typeof ENGINES)[number]
+
+export const LANGUAGES = ['javascript', 'typescript', 'python', 'bash'] as const
+export type Language = (typeof LANGUAGES)[number]
+
+export const EXECUTION_STATUSES = [
+  'ok',
+  'error',
+  'timeout',
+  'memory_limit',
+  'output_limit',
+  'killed',
+] as const
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number]
+
+/**
+ * Why a guest run did not end with `ok`. These describe what the guest did (or what was done to it);
+ * they are carried inside a 200 execution record, never as an HTTP error.
+ */
+export const GuestErrorCode = {
+  /** The guest threw (or its promise rejected). `message` is `Name: message` of the guest's error. */
+  GUEST_EXCEPTION: 'GUEST_EXCEPTION',
+  SYNTAX_ERROR: 'SYNTAX_ERROR',
+  CPU_TIME_LIMIT: 'CPU_TIME_LIMIT',
+  WALL_TIME_LIMIT: 'WALL_TIME_LIMIT',
+  MEMORY_LIMIT: 'MEMORY_LIMIT',
+  STACK_OVERFLOW: 'STACK_OVERFLOW',
+  OUTPUT_LIMIT: 'OUTPUT_LIMIT',
+  RESULT_NOT_SERIALIZABLE: 'RESULT_NOT_SERIALIZABLE',
+  RESULT_TOO_DEEP: 'RESULT_TOO_DEEP',
+  UNSETTLED_PROMISE: 'UNSETTLED_PROMISE',
+  IMPORT_NOT_ALLOWED: 'IMPORT_NOT_ALLOWED',
+  WORKER_CRASHED: 'WORKER_CRASHED',
+  CANCELLED: 'CANCELLED',
+} as const
+export type GuestErrorCode = (typeof GuestErrorCode)[keyof typeof GuestErrorCode]
+
+export interface GuestError {
+  code: GuestErrorCode
+  message: string
+}
+
+export interface Usage {
+  cpuMs: number
+  wallMs: number
+  memoryBytes: number
+}
+
+/** What an engine reports for one run: everything of the record that the engine knows. */
+export interface RunOutcome {
+  status: ExecutionStatus
+  result: JsonValue
+  stdout: string
+  stderr: string
+  error: GuestError | null
+  usage: Usage
+}
+
+/** The public execution record (DESIGN.md, contract v1), answered with 200 whatever the guest did. */
+export interface ExecutionRecord extends RunOutcome {
+  id: string
+  agent: string
+  engine: EngineName
+  language: Language
+  createdAt: string
+  finishedAt: string | null
+}
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/** Which languages each engine can run at all (a profile may allow fewer). */
+export const ENGINE_LANGUAGES: Readonly<Record<EngineName, readonly Language[]>> = {
+  quickjs: ['javascript', 'typescript'],
+  isolate: ['javascript', 'typescript'],
+  container: ['python', 'bash'],
+}

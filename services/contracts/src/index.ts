@@ -1,0 +1,14 @@
+export type { ErrorBody, HttpErrorStatus, Issue } from './error-codes.ts'
+export { CordonError, ErrorCode, errorStatus } from './error-codes.ts'
+export type {
+  EngineName,
+  ExecutionRecord,
+  ExecutionStatus,
+  GuestError,
+  JsonValue,
+  Language,
+  RunOutcome,
+  Usage,
+} from './execution.ts'
+export { ENGINE_LANGUAGES, ENGINES, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } from './execution.ts'
+export { type JsonBounds, parseJsonBounded } from './json-bounds.ts'

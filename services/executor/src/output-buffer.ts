@@ -1,0 +1,55 @@
+/**
+ * Collects guest stdout and stderr against one byte budget shared with the result. Appending past the
+ * budget keeps what fits (cut at a character boundary) and reports the overflow.
+ */
+export class OutputBuffer {
+  readonly #budget: number
+  #used = 0
+  #stdout: string[] = []
+  #stderr: string[] = []
+  #exceeded = false
+
+  constructor(budgetBytes: number) {
+    this.#budget = budgetBytes
+  }
+
+  /** Appends text to a stream; returns false once the budget is exhausted. */
+  append(stream: 'stdout' | 'stderr', text: string): boolean {
+    if (this.#exceeded) return false
+    const bytes = Buffer.byteLength(text, 'utf8')
+    const target = stream === 'stdout' ? this.#stdout : this.#stderr
+    if (this.#used + bytes <= this.#budget) {
+      this.#used += bytes
+      target.push(text)
+      return true
+    }
+    const room = this.#budget - this.#used
+    if (room > 0)
+      target.push(
+        Buffer.from(text, 'utf8')
+          .subarray(0, room)
+          .toString('utf8')
+          .replace(/\uFFFD$/, ''),
+      )
+    this.#used = this.#budget
+    this.#exceeded = true
+    return false
+  }
+
+  get exceeded(): boolean {
+    return this.#exceeded
+  }
+
+  /** Bytes still free for the result. */
+  get remaining(): number {
+    return this.#budget - this.#used
+  }
+
+  get stdout(): string {
+    return this.#stdout.join('')
+  }
+
+  get stderr(): string {
+    return this.#stderr.join('')
+  }
+}

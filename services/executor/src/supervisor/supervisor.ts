@@ -1,0 +1,296 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
+import type { RunJob } from '../engine.ts'
+import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
+import type { FromWorker, ToWorker } from '../worker/protocol.ts'
+import { FairQueue } from './fair-queue.ts'
+import { residentBytes, workerStackSizeKb } from './process-info.ts'
+
+const MiB = 1024 * 1024
+const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.meta.url))
+
+export interface SupervisorOptions {
+  /** Worker processes kept running (default 2, one per core of the reference machine). */
+  workers?: number
+  /** Jobs that may wait for a worker; past this, `run` refuses with QUEUE_FULL (default 64). */
+  queueLimit?: number
+  /** Time a job may overrun its wall limit before the supervisor kills its worker (default 250 ms). */
+  graceMs?: number
+  /** How often busy workers' RSS is sampled (default 20 ms). */
+  sampleMs?: number
+  /** RSS a worker may hold beyond the job's own memory budget (default 192 MiB). */
+  workerBaseRssMb?: number
+}
+
+interface Task {
+  id: number
+  job: RunJob
+  tenant: string
+  resolve: (outcome: RunOutcome) => void
+  reject: (error: Error) => void
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+}
+
+interface Worker {
+  process: ChildProcess
+  ready: boolean
+  task: Task | null
+  deadline: NodeJS.Timeout | null
+  rssLimit: number
+  startedAt: number
+  taskStartedAt: number
+  /** Why the supervisor killed this worker, so its exit is answered with the right status. */
+  killedFor: { status: RunOutcome['status']; error: GuestError } | null
+}
+
+export interface SupervisorStats {
+  workers: number
+  ready: number
+  busy: number
+  queued: number
+  restarts: number
+}
+
+/**
+ * Runs jobs in pre-started worker processes and enforces, from outside, what a guest could defeat
+ * inside: wall time (kill at the job's wall limit plus grace) and resident memory (sampled from
+ * /proc). A killed or crashed worker answers its job with `timeout`, `memory_limit` or `killed` and
+ * is replaced; the gateway process never runs guest code. Jobs queue fairly per tenant, bounded.
+ */
+export class Supervisor {
+  readonly #options: Required<SupervisorOptions>
+  readonly #workers = new Set<Worker>()
+  readonly #queue: FairQueue<Task>
+  #nextId = 1
+  #restarts = 0
+  #sampler: NodeJS.Timeout | null = null
+  #stopping = false
+
+  constructor(options: SupervisorOptions = {}) {
+    this.#options = {
+      workers: options.workers ?? 2,
+      queueLimit: options.queueLimit ?? 64,
+      graceMs: options.graceMs ?? 250,
+      sampleMs: options.sampleMs ?? 20,
+      workerBaseRssMb: options.workerBaseRssMb ?? 192,
+    }
+    this.#queue = new FairQueue(this.#options.queueLimit)
+  }
+
+  /** Starts the workers and resolves once all of them are ready to take jobs. */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = []
+    for (let i = 0; i < this.#options.workers; i++) ready.push(this.#spawn())
+    this.#sampler = setInterval(() => this.#sample(), this.#options.sampleMs)
+    this.#sampler.unref()
+    await Promise.all(ready)
+  }
+
+  /**
+   * Runs a job and answers its outcome; guest failures of every kind are outcomes, not throws.
+   * Throws `CordonError` QUEUE_FULL when the queue is full, SHUTTING_DOWN after `stop`.
+   */
+  run(job: RunJob, tenant: string, signal?: AbortSignal): Promise<RunOutcome> {
+    if (this.#stopping)
+      return Promise.reject(new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down'))
+    return new Promise<RunOutcome>((resolve, reject) => {
+      const task: Task = { id: this.#nextId++, job, tenant, resolve, reject, signal, onAbort: undefined }
+      if (!this.#queue.push(tenant, task)) {
+        reject(new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later'))
+        return
+      }
+      if (signal !== undefined) {
+        task.onAbort = () => this.#cancel(task)
+        signal.addEventListener('abort', task.onAbort, { once: true })
+      }
+      this.#pump()
+    })
+  }
+
+  stats(): SupervisorStats {
+    const workers = [...this.#workers]
+    return {
+      workers: workers.length,
+      ready: workers.filter((w) => w.ready).length,
+      busy: workers.filter((w) => w.task !== null).length,
+      queued: this.#queue.size,
+      restarts: this.#restarts,
+    }
+  }
+
+  /** Refuses new jobs, fails queued ones, kills every worker and waits for them to exit. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    if (this.#sampler !== null) clearInterval(this.#sampler)
+    for (const task of this.#queue.drain()) {
+      task.reject(new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down'))
+    }
+    const exits = [...this.#workers].map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (worker.process.exitCode !== null || worker.process.signalCode !== null) return resolve()
+          worker.process.once('exit', () => resolve())
+          this.#kill(worker, 'killed', { code: GuestErrorCode.CANCELLED, message: 'the service shut down' })
+        }),
+    )
+    await Promise.all(exits)
+  }
+
+  #spawn(): Promise<void> {
+    const child = fork(WORKER_ENTRY, [], {
+      execArgv: [
+        `--stack-size=${workerStackSizeKb()}`,
+        '--max-old-space-size=512',
+        '--disable-warning=ExperimentalWarning',
+      ],
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+      detached: true,
+    })
+    const worker: Worker = {
+      process: child,
+      ready: false,
+      task: null,
+      deadline: null,
+      rssLimit: 0,
+      startedAt: Date.now(),
+      taskStartedAt: 0,
+      killedFor: null,
+    }
+    this.#workers.add(worker)
+    return new Promise<void>((resolve) => {
+      child.on('message', (message: FromWorker) => {
+        if (message.type === 'ready') {
+          worker.ready = true
+          resolve()
+          this.#pump()
+        } else if (message.type === 'done') this.#finish(worker, message.id, message.outcome)
+      })
+      child.on('exit', () => {
+        resolve()
+        this.#onExit(worker)
+      })
+      child.on('error', () => this.#kill(worker, 'killed', crashed()))
+    })
+  }
+
+  #pump(): void {
+    for (const worker of this.#workers) {
+      if (!worker.ready || worker.task !== null) continue
+      const task = this.#queue.shift()
+      if (task === undefined) return
+      this.#assign(worker, task)
+    }
+  }
+
+  #assign(worker: Worker, task: Task): void {
+    const { limits } = task.job
+    worker.task = task
+    worker.taskStartedAt = performance.now()
+    worker.rssLimit =
+      (this.#options.workerBaseRssMb + limits.memoryMb) * MiB + HEAP_OVERHEAD_BYTES + limits.outputBytes * 8
+    worker.deadline = setTimeout(() => {
+      this.#kill(worker, 'timeout', {
+        code: GuestErrorCode.WALL_TIME_LIMIT,
+        message: `wall time limit of ${limits.wallMs} ms exceeded; the worker was killed`,
+      })
+    }, limits.wallMs + this.#options.graceMs)
+    const message: ToWorker = { type: 'run', id: task.id, job: task.job }
+    worker.process.send(message)
+  }
+
+  #finish(worker: Worker, id: number, outcome: RunOutcome): void {
+    const task = worker.task
+    if (task === null || task.id !== id || worker.killedFor !== null) return
+    this.#release(worker)
+    settle(task, outcome)
+    this.#pump()
+  }
+
+  #release(worker: Worker): void {
+    if (worker.deadline !== null) clearTimeout(worker.deadline)
+    worker.deadline = null
+    worker.task = null
+  }
+
+  #sample(): void {
+    for (const worker of this.#workers) {
+      if (worker.task === null || worker.killedFor !== null || worker.process.pid === undefined) continue
+      const rss = residentBytes(worker.process.pid)
+      if (rss !== null && rss > worker.rssLimit) {
+        this.#kill(worker, 'memory_limit', {
+          code: GuestErrorCode.MEMORY_LIMIT,
+          message: `memory limit of ${worker.task.job.limits.memoryMb} MiB exceeded; the worker was killed`,
+        })
+      }
+    }
+  }
+
+  #cancel(task: Task): void {
+    if (this.#queue.remove(task.tenant, task)) {
+      settle(
+        task,
+        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
+      )
+      return
+    }
+    for (const worker of this.#workers) {
+      if (worker.task === task)
+        this.#kill(worker, 'killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled' })
+    }
+  }
+
+  /** Kills the worker's whole process group; its exit answers the running job with `status`. */
+  #kill(worker: Worker, status: RunOutcome['status'], error: GuestError): void {
+    if (worker.killedFor === null) worker.killedFor = { status, error }
+    const pid = worker.process.pid
+    try {
+      if (pid !== undefined) process.kill(-pid, 'SIGKILL')
+    } catch {
+      worker.process.kill('SIGKILL')
+    }
+  }
+
+  #onExit(worker: Worker): void {
+    this.#workers.delete(worker)
+    const task = worker.task
+    this.#release(worker)
+    if (task !== null) {
+      const reason = worker.killedFor ?? { status: 'killed' as const, error: crashed() }
+      settle(
+        task,
+        outcomeOf(reason.status, reason.error, Math.round(performance.now() - worker.taskStartedAt)),
+      )
+    }
+    if (this.#stopping) return
+    this.#restarts++
+    // A worker that dies by itself right after starting is restarted after a pause, never in a tight loop.
+    const crashedEarly = worker.killedFor === null && Date.now() - worker.startedAt < 1000
+    const respawn = () => {
+      if (!this.#stopping) void this.#spawn()
+    }
+    if (crashedEarly) setTimeout(respawn, 500).unref()
+    else respawn()
+    this.#pump()
+  }
+}
+
+function crashed(): GuestError {
+  return { code: GuestErrorCode.WORKER_CRASHED, message: 'the worker process running this job died' }
+}
+
+function outcomeOf(status: RunOutcome['status'], error: GuestError, wallMs = 0): RunOutcome {
+  return { status, result: null, stdout: '', stderr: '', error, usage: { cpuMs: 0, wallMs, memoryBytes: 0 } }
+}
+
+function settle(task: Task, outcome: RunOutcome): void {
+  if (task.signal !== undefined && task.onAbort !== undefined)
+    task.signal.removeEventListener('abort', task.onAbort)
+  task.resolve(outcome)
+}

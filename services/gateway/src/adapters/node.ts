@@ -1,0 +1,39 @@
+import { resolve } from 'node:path'
+import { startNodeServer } from '../server.ts'
+
+// Node entry point: configuration from the environment (DESIGN.md contract v1).
+const port = Number(process.env.PORT ?? '8787')
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`cordon: PORT must be a port number, got "${process.env.PORT}"`)
+  process.exit(2)
+}
+const dataDir = resolve(process.env.CORDON_DATA_DIR ?? './.cordon')
+const workers = process.env.CORDON_WORKERS === undefined ? undefined : Number(process.env.CORDON_WORKERS)
+
+const server = await startNodeServer({
+  port,
+  hostname: process.env.HOST ?? '127.0.0.1',
+  dataDir,
+  adminToken: process.env.CORDON_ADMIN_TOKEN,
+  ...(workers === undefined ? {} : { workers }),
+})
+
+console.log(`cordon: listening on ${server.url} (data: ${dataDir})`)
+if (server.tokenGenerated) {
+  console.log(`cordon: generated admin token (shown once; stored in ${dataDir}/admin-token):`)
+  console.log(`  ${server.adminToken}`)
+}
+if (server.abandoned > 0) console.log(`cordon: marked ${server.abandoned} interrupted execution(s) as killed`)
+
+let stopping = false
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1)
+    stopping = true
+    console.log(`cordon: ${signal}, shutting down`)
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  })
+}

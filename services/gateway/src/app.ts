@@ -1,0 +1,79 @@
+import { CordonError, ErrorCode } from '@cordon/contracts'
+import type { Harness } from '@cordon/harness'
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { Authenticator } from './auth.ts'
+import { type Env, errorBody } from './http.ts'
+import { agentRoutes } from './routes/agents.ts'
+import { executionRoutes } from './routes/executions.ts'
+import { profileRoutes } from './routes/profiles.ts'
+
+export interface AppOptions {
+  harness: Harness
+  auth: Authenticator
+  /** Largest request body accepted, in bytes (default 1 MiB). */
+  maxBodyBytes?: number
+  /** Extra detail for `/healthz` (worker pool state). */
+  health?: () => Record<string, unknown>
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+/**
+ * The HTTP API as one Hono app, runtime-neutral: Node and Workers adapters serve the same app.
+ * Every route but `/healthz` needs a bearer token; every error is `{ error: { code, message } }`;
+ * an unexpected failure is a bare INTERNAL 500 with nothing of the request or stack in it.
+ */
+export function createApp(options: AppOptions): Hono<Env> {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  const app = new Hono<Env>()
+
+  app.onError((error, c) => {
+    if (error instanceof CordonError) return c.json(errorBody(error), error.status)
+    console.error(
+      `cordon: unhandled ${error instanceof Error ? error.name : 'error'} on ${c.req.method} ${c.req.routePath}`,
+    )
+    return c.json(errorBody(new CordonError(ErrorCode.INTERNAL, 'internal error')), 500)
+  })
+  app.notFound((c) =>
+    c.json(
+      errorBody(new CordonError(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`)),
+      404,
+    ),
+  )
+
+  app.get('/healthz', (c) => c.json({ ok: true, ...(options.health?.() ?? {}) }))
+
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('authorization') ?? ''
+    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)
+    if (match?.[1] === undefined) {
+      c.header('WWW-Authenticate', 'Bearer')
+      throw new CordonError(
+        ErrorCode.UNAUTHENTICATED,
+        'missing bearer token: send "Authorization: Bearer <token>"',
+      )
+    }
+    const principal = options.auth.authenticate(match[1])
+    if (principal === null) {
+      c.header('WWW-Authenticate', 'Bearer error="invalid_token"')
+      throw new CordonError(ErrorCode.UNAUTHENTICATED, 'invalid bearer token')
+    }
+    c.set('principal', principal)
+    await next()
+  })
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds ${maxBodyBytes} bytes`)
+      },
+    }),
+  )
+
+  app.route('/v1/profiles', profileRoutes(options.harness))
+  app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
+  app.route('/v1/executions', executionRoutes(options.harness))
+  return app
+}

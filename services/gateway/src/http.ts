@@ -1,0 +1,105 @@
+import { CordonError, type ErrorBody, ErrorCode, type JsonValue, parseJsonBounded } from '@cordon/contracts'
+import { type DocumentFormat, NAME_PATTERN } from '@cordon/policy'
+import type { Context } from 'hono'
+import type { Principal, Scope } from './auth.ts'
+import { hasScope } from './auth.ts'
+
+export type Env = { Variables: { principal: Principal } }
+
+/** JSON error body of the contract: `{ error: { code, message } }`. */
+export function errorBody(error: CordonError): ErrorBody {
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.issues === undefined ? {} : { issues: error.issues }),
+    },
+  }
+}
+
+export function requireScope(c: Context<Env>, scope: Scope): Principal {
+  const principal = c.get('principal')
+  if (!hasScope(principal, scope)) {
+    throw new CordonError(ErrorCode.FORBIDDEN, `this API key lacks the "${scope}" scope`)
+  }
+  return principal
+}
+
+/** A resource name from the URL, checked against the one naming rule. */
+export function nameParam(c: Context<Env>, param: string): string {
+  const name = c.req.param(param) ?? ''
+  if (!NAME_PATTERN.test(name)) {
+    throw new CordonError(
+      ErrorCode.BAD_REQUEST,
+      `invalid ${param} name: use 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit`,
+    )
+  }
+  return name
+}
+
+const FORMATS: Record<string, DocumentFormat> = {
+  'application/json': 'json',
+  'application/yaml': 'yaml',
+  'application/x-yaml': 'yaml',
+  'text/yaml': 'yaml',
+  'text/x-yaml': 'yaml',
+  'text/markdown': 'markdown',
+  'text/x-markdown': 'markdown',
+}
+/** Content types that say nothing about the document (curl's default for -d, for instance). */
+const UNSPECIFIED = new Set([
+  '',
+  'application/x-www-form-urlencoded',
+  'text/plain',
+  'application/octet-stream',
+])
+
+/** Reads a declaration body and its format (from Content-Type, or sniffed when none is given). */
+export async function readDocument(
+  c: Context<Env>,
+  allowed: readonly DocumentFormat[],
+): Promise<{ text: string; format: DocumentFormat }> {
+  const type = (c.req.header('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+  const text = await c.req.text()
+  let format = FORMATS[type]
+  if (format === undefined) {
+    if (!UNSPECIFIED.has(type)) throw unsupported(type, allowed)
+    format = sniff(text)
+  }
+  if (!allowed.includes(format)) throw unsupported(type, allowed)
+  if (text.trim().length === 0) throw new CordonError(ErrorCode.MALFORMED_BODY, 'the request body is empty')
+  return { text, format }
+}
+
+function sniff(text: string): DocumentFormat {
+  const start = text.trimStart()
+  if (start.startsWith('{')) return 'json'
+  if (start.startsWith('---')) return 'markdown'
+  return 'yaml'
+}
+
+function unsupported(type: string, allowed: readonly DocumentFormat[]): CordonError {
+  const names = { json: 'application/json', yaml: 'application/yaml', markdown: 'text/markdown' }
+  return new CordonError(
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    `unsupported content type "${type}"; send one of ${allowed.map((f) => names[f]).join(', ')}`,
+  )
+}
+
+/** Maximum nesting of any JSON request body. */
+export const MAX_JSON_DEPTH = 64
+
+/** Reads a JSON request body, bounded in size (by the body limit) and depth. */
+export async function readJson(c: Context<Env>, maxBytes: number): Promise<JsonValue> {
+  const type = (c.req.header('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+  if (type !== 'application/json' && !UNSPECIFIED.has(type)) {
+    throw new CordonError(
+      ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+      `unsupported content type "${type}"; send application/json`,
+    )
+  }
+  const parsed = parseJsonBounded(await c.req.text(), { maxBytes, maxDepth: MAX_JSON_DEPTH })
+  if (parsed.ok) return parsed.value
+  if (parsed.reason === 'too_large') throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, parsed.message)
+  throw new CordonError(ErrorCode.MALFORMED_BODY, `malformed JSON: ${parsed.message}`)
+}

@@ -1,0 +1,65 @@
+import { ENGINES, LANGUAGES } from '@cordon/contracts'
+import type { Harness } from '@cordon/harness'
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { type Env, nameParam, readDocument, readJson, requireScope } from '../http.ts'
+import { validated } from '../validate.ts'
+
+/** Guest source is bounded on its own, below the body limit. */
+export const MAX_CODE_BYTES = 256 * 1024
+
+const ExecuteBody = z.strictObject({
+  language: z.enum(LANGUAGES),
+  code: z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((code) => Buffer.byteLength(code) <= MAX_CODE_BYTES, `must be at most ${MAX_CODE_BYTES} bytes`),
+  input: z.json().optional(),
+  engine: z.enum(ENGINES).optional(),
+})
+
+export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
+  const app = new Hono<Env>()
+  app.get('/', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const items = harness.listAgents(tenant).map((stored) => {
+      const agent = JSON.parse(stored.document) as { description?: string; model?: string; sandbox: unknown }
+      return {
+        name: stored.name,
+        description: agent.description ?? null,
+        model: agent.model ?? null,
+        sandbox: typeof agent.sandbox === 'string' ? agent.sandbox : 'inline',
+        updatedAt: stored.updatedAt,
+      }
+    })
+    return c.json({ items })
+  })
+  app.get('/:name', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    return c.json(harness.getAgent(tenant, nameParam(c, 'name')))
+  })
+  app.put('/:name', async (c) => {
+    const { tenant } = requireScope(c, 'deploy')
+    const name = nameParam(c, 'name')
+    const { text, format } = await readDocument(c, ['json', 'yaml', 'markdown'])
+    return c.json(harness.putAgent(tenant, name, text, format))
+  })
+  app.delete('/:name', (c) => {
+    const { tenant } = requireScope(c, 'deploy')
+    harness.deleteAgent(tenant, nameParam(c, 'name'))
+    return c.body(null, 204)
+  })
+  app.post('/:name/executions', async (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const name = nameParam(c, 'name')
+    const body = validated(ExecuteBody, await readJson(c, maxBodyBytes), 'execution request')
+    const record = await harness.execute(tenant, name, {
+      language: body.language,
+      code: body.code,
+      input: body.input ?? null,
+      engine: body.engine,
+    })
+    return c.json(record)
+  })
+  return app
+}

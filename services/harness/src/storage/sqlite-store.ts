@@ -1,0 +1,210 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { ExecutionRecord, RunOutcome } from '@cordon/contracts'
+import Database from 'better-sqlite3'
+import type { Store, StoredDocument } from './store.ts'
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE profiles (
+     tenant TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, source TEXT NOT NULL,
+     format TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+     PRIMARY KEY (tenant, name)) WITHOUT ROWID;
+   CREATE TABLE agents (
+     tenant TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, source TEXT NOT NULL,
+     format TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+     PRIMARY KEY (tenant, name)) WITHOUT ROWID;
+   CREATE TABLE executions (
+     id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, engine TEXT NOT NULL,
+     language TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, created_at TEXT NOT NULL,
+     finished_at TEXT);
+   CREATE INDEX executions_by_agent ON executions (tenant, agent, created_at);`,
+]
+
+interface DocumentRow {
+  name: string
+  document: string
+  source: string
+  format: StoredDocument['format']
+  created_at: string
+  updated_at: string
+}
+
+interface ExecutionRow {
+  id: string
+  agent: string
+  engine: ExecutionRecord['engine']
+  language: ExecutionRecord['language']
+  status: string
+  outcome: string | null
+  created_at: string
+  finished_at: string | null
+}
+
+/**
+ * The embedded store: one SQLite file (WAL, synchronous=NORMAL) under the data directory.
+ * Statements are prepared once; the schema is versioned with `user_version`.
+ */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database
+  readonly #sql
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
+    this.#db = new Database(file)
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma('synchronous = NORMAL')
+    this.#db.pragma('foreign_keys = ON')
+    this.#db.pragma('busy_timeout = 5000')
+    this.#migrate()
+    const db = this.#db
+    const docs = (table: 'profiles' | 'agents') => ({
+      upsert: db.prepare(
+        `INSERT INTO ${table} (tenant, name, document, source, format, created_at, updated_at)
+         VALUES (@tenant, @name, @document, @source, @format, @now, @now)
+         ON CONFLICT (tenant, name) DO UPDATE SET document = excluded.document, source = excluded.source,
+           format = excluded.format, updated_at = excluded.updated_at`,
+      ),
+      get: db.prepare<[string, string], DocumentRow>(
+        `SELECT name, document, source, format, created_at, updated_at FROM ${table} WHERE tenant = ? AND name = ?`,
+      ),
+      list: db.prepare<[string], DocumentRow>(
+        `SELECT name, document, source, format, created_at, updated_at FROM ${table} WHERE tenant = ? ORDER BY name`,
+      ),
+      remove: db.prepare<[string, string]>(`DELETE FROM ${table} WHERE tenant = ? AND name = ?`),
+    })
+    this.#sql = {
+      profiles: docs('profiles'),
+      agents: docs('agents'),
+      beginExecution: db.prepare(
+        `INSERT INTO executions (id, tenant, agent, engine, language, status, created_at)
+         VALUES (@id, @tenant, @agent, @engine, @language, 'running', @createdAt)`,
+      ),
+      finishExecution: db.prepare(
+        `UPDATE executions SET status = @status, outcome = @outcome, finished_at = @finishedAt
+         WHERE tenant = @tenant AND id = @id`,
+      ),
+      getExecution: db.prepare<[string, string], ExecutionRow>(
+        `SELECT id, agent, engine, language, status, outcome, created_at, finished_at
+         FROM executions WHERE tenant = ? AND id = ?`,
+      ),
+      abandonRunning: db.prepare(
+        `UPDATE executions SET status = 'killed', outcome = @outcome, finished_at = @now WHERE status = 'running'`,
+      ),
+    }
+  }
+
+  #migrate(): void {
+    const version = this.#db.pragma('user_version', { simple: true }) as number
+    if (version > MIGRATIONS.length) {
+      throw new Error(`database schema version ${version} is newer than this build understands`)
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.#db.transaction(() => {
+        this.#db.exec(MIGRATIONS[v] ?? '')
+        this.#db.pragma(`user_version = ${v + 1}`)
+      })()
+    }
+  }
+
+  putProfile(tenant: string, doc: Omit<StoredDocument, 'createdAt' | 'updatedAt'>): StoredDocument {
+    return this.#put('profiles', tenant, doc)
+  }
+
+  getProfile(tenant: string, name: string): StoredDocument | null {
+    return fromRow(this.#sql.profiles.get.get(tenant, name))
+  }
+
+  listProfiles(tenant: string): StoredDocument[] {
+    return this.#sql.profiles.list.all(tenant).map((row) => fromRow(row) as StoredDocument)
+  }
+
+  putAgent(tenant: string, doc: Omit<StoredDocument, 'createdAt' | 'updatedAt'>): StoredDocument {
+    return this.#put('agents', tenant, doc)
+  }
+
+  getAgent(tenant: string, name: string): StoredDocument | null {
+    return fromRow(this.#sql.agents.get.get(tenant, name))
+  }
+
+  listAgents(tenant: string): StoredDocument[] {
+    return this.#sql.agents.list.all(tenant).map((row) => fromRow(row) as StoredDocument)
+  }
+
+  deleteAgent(tenant: string, name: string): boolean {
+    return this.#sql.agents.remove.run(tenant, name).changes > 0
+  }
+
+  #put(
+    table: 'profiles' | 'agents',
+    tenant: string,
+    doc: Omit<StoredDocument, 'createdAt' | 'updatedAt'>,
+  ): StoredDocument {
+    const statements = this.#sql[table]
+    statements.upsert.run({ tenant, ...doc, now: new Date().toISOString() })
+    return fromRow(statements.get.get(tenant, doc.name)) as StoredDocument
+  }
+
+  beginExecution(tenant: string, record: ExecutionRecord): void {
+    const { id, agent, engine, language, createdAt } = record
+    this.#sql.beginExecution.run({ tenant, id, agent, engine, language, createdAt })
+  }
+
+  finishExecution(tenant: string, id: string, outcome: RunOutcome, finishedAt: string): void {
+    this.#sql.finishExecution.run({
+      tenant,
+      id,
+      status: outcome.status,
+      outcome: JSON.stringify(outcome),
+      finishedAt,
+    })
+  }
+
+  getExecution(tenant: string, id: string): ExecutionRecord | null {
+    const row = this.#sql.getExecution.get(tenant, id)
+    if (row === undefined) return null
+    const outcome: Partial<RunOutcome> = row.outcome === null ? {} : (JSON.parse(row.outcome) as RunOutcome)
+    return {
+      id: row.id,
+      agent: row.agent,
+      engine: row.engine,
+      language: row.language,
+      status: row.status as ExecutionRecord['status'],
+      result: outcome.result ?? null,
+      stdout: outcome.stdout ?? '',
+      stderr: outcome.stderr ?? '',
+      error: outcome.error ?? null,
+      usage: outcome.usage ?? { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+      createdAt: row.created_at,
+      finishedAt: row.finished_at,
+    }
+  }
+
+  abandonRunning(reason: string): number {
+    const outcome: RunOutcome = {
+      status: 'killed',
+      result: null,
+      stdout: '',
+      stderr: '',
+      error: { code: 'WORKER_CRASHED', message: reason },
+      usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+    }
+    return this.#sql.abandonRunning.run({ outcome: JSON.stringify(outcome), now: new Date().toISOString() })
+      .changes
+  }
+
+  close(): void {
+    this.#db.close()
+  }
+}
+
+function fromRow(row: DocumentRow | undefined): StoredDocument | null {
+  if (row === undefined) return null
+  return {
+    name: row.name,
+    document: row.document,
+    source: row.source,
+    format: row.format,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}

@@ -1,0 +1,79 @@
+import YAML from 'yaml'
+
+export type DocumentFormat = 'json' | 'yaml' | 'markdown'
+
+export type DocumentResult = { ok: true; value: unknown } | { ok: false; message: string }
+
+/** A YAML document may not expand aliases more than this (billion-laughs guard). */
+const MAX_YAML_ALIASES = 64
+
+/**
+ * Parses a declaration document. Markdown is YAML front matter between `---` lines, and the body after
+ * it becomes `instructions`. Duplicate keys and multi-document YAML are errors. Pure.
+ */
+export function parseDocument(text: string, format: DocumentFormat): DocumentResult {
+  switch (format) {
+    case 'json':
+      return parseJson(text)
+    case 'yaml':
+      return parseYaml(text)
+    case 'markdown':
+      return parseMarkdown(text)
+  }
+}
+
+function parseJson(text: string): DocumentResult {
+  try {
+    return { ok: true, value: JSON.parse(text) }
+  } catch (error) {
+    return { ok: false, message: `malformed JSON: ${error instanceof Error ? error.message : 'parse error'}` }
+  }
+}
+
+function parseYaml(text: string): DocumentResult {
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false, strict: true })
+  if (!Array.isArray(docs)) return { ok: false, message: 'malformed YAML: empty document' }
+  if (docs.length !== 1)
+    return { ok: false, message: `malformed YAML: expected one document, found ${docs.length}` }
+  const doc = docs[0]
+  if (doc === undefined) return { ok: false, message: 'malformed YAML: empty document' }
+  const problem = doc.errors[0] ?? doc.warnings[0]
+  if (problem !== undefined) return { ok: false, message: `malformed YAML: ${firstLine(problem.message)}` }
+  try {
+    return { ok: true, value: doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) }
+  } catch (error) {
+    return {
+      ok: false,
+      message: `malformed YAML: ${error instanceof Error ? firstLine(error.message) : 'parse error'}`,
+    }
+  }
+}
+
+const FRONT_MATTER = /^\uFEFF?---[ \t]*\r?\n([\s\S]*?)\r?\n---[ \t]*(?:\r?\n|$)/
+
+function parseMarkdown(text: string): DocumentResult {
+  const match = FRONT_MATTER.exec(text)
+  if (match === null) {
+    return {
+      ok: false,
+      message: 'malformed Markdown: expected YAML front matter between "---" lines at the top',
+    }
+  }
+  const front = parseYaml(match[1] ?? '')
+  if (!front.ok) return front
+  if (front.value === null || typeof front.value !== 'object' || Array.isArray(front.value)) {
+    return { ok: false, message: 'malformed Markdown: front matter must be a YAML mapping' }
+  }
+  const body = text.slice(match[0].length).trim()
+  if ('instructions' in front.value && body.length > 0) {
+    return {
+      ok: false,
+      message: 'instructions are given twice: in the front matter and as the Markdown body',
+    }
+  }
+  return { ok: true, value: body.length > 0 ? { ...front.value, instructions: body } : front.value }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0] ?? message
+}
