@@ -3,6 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type NodeServerOptions, type RunningServer, startNodeServer } from '@cordon/gateway'
 
+/** A parsed JSON response body; tests assert its shape with expect() instead of trusting a type. */
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by assertions, not by types
+export type Body = any
+
 export const TEST_TOKEN = 'test-admin-token-0123456789'
 
 export interface TestServer {
@@ -13,13 +17,13 @@ export interface TestServer {
     method: string,
     path: string,
     options?: { body?: unknown; raw?: string; contentType?: string; auth?: string | null },
-  ): Promise<{ status: number; body: any; headers: Headers }>
+  ): Promise<{ status: number; body: Body; headers: Headers }>
   /** POSTs an execution of `code` as `agent` and returns the response body (an execution record). */
   execute(
     code: string,
     extra?: Record<string, unknown>,
     agent?: string,
-  ): Promise<{ status: number; body: any }>
+  ): Promise<{ status: number; body: Body }>
   restart(): Promise<void>
   close(): Promise<void>
 }
