@@ -149,7 +149,7 @@ export class Supervisor {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
       },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
       detached: true,
     })
@@ -164,6 +164,7 @@ export class Supervisor {
       killedFor: null,
     }
     this.#workers.add(worker)
+    forwardLines(child, `cordon worker[${child.pid}]`)
     return new Promise<void>((resolve) => {
       child.on('message', (message: FromWorker) => {
         if (message.type === 'ready') {
@@ -279,6 +280,17 @@ export class Supervisor {
     else respawn()
     this.#pump()
   }
+}
+
+/** Worker diagnostics (engine assertions, crashes) go to the gateway's stderr, one prefixed line each. */
+function forwardLines(child: ChildProcess, prefix: string): void {
+  let pending = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n')
+    pending = (lines.pop() ?? '').slice(0, 4096)
+    for (const line of lines) if (line.length > 0) process.stderr.write(`${prefix}: ${line.slice(0, 4096)}\n`)
+  })
 }
 
 function crashed(): GuestError {

@@ -25,7 +25,7 @@ export const MAX_RESULT_DEPTH = 64
 /** Microtasks run between deadline checks. */
 const JOB_BATCH = 512
 
-type Stop = 'cpu' | 'wall' | 'output' | null
+type Stop = 'cpu' | 'wall' | 'output' | 'done' | null
 type Outcome = { status: ExecutionStatus; error: GuestError | null; result: JsonValue }
 
 export interface QuickJSEngineOptions {
@@ -54,7 +54,7 @@ export class QuickJSEngine implements Engine {
 
   async run(job: RunJob): Promise<RunOutcome> {
     const started = performance.now()
-    const cpuStart = process.cpuUsage()
+    const cpuStart = process.threadCpuUsage()
     const output = new OutputBuffer(job.limits.outputBytes)
     const finish = (
       status: ExecutionStatus,
@@ -62,7 +62,7 @@ export class QuickJSEngine implements Engine {
       result: JsonValue = null,
       memoryBytes = 0,
     ) => {
-      const cpu = process.cpuUsage(cpuStart)
+      const cpu = process.threadCpuUsage(cpuStart)
       return {
         status,
         result,
@@ -100,7 +100,7 @@ export class QuickJSEngine implements Engine {
         if (output.exceeded) stop = 'output'
         else if (performance.now() > wallDeadline) stop = 'wall'
         else {
-          const cpu = process.cpuUsage(cpuStart)
+          const cpu = process.threadCpuUsage(cpuStart)
           if (cpu.user + cpu.system > cpuDeadline) stop = 'cpu'
         }
         return stop !== null
@@ -139,6 +139,9 @@ export class QuickJSEngine implements Engine {
     } finally {
       if (!tainted) {
         try {
+          tainted = !drainJobs(runtime, () => {
+            stop ??= 'done'
+          })
           context?.dispose()
           runtime.dispose()
         } catch {
@@ -349,6 +352,20 @@ export class QuickJSEngine implements Engine {
   dispose(): void {
     this.#modules.dispose()
   }
+}
+
+/**
+ * Drops every job still queued (a guest may leave promise reactions behind, for instance after an
+ * out-of-memory error): with the interrupt flag raised each job stops at once. A context must hold
+ * no jobs when it is freed. Returns false when the queue would not empty.
+ */
+function drainJobs(runtime: QuickJSRuntime, raiseInterrupt: () => void): boolean {
+  raiseInterrupt()
+  for (let round = 0; round < 1000 && runtime.hasPendingJob(); round++) {
+    const jobs = runtime.executePendingJobs(64)
+    if (jobs.error) jobs.error.dispose()
+  }
+  return !runtime.hasPendingJob()
 }
 
 function timeout(code: GuestErrorCode, message: string) {

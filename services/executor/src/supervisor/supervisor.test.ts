@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { RunJob } from '../engine.ts'
+import { Supervisor } from './supervisor.ts'
+
+const limits = { cpuMs: 2000, wallMs: 3000, memoryMb: 16, outputBytes: 4096, bindingCalls: 0 }
+const job = (code: string, overrides: Partial<RunJob['limits']> = {}): RunJob => ({
+  engine: 'quickjs',
+  language: 'javascript',
+  code,
+  inputJSON: 'null',
+  limits: { ...limits, ...overrides },
+  tenantKey: 'tenant-a',
+})
+
+let supervisor: Supervisor | null = null
+afterEach(async () => {
+  await supervisor?.stop()
+  // Every worker process is gone after stop: nothing outlives the supervisor.
+  expect(supervisor?.stats().workers).toBe(0)
+  supervisor = null
+})
+
+describe('Supervisor', () => {
+  it('runs jobs in worker processes, never in the calling process', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const outcome = await supervisor.run(job('export default typeof process'), 't')
+    expect(outcome).toMatchObject({ status: 'ok', result: 'undefined' })
+  })
+
+  it('kills a worker whose RSS passes the limit, answers memory_limit and replaces it', async () => {
+    // A base RSS budget of 0 MiB makes any busy worker overrun: this exercises the outside line alone.
+    supervisor = new Supervisor({ workers: 1, workerBaseRssMb: 0 })
+    await supervisor.start()
+    const outcome = await supervisor.run(job('while (true) {}'), 't')
+    expect(outcome).toMatchObject({ status: 'memory_limit', error: { code: 'MEMORY_LIMIT' } })
+    expect(outcome.error?.message).toContain('worker was killed')
+    expect(supervisor.stats().restarts).toBe(1)
+  })
+
+  it('kills a job that outlives its wall time inside a long built-in, and the replacement serves', async () => {
+    supervisor = new Supervisor({ workers: 1, graceMs: 100 })
+    await supervisor.start()
+    const stuck = await supervisor.run(
+      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
+        wallMs: 200,
+        memoryMb: 512,
+      }),
+      't',
+    )
+    expect(stuck).toMatchObject({ status: 'timeout', error: { code: 'WALL_TIME_LIMIT' } })
+    const next = await supervisor.run(job('export default 40 + 2'), 't')
+    expect(next).toMatchObject({ status: 'ok', result: 42 })
+  })
+
+  it('keeps other workers serving while one is killed', async () => {
+    supervisor = new Supervisor({ workers: 2, graceMs: 100 })
+    await supervisor.start()
+    const stuck = supervisor.run(
+      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
+        wallMs: 300,
+        memoryMb: 512,
+      }),
+      'noisy',
+    )
+    const quick = await Promise.all(
+      [1, 2, 3].map((n) => supervisor?.run(job(`export default ${n}`), 'quiet')),
+    )
+    expect(quick.map((o) => o?.result)).toEqual([1, 2, 3])
+    expect((await stuck).status).toBe('timeout')
+  })
+
+  it('cancels a running job through its AbortSignal, killing the worker', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const controller = new AbortController()
+    const running = supervisor.run(job('while (true) {}'), 't', controller.signal)
+    setTimeout(() => controller.abort(), 100)
+    expect(await running).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
+  })
+
+  it('refuses new work after stop', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    await supervisor.stop()
+    await expect(supervisor.run(job('export default 1'), 't')).rejects.toMatchObject({
+      code: 'SHUTTING_DOWN',
+    })
+  })
+})
