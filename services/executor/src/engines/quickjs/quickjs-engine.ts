@@ -42,6 +42,7 @@ export interface QuickJSEngineOptions {
 export class QuickJSEngine implements Engine {
   readonly name = 'quickjs' as const
   readonly #modules: ModulePool
+  #liveRuntimes = 0
 
   constructor(options: QuickJSEngineOptions = {}) {
     this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 500 })
@@ -87,6 +88,7 @@ export class QuickJSEngine implements Engine {
 
     const lease = await this.#modules.acquire(job.tenantKey, job.limits.memoryMb)
     const runtime = lease.module.newRuntime()
+    this.#liveRuntimes++
     let context: QuickJSContext | null = null
     let tainted = false
     let stop: Stop = null
@@ -148,6 +150,8 @@ export class QuickJSEngine implements Engine {
           tainted = true
         }
       }
+      // A tainted module is dropped whole, runtime included.
+      this.#liveRuntimes--
       this.#modules.release(lease, tainted)
     }
   }
@@ -347,6 +351,11 @@ export class QuickJSEngine implements Engine {
       error: { code: GuestErrorCode.GUEST_EXCEPTION, message: message ? `${name}: ${message}` : name },
       result: null,
     }
+  }
+
+  /** QuickJS runtimes not yet disposed (0 between runs: nothing outlives an execution). */
+  get liveRuntimes(): number {
+    return this.#liveRuntimes
   }
 
   dispose(): void {

@@ -1,0 +1,138 @@
+import type { RunOutcome } from '@cordon/contracts'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import type { RunJob } from '../../engine.ts'
+import { QuickJSEngine } from './quickjs-engine.ts'
+
+const engine = new QuickJSEngine()
+const limits = { cpuMs: 1000, wallMs: 2000, memoryMb: 32, outputBytes: 65536, bindingCalls: 0 }
+const run = (code: string, extra: Partial<RunJob> = {}): Promise<RunOutcome> =>
+  engine.run({
+    engine: 'quickjs',
+    language: 'javascript',
+    code,
+    inputJSON: '{"a":2,"b":3}',
+    limits,
+    tenantKey: 'tenant-a',
+    ...extra,
+  })
+
+afterEach(() => {
+  expect(engine.liveRuntimes).toBe(0)
+})
+afterAll(() => engine.dispose())
+
+describe('the guest contract', () => {
+  it('uses the default export as the result', async () => {
+    expect(await run('export default { ok: [1, "two", null] }')).toMatchObject({
+      status: 'ok',
+      result: { ok: [1, 'two', null] },
+    })
+  })
+
+  it('calls a default-exported function with input and awaits it', async () => {
+    expect((await run('export default async ({ a, b }) => a * b')).result).toBe(6)
+  })
+
+  it('supports top-level await', async () => {
+    expect((await run('const v = await Promise.resolve(5); export default v + 1')).result).toBe(6)
+  })
+
+  it('answers null when there is no default export', async () => {
+    expect(await run('const x = 1')).toMatchObject({ status: 'ok', result: null })
+  })
+
+  it('exposes input as a global copy that the guest cannot use to change the argument', async () => {
+    const outcome = await run('input.a = 100; export default (arg) => [input.a, arg.a]')
+    expect(outcome.result).toEqual([100, 2])
+  })
+
+  it('runs TypeScript, enums included, with types stripped', async () => {
+    const code =
+      'enum Color { Red, Green }\nconst n: number = 40\nexport default (i: { a: number }): number => n + i.a + Color.Green'
+    expect(await run(code, { language: 'typescript' })).toMatchObject({ status: 'ok', result: 43 })
+  })
+
+  it('reports invalid TypeScript as a syntax error', async () => {
+    expect(await run('const x: = 1', { language: 'typescript' })).toMatchObject({
+      status: 'error',
+      error: { code: 'SYNTAX_ERROR' },
+    })
+  })
+
+  it('formats console output like Node for common values', async () => {
+    const outcome = await run(
+      'console.log("s", 1, true, null, undefined, [1, [2]], { k: "v" }, 5n); console.warn(new RangeError("r")); const o = {}; o.o = o; console.info(o)',
+    )
+    expect(outcome.stdout).toBe('s 1 true null undefined [ 1, [ 2 ] ] { k: "v" } 5n\n{ o: [Circular] }\n')
+    expect(outcome.stderr).toBe('RangeError: r\n')
+  })
+
+  it('has no host globals: only standard JavaScript plus console and input', async () => {
+    const outcome = await run(
+      'export default ["process","require","module","Buffer","setTimeout","setInterval","fetch","globalThis.process","__dirname","WebAssembly","std","os"].filter((n) => { try { return eval("typeof " + n) !== "undefined" } catch { return false } })',
+    )
+    expect(outcome.result).toEqual([])
+  })
+
+  it('refuses imports', async () => {
+    expect((await run('import fs from "node:fs"; export default 1')).error?.code).toBe('IMPORT_NOT_ALLOWED')
+  })
+
+  it('gives every run a fresh context: globals and prototype changes do not carry over', async () => {
+    await run('globalThis.leak = 1; Object.prototype.polluted = true; Array.prototype.push = null')
+    expect((await run('export default [typeof leak, typeof ({}).polluted, typeof [].push]')).result).toEqual([
+      'undefined',
+      'undefined',
+      'function',
+    ])
+  })
+
+  it('patching JSON, String or Promise in the guest does not change what the host reads', async () => {
+    const outcome = await run(
+      'JSON.stringify = () => "{\\"forged\\":true}"; String = () => "x"; Promise.prototype.then = function () {}; export default { real: true }',
+    )
+    expect(outcome).toMatchObject({ status: 'ok', result: { real: true } })
+  })
+})
+
+describe('limits inside the engine', () => {
+  it('stops a busy loop at cpuMs', async () => {
+    expect(await run('for (;;) {}', { limits: { ...limits, cpuMs: 50 } })).toMatchObject({
+      status: 'timeout',
+      error: { code: 'CPU_TIME_LIMIT' },
+    })
+  })
+
+  it('stops a guest that only waits at wallMs (CPU stays low)', async () => {
+    // A microtask ping-pong burns CPU, so give CPU room and let the wall deadline end it.
+    const outcome = await run(
+      'const spin = () => Promise.resolve().then(spin); spin(); await new Promise(() => {})',
+      {
+        limits: { ...limits, cpuMs: 5000, wallMs: 100 },
+      },
+    )
+    expect(outcome).toMatchObject({ status: 'timeout', error: { code: 'WALL_TIME_LIMIT' } })
+  })
+
+  it('bounds the wasm heap itself, not only QuickJS accounting', async () => {
+    const outcome = await run('const a = []; for (;;) a.push("x".repeat(4096) + a.length)', {
+      limits: { ...limits, memoryMb: 8 },
+    })
+    expect(outcome.status).toBe('memory_limit')
+    // The module's linear memory may not grow past the limit plus the fixed overhead.
+    expect(outcome.usage.memoryBytes).toBeLessThanOrEqual((8 + 16) * 1024 * 1024)
+  })
+
+  it('turns deep recursion into a guest error even on the default host stack', async () => {
+    // vitest's worker runs without the supervisor's --stack-size: the engine must still never throw.
+    const outcome = await run(
+      'let a = []; for (let i = 0; i < 1e5; i++) a = [a]; export default JSON.stringify(a)',
+    )
+    expect(outcome).toMatchObject({ status: 'error', error: { code: 'STACK_OVERFLOW' } })
+    expect((await run('export default "still fine"')).result).toBe('still fine')
+  })
+
+  it('reports a promise that can never settle', async () => {
+    expect((await run('await new Promise(() => {})')).error?.code).toBe('UNSETTLED_PROMISE')
+  })
+})

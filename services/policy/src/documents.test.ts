@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import { validateAgent } from './agent.ts'
+import { parseDocument } from './documents.ts'
+
+describe('parseDocument', () => {
+  it('parses YAML, JSON and Markdown with front matter', () => {
+    expect(parseDocument('a: 1\n', 'yaml')).toEqual({ ok: true, value: { a: 1 } })
+    expect(parseDocument('{"a":1}', 'json')).toEqual({ ok: true, value: { a: 1 } })
+    expect(parseDocument('---\na: 1\n---\n\nBody text.\n', 'markdown')).toEqual({
+      ok: true,
+      value: { a: 1, instructions: 'Body text.' },
+    })
+  })
+
+  it.each([
+    ['duplicate keys', 'a: 1\na: 2\n'],
+    ['two documents', 'a: 1\n---\nb: 2\n'],
+    ['an unclosed flow sequence', 'a: [1, 2\n'],
+    [
+      'an alias bomb',
+      `a: &a [x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c]\n`,
+    ],
+  ])('refuses YAML with %s', (_what, text) => {
+    expect(parseDocument(text, 'yaml').ok).toBe(false)
+  })
+
+  it('refuses Markdown that states instructions twice', () => {
+    const result = parseDocument('---\ninstructions: a\n---\nb\n', 'markdown')
+    expect(result).toMatchObject({ ok: false, message: expect.stringContaining('twice') })
+  })
+
+  it('refuses Markdown whose front matter is not a mapping', () => {
+    expect(parseDocument('---\n- a\n---\nbody\n', 'markdown').ok).toBe(false)
+  })
+})
+
+describe('validateAgent', () => {
+  const tool = { name: 'add', description: 'adds', language: 'javascript', code: 'export default 1' }
+
+  it('accepts a full declaration and defaults a tool input schema', () => {
+    const result = validateAgent({
+      name: 'a',
+      model: 'anthropic/claude-sonnet-4-6',
+      sandbox: 'strict',
+      tools: [tool],
+    })
+    expect(result).toMatchObject({ ok: true, agent: { tools: [{ input: { type: 'object' } }] } })
+  })
+
+  it.each([
+    ['an unknown key', { name: 'a', sandbox: 'strict', sandbx: 1 }],
+    ['two tools of one name', { name: 'a', sandbox: 'strict', tools: [tool, tool] }],
+    ['a model without provider', { name: 'a', sandbox: 'strict', model: 'gpt' }],
+    ['instructions over 64 KiB', { name: 'a', sandbox: 'strict', instructions: 'x'.repeat(70_000) }],
+    [
+      'a skill with a bad name',
+      { name: 'a', sandbox: 'strict', skills: [{ name: 'Bad Name', description: 'd' }] },
+    ],
+    ['no sandbox', { name: 'a' }],
+  ])('refuses %s', (_what, document) => {
+    expect(validateAgent(document).ok).toBe(false)
+  })
+})
