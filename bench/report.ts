@@ -1,0 +1,135 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { dirname } from 'node:path'
+import type { LoadResult } from './load.ts'
+
+/** The goal from the issue, checked (and printed) but never turned into a failing exit code. */
+export const GOAL = {
+  text: "the execution path sustains at least 20% of the bare route's throughput with p99 under 15 ms at 8 concurrent clients",
+  minThroughputPercent: 20,
+  maxP99Ms: 15,
+  connections: 8,
+} as const
+
+export interface TargetReport extends LoadResult {
+  label: string
+  url: string
+}
+
+export interface BenchReport {
+  startedAt: string
+  node: string
+  cpus: number
+  connections: number
+  warmupSeconds: number
+  durationSeconds: number
+  bare: TargetReport
+  execution: TargetReport
+  /** Execution throughput as a percentage of the bare route's. */
+  throughputPercent: number
+  goals: {
+    text: string
+    throughput: { targetPercent: number; actualPercent: number; met: boolean }
+    p99: { maxMs: number; actualMs: number; met: boolean }
+    connections: { required: number; actual: number; met: boolean }
+    met: boolean
+  }
+}
+
+export interface ReportInput {
+  startedAt: Date
+  connections: number
+  warmupSeconds: number
+  durationSeconds: number
+  bare: TargetReport
+  execution: TargetReport
+}
+
+/** Derives the ratio and the goal verdicts from two measured runs. */
+export function buildReport(input: ReportInput): BenchReport {
+  const throughputPercent = (100 * input.execution.requestsPerSecond) / input.bare.requestsPerSecond
+  const throughput = {
+    targetPercent: GOAL.minThroughputPercent,
+    actualPercent: throughputPercent,
+    met: throughputPercent >= GOAL.minThroughputPercent,
+  }
+  const p99Ms = input.execution.latencyMs.p99
+  const p99 = { maxMs: GOAL.maxP99Ms, actualMs: p99Ms, met: p99Ms < GOAL.maxP99Ms }
+  const connections = {
+    required: GOAL.connections,
+    actual: input.connections,
+    met: input.connections >= GOAL.connections,
+  }
+  return {
+    startedAt: input.startedAt.toISOString(),
+    node: process.version,
+    cpus: availableParallelism(),
+    connections: input.connections,
+    warmupSeconds: input.warmupSeconds,
+    durationSeconds: input.durationSeconds,
+    bare: input.bare,
+    execution: input.execution,
+    throughputPercent,
+    goals: {
+      text: GOAL.text,
+      throughput,
+      p99,
+      connections,
+      met: throughput.met && p99.met && connections.met,
+    },
+  }
+}
+
+/** The human-readable summary: one table with both targets, then the goal verdicts. */
+export function formatReport(report: BenchReport): string {
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'responses', '% of bare']
+  const row = (t: TargetReport) => [
+    t.label,
+    t.requestsPerSecond.toFixed(1),
+    t.latencyMs.p50.toFixed(2),
+    t.latencyMs.p99.toFixed(2),
+    String(t.requests),
+    `${((100 * t.requestsPerSecond) / report.bare.requestsPerSecond).toFixed(1)} %`,
+  ]
+  const { throughput, p99, connections } = report.goals
+  const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET')
+  return [
+    `Cordon bench: ${report.connections} connections, ${report.durationSeconds} s per target after a ` +
+      `${report.warmupSeconds} s warm-up; node ${report.node}, ${report.cpus} CPUs, load generator on the same machine`,
+    '',
+    ...table([header, row(report.bare), row(report.execution)]),
+    '',
+    `execution / bare throughput: ${report.throughputPercent.toFixed(1)} %`,
+    '',
+    `Goal: ${report.goals.text}`,
+    ...table([
+      ['check', 'goal', 'measured', 'verdict'],
+      [
+        'execution throughput vs bare',
+        `>= ${throughput.targetPercent} %`,
+        `${throughput.actualPercent.toFixed(1)} %`,
+        verdict(throughput.met),
+      ],
+      ['execution p99 latency', `< ${p99.maxMs} ms`, `${p99.actualMs.toFixed(2)} ms`, verdict(p99.met)],
+      ['concurrent clients', `${connections.required}`, `${connections.actual}`, verdict(connections.met)],
+    ]).map((line) => `  ${line}`),
+    `  overall: ${verdict(report.goals.met)}`,
+  ].join('\n')
+}
+
+/** Writes the report as JSON, creating the folder (git-ignored) if needed. */
+export function writeReport(path: string, report: BenchReport): void {
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`)
+}
+
+/** Left-aligned first column, right-aligned numbers, a rule under the header. */
+function table(rows: readonly (readonly string[])[]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0))) ?? []
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ')
+  const [head, ...body] = rows
+  return head === undefined
+    ? []
+    : [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)]
+}

@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type ChildServer, spawnChildServer } from './child-server.ts'
+import { Cleanup, message } from './cleanup.ts'
+import { assertClean, runLoad } from './load.ts'
+import { buildReport, formatReport, GOAL, type TargetReport, writeReport } from './report.ts'
+import { bareTarget, checkSample, executionTarget, type Target } from './targets.ts'
+
+// `npm run bench`: the trivial execution path against a bare Hono route, same client, same machine.
+// Exits 0 whether or not the goal is met, 1 if any request failed or a server misbehaved, 2 on bad
+// configuration, 130 when interrupted. See bench/README.md.
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
+const RESULTS_FILE = fileURLToPath(new URL('./results/latest.json', import.meta.url))
+const NODE_FLAGS = ['--disable-warning=ExperimentalWarning']
+const READY_TIMEOUT_MS = 60_000
+
+interface Config {
+  durationSeconds: number
+  warmupSeconds: number
+  connections: number
+}
+
+const config = readConfig()
+const cleanup = new Cleanup()
+const interrupt = new AbortController()
+process.on('exit', () => cleanup.runSync())
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupt.signal.aborted) {
+      // Second signal: stop waiting for a graceful shutdown.
+      cleanup.runSync()
+      process.exit(130)
+    }
+    console.error(`\nbench: ${signal}, stopping and cleaning up`)
+    interrupt.abort(new Error(`interrupted by ${signal}`))
+  })
+}
+
+try {
+  await main(config, interrupt.signal)
+} catch (error) {
+  if (interrupt.signal.aborted) {
+    console.error('bench: interrupted; no results written')
+    process.exitCode = 130
+  } else {
+    console.error(`\nbench: FAILED: ${message(error)}`)
+    process.exitCode = 1
+  }
+} finally {
+  await cleanup.run()
+}
+
+async function main({ durationSeconds, warmupSeconds, connections }: Config, signal: AbortSignal) {
+  const startedAt = new Date()
+  const dataDir = mkdtempSync(join(tmpdir(), 'cordon-bench-'))
+  cleanup.add({
+    name: `temp dir ${dataDir}`,
+    run: () => rm(dataDir, { recursive: true, force: true }),
+    runSync: () => rmSync(dataDir, { recursive: true, force: true }),
+  })
+  const token = `bench-${randomBytes(24).toString('base64url')}`
+
+  const gateway = track(
+    spawnChildServer({
+      name: 'gateway',
+      args: [...NODE_FLAGS, join(REPO_ROOT, 'services/gateway/src/adapters/node.ts')],
+      env: {
+        ...withoutServerEnv(process.env),
+        PORT: '0',
+        HOST: '127.0.0.1',
+        CORDON_DATA_DIR: dataDir,
+        CORDON_ADMIN_TOKEN: token,
+      },
+      readyLine: /^cordon: listening on (http:\/\/\S+)/,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    }),
+  )
+  const bare = track(
+    spawnChildServer({
+      name: 'bare',
+      args: [...NODE_FLAGS, join(REPO_ROOT, 'bench/bare-server.ts')],
+      env: withoutServerEnv(process.env),
+      readyLine: /^bare: listening on (http:\/\/\S+)/,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      ipc: true,
+    }),
+  )
+  console.log('bench: starting the gateway and the bare Hono server...')
+  const [gatewayURL, bareURL] = await abortable(Promise.all([gateway.ready, bare.ready]), signal)
+
+  const targets = [bareTarget(bareURL, token), executionTarget(gatewayURL, token)] as const
+  for (const target of targets) await checkSample(target)
+
+  const measured: TargetReport[] = []
+  for (const target of targets)
+    measured.push(await measure(target, { durationSeconds, warmupSeconds, connections }, signal))
+  const [bareReport, executionReport] = measured
+  if (bareReport === undefined || executionReport === undefined) throw new Error('a target was not measured')
+
+  const report = buildReport({
+    startedAt,
+    connections,
+    warmupSeconds,
+    durationSeconds,
+    bare: bareReport,
+    execution: executionReport,
+  })
+  console.log(`\n${formatReport(report)}\n`)
+  writeReport(RESULTS_FILE, report)
+  console.log(`bench: wrote ${RESULTS_FILE}`)
+}
+
+/** Warm-up, then the measured run, each checked for failures, then one more sample request. */
+async function measure(target: Target, config: Config, signal: AbortSignal): Promise<TargetReport> {
+  const load = { connections: config.connections, signal }
+  if (config.warmupSeconds > 0) {
+    console.log(`bench: ${target.label}: warming up for ${config.warmupSeconds} s`)
+    assertClean(target, 'warm-up', await runLoad(target, { ...load, durationSeconds: config.warmupSeconds }))
+  }
+  console.log(`bench: ${target.label}: measuring for ${config.durationSeconds} s`)
+  const result = await runLoad(target, { ...load, durationSeconds: config.durationSeconds })
+  assertClean(target, 'measured run', result)
+  await checkSample(target)
+  return { label: target.label, url: target.url, ...result }
+}
+
+function track(server: ChildServer): ChildServer {
+  cleanup.add({ name: server.name, run: () => server.stop(), runSync: () => server.killNow() })
+  return server
+}
+
+/** Settings the servers read from the environment are set explicitly, never inherited. */
+function withoutServerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(([key]) => !key.startsWith('CORDON_') && key !== 'PORT' && key !== 'HOST'),
+  )
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted()
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+function readConfig(): Config {
+  const seconds = (name: string, fallback: number, min: number) => {
+    const raw = process.env[name]
+    if (raw === undefined || raw.trim() === '') return fallback
+    const value = Number(raw)
+    if (!Number.isFinite(value) || value < min) {
+      console.error(`bench: ${name} must be a number of seconds >= ${min}, got "${raw}"`)
+      process.exit(2)
+    }
+    return value
+  }
+  return {
+    durationSeconds: seconds('BENCH_DURATION', 10, 1),
+    warmupSeconds: seconds('BENCH_WARMUP', 2, 0),
+    connections: GOAL.connections,
+  }
+}
