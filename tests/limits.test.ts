@@ -5,7 +5,8 @@ import { startTestServer, type TestServer } from './helpers/server.ts'
 let t: TestServer
 beforeAll(async () => {
   t = await startTestServer()
-  const limits = { cpuMs: 500, wallMs: 1000, memoryMb: 24, outputBytes: 2048, bindingCalls: 0 }
+  // wallMs is far above cpuMs so that a loaded machine (CI runs test files in parallel) still hits CPU first.
+  const limits = { cpuMs: 400, wallMs: 4000, memoryMb: 24, outputBytes: 2048, bindingCalls: 0 }
   await t.request('PUT', '/v1/profiles/limited', {
     body: { engines: ['quickjs'], languages: ['javascript', 'typescript'], limits },
   })
