@@ -30,3 +30,23 @@ describe('the README example', () => {
     expect(again.body).toMatchObject({ id: res.body.id, status: 'ok', result: 5 })
   })
 })
+
+describe('API description', () => {
+  it('serves the OpenAPI document without a token, listing every route', async () => {
+    const res = await t.request('GET', '/openapi.json', { auth: null })
+    expect(res.status).toBe(200)
+    expect(res.body.openapi).toBe('3.1.0')
+    expect(Object.keys(res.body.paths)).toEqual(
+      expect.arrayContaining(['/v1/agents/{name}/executions', '/v1/executions/{id}', '/v1/profiles/{name}']),
+    )
+    expect(res.body.components.schemas.ExecuteRequest.required).toEqual(['language', 'code'])
+  })
+
+  it('serves a self-contained HTML page at /docs', async () => {
+    const res = await t.request('GET', '/docs', { auth: null })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('text/html')
+    expect(res.body).toContain('/v1/agents/{name}/executions')
+    expect(res.body).not.toContain('<script')
+  })
+})

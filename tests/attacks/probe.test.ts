@@ -5,7 +5,7 @@ let t: TestServer
 beforeAll(async () => {
   t = await startTestServer()
   await t.request('PUT', '/v1/profiles/attack', {
-    raw: 'name: attack\nengines: [quickjs]\nlanguages: [javascript, typescript]\nlimits: { cpuMs: 300, wallMs: 1500, memoryMb: 32, outputBytes: 65536, bindingCalls: 0 }\n',
+    raw: 'name: attack\nengines: [quickjs]\nlanguages: [javascript, typescript]\nlimits: { cpuMs: 300, wallMs: 1500, memoryMb: 16, outputBytes: 65536, bindingCalls: 0 }\n',
     contentType: 'application/yaml',
   })
   await t.request('PUT', '/v1/agents/attacker', { body: { name: 'attacker', sandbox: 'attack' } })

@@ -4,6 +4,7 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Authenticator } from './auth.ts'
 import { type Env, errorBody } from './http.ts'
+import { docsPage, openAPIDocument } from './openapi.ts'
 import { agentRoutes } from './routes/agents.ts'
 import { executionRoutes } from './routes/executions.ts'
 import { profileRoutes } from './routes/profiles.ts'
@@ -43,6 +44,10 @@ export function createApp(options: AppOptions): Hono<Env> {
   )
 
   app.get('/healthz', (c) => c.json({ ok: true, ...(options.health?.() ?? {}) }))
+  const openapi = openAPIDocument()
+  const docs = docsPage(openapi)
+  app.get('/openapi.json', (c) => c.json(openapi))
+  app.get('/docs', (c) => c.html(docs))
 
   app.use('/v1/*', async (c, next) => {
     const header = c.req.header('authorization') ?? ''

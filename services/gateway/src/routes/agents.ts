@@ -8,7 +8,8 @@ import { validated } from '../validate.ts'
 /** Guest source is bounded on its own, below the body limit. */
 export const MAX_CODE_BYTES = 256 * 1024
 
-const ExecuteBody = z.strictObject({
+/** The body of `POST /v1/agents/{name}/executions`. */
+export const ExecuteBody = z.strictObject({
   language: z.enum(LANGUAGES),
   code: z
     .string()

@@ -1,0 +1,218 @@
+import { ENGINES, ErrorCode, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } from '@cordon/contracts'
+import { AgentSchema, ProfileSchema } from '@cordon/policy'
+import { z } from 'zod'
+import { ExecuteBody } from './routes/agents.ts'
+
+const json = (schema: z.ZodType) => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'any',
+  }) as Record<string, unknown>
+  return rest
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
+const content = (name: string) => ({ 'application/json': { schema: ref(name) } })
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [String(s), { description: 'error', content: content('Error') }]))
+const nameParam = (what: string) => ({
+  name: 'name',
+  in: 'path',
+  required: true,
+  description: `${what} name`,
+  schema: { type: 'string' },
+})
+const documentBody = (schema: string, markdown: boolean) => ({
+  required: true,
+  content: {
+    'application/json': { schema: ref(schema) },
+    'application/yaml': { schema: ref(schema) },
+    ...(markdown
+      ? { 'text/markdown': { schema: { type: 'string', description: 'YAML front matter + instructions' } } }
+      : {}),
+  },
+})
+
+/** The OpenAPI 3.1 description of the HTTP API, built from the same zod schemas that validate requests. */
+export function openAPIDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Cordon',
+      version: '1',
+      description:
+        'Secure execution service for AI agents. Every /v1 route needs `Authorization: Bearer <token>`.',
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Profile: json(ProfileSchema),
+        Agent: json(AgentSchema),
+        ExecuteRequest: json(ExecuteBody),
+        ExecutionRecord: {
+          type: 'object',
+          required: [
+            'id',
+            'agent',
+            'engine',
+            'language',
+            'status',
+            'result',
+            'stdout',
+            'stderr',
+            'error',
+            'usage',
+          ],
+          properties: {
+            id: { type: 'string' },
+            agent: { type: 'string' },
+            engine: { enum: [...ENGINES] },
+            language: { enum: [...LANGUAGES] },
+            status: { enum: [...EXECUTION_STATUSES, 'running'] },
+            result: {},
+            stdout: { type: 'string' },
+            stderr: { type: 'string' },
+            error: {
+              oneOf: [
+                { type: 'null' },
+                {
+                  type: 'object',
+                  properties: { code: { enum: Object.values(GuestErrorCode) }, message: { type: 'string' } },
+                },
+              ],
+            },
+            usage: {
+              type: 'object',
+              properties: {
+                cpuMs: { type: 'number' },
+                wallMs: { type: 'number' },
+                memoryBytes: { type: 'number' },
+              },
+            },
+            createdAt: { type: 'string', format: 'date-time' },
+            finishedAt: { type: ['string', 'null'], format: 'date-time' },
+          },
+        },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { enum: Object.values(ErrorCode) },
+                message: { type: 'string' },
+                issues: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: { path: { type: 'string' }, message: { type: 'string' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/healthz': {
+        get: {
+          summary: 'Liveness and worker pool state',
+          security: [],
+          responses: { 200: { description: 'ok' } },
+        },
+      },
+      '/v1/profiles': {
+        get: {
+          summary: 'List profiles (built-in and own)',
+          responses: { 200: { description: 'items' }, ...errors(401, 403) },
+        },
+      },
+      '/v1/profiles/{name}': {
+        parameters: [nameParam('profile')],
+        get: {
+          summary: 'The effective profile',
+          responses: {
+            200: { description: 'profile', content: content('Profile') },
+            ...errors(401, 403, 404),
+          },
+        },
+        put: {
+          summary: 'Create or replace a profile (JSON or YAML)',
+          requestBody: documentBody('Profile', false),
+          responses: {
+            200: { description: 'the stored profile', content: content('Profile') },
+            ...errors(400, 401, 403, 409, 413, 415, 422),
+          },
+        },
+      },
+      '/v1/agents': {
+        get: { summary: 'List agents', responses: { 200: { description: 'items' }, ...errors(401, 403) } },
+      },
+      '/v1/agents/{name}': {
+        parameters: [nameParam('agent')],
+        get: {
+          summary: 'An agent declaration',
+          responses: { 200: { description: 'agent', content: content('Agent') }, ...errors(401, 403, 404) },
+        },
+        put: {
+          summary: 'Create or replace an agent (JSON, YAML, or Markdown with front matter)',
+          requestBody: documentBody('Agent', true),
+          responses: {
+            200: { description: 'the stored agent', content: content('Agent') },
+            ...errors(400, 401, 403, 404, 413, 415, 422),
+          },
+        },
+        delete: {
+          summary: 'Delete an agent',
+          responses: { 204: { description: 'deleted' }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/agents/{name}/executions': {
+        parameters: [nameParam('agent')],
+        post: {
+          summary: 'Run code as the agent',
+          description:
+            'Answers 200 with the execution record whatever the guest did; 403 when the profile refuses the run.',
+          requestBody: { required: true, content: content('ExecuteRequest') },
+          responses: {
+            200: { description: 'execution record', content: content('ExecutionRecord') },
+            ...errors(400, 401, 403, 404, 413, 415, 422, 429),
+          },
+        },
+      },
+      '/v1/executions/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: 'An execution record',
+          responses: {
+            200: { description: 'record', content: content('ExecutionRecord') },
+            ...errors(401, 403, 404),
+          },
+        },
+      },
+    },
+  }
+}
+
+/** A self-contained HTML page listing the API from its OpenAPI document (no external scripts). */
+export function docsPage(document: Record<string, unknown>): string {
+  const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
+  const paths = document.paths as Record<string, Record<string, { summary?: string; description?: string }>>
+  const rows = Object.entries(paths).flatMap(([path, ops]) =>
+    Object.entries(ops)
+      .filter(([method]) => method !== 'parameters')
+      .map(
+        ([method, op]) =>
+          `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${escape(path)}</code></td><td>${escape(op.summary ?? '')}${op.description ? `<br><small>${escape(op.description)}</small>` : ''}</td></tr>`,
+      ),
+  )
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cordon API</title>
+<style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}td{padding:.3rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}</style>
+</head><body><h1>Cordon API v1</h1><p>Every <code>/v1</code> route needs <code>Authorization: Bearer &lt;token&gt;</code>.
+Errors are <code>{"error":{"code","message"}}</code>. The full description: <a href="/openapi.json">/openapi.json</a>.</p>
+<table>${rows.join('')}</table></body></html>`
+}
