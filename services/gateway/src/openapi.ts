@@ -200,14 +200,14 @@ export function openAPIDocument(): Record<string, unknown> {
 
 /** A self-contained HTML page listing the API from its OpenAPI document (no external scripts). */
 export function docsPage(document: Record<string, unknown>): string {
-  const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
+  const html = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
   const paths = document.paths as Record<string, Record<string, { summary?: string; description?: string }>>
   const rows = Object.entries(paths).flatMap(([path, ops]) =>
     Object.entries(ops)
       .filter(([method]) => method !== 'parameters')
       .map(
         ([method, op]) =>
-          `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${escape(path)}</code></td><td>${escape(op.summary ?? '')}${op.description ? `<br><small>${escape(op.description)}</small>` : ''}</td></tr>`,
+          `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${html(path)}</code></td><td>${html(op.summary ?? '')}${op.description ? `<br><small>${html(op.description)}</small>` : ''}</td></tr>`,
       ),
   )
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cordon API</title>
