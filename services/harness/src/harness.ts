@@ -170,8 +170,8 @@ export class Harness {
       createdAt,
       finishedAt: null,
     }
-    this.#store.beginExecution(tenant, record)
-    const outcome = await this.#supervisor.run(
+    // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded.
+    const pending = this.#supervisor.run(
       {
         engine: decision.engine,
         language: request.language,
@@ -183,6 +183,8 @@ export class Harness {
       tenant,
       signal,
     )
+    this.#store.beginExecution(tenant, record)
+    const outcome = await pending
     const finishedAt = new Date().toISOString()
     this.#store.finishExecution(tenant, record.id, outcome, finishedAt)
     return { ...record, ...outcome, finishedAt }

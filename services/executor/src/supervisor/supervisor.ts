@@ -89,24 +89,26 @@ export class Supervisor {
   }
 
   /**
-   * Runs a job and answers its outcome; guest failures of every kind are outcomes, not throws.
-   * Throws `CordonError` QUEUE_FULL when the queue is full, SHUTTING_DOWN after `stop`.
+   * Queues a job and answers its outcome; guest failures of every kind are outcomes, not rejections.
+   * Throws `CordonError` synchronously, before anything is queued: QUEUE_FULL when the bounded queue
+   * is full, SHUTTING_DOWN after `stop`. Aborting `signal` cancels the job (status `killed`).
    */
   run(job: RunJob, tenant: string, signal?: AbortSignal): Promise<RunOutcome> {
-    if (this.#stopping)
-      return Promise.reject(new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down'))
-    return new Promise<RunOutcome>((resolve, reject) => {
-      const task: Task = { id: this.#nextId++, job, tenant, resolve, reject, signal, onAbort: undefined }
-      if (!this.#queue.push(tenant, task)) {
-        reject(new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later'))
-        return
-      }
-      if (signal !== undefined) {
-        task.onAbort = () => this.#cancel(task)
-        signal.addEventListener('abort', task.onAbort, { once: true })
-      }
-      this.#pump()
+    if (this.#stopping) throw new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down')
+    let task: Task | undefined
+    const outcome = new Promise<RunOutcome>((resolve, reject) => {
+      task = { id: this.#nextId++, job, tenant, resolve, reject, signal, onAbort: undefined }
     })
+    if (task === undefined || !this.#queue.push(tenant, task)) {
+      throw new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later')
+    }
+    if (signal !== undefined) {
+      const queued = task
+      queued.onAbort = () => this.#cancel(queued)
+      signal.addEventListener('abort', queued.onAbort, { once: true })
+    }
+    this.#pump()
+    return outcome
   }
 
   stats(): SupervisorStats {
