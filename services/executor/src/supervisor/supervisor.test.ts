@@ -83,8 +83,12 @@ describe('Supervisor', () => {
     supervisor = new Supervisor({ workers: 1 })
     await supervisor.start()
     await supervisor.stop()
-    await expect(supervisor.run(job('export default 1'), 't')).rejects.toMatchObject({
-      code: 'SHUTTING_DOWN',
-    })
+    let refusal: unknown = null
+    try {
+      await supervisor.run(job('export default 1'), 't')
+    } catch (error) {
+      refusal = error
+    }
+    expect(refusal).toMatchObject({ code: 'SHUTTING_DOWN' })
   })
 })
