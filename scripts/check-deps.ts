@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const ORDER = ['contracts', 'policy', 'executor', 'harness', 'gateway'] as const
-const root = new URL('..', import.meta.url).pathname
+const root = process.argv[2] ?? new URL('..', import.meta.url).pathname
 const problems: string[] = []
 
 function sourceFiles(dir: string): string[] {
