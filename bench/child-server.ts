@@ -23,8 +23,6 @@ export interface ChildServer {
   readonly pid: number | undefined
   /** The base URL from the ready line; rejects if the child exits or stays silent first. */
   readonly ready: Promise<string>
-  /** The last lines the child wrote (stdout and stderr), for error messages. */
-  tail(): string
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. Idempotent. */
   stop(graceMs?: number): Promise<void>
   /** Synchronous SIGKILL, for `process.on('exit')` where nothing can be awaited. */
@@ -68,13 +66,8 @@ export function spawnChildServer(options: ChildServerOptions): ChildServer {
     // 'close' (not 'exit'): the streams are drained by then, so the tail holds the last words.
     child.once('close', (code, signal) => {
       clearTimeout(timer)
-      // readline may still hold the last chunk's lines for a tick.
-      setImmediate(() =>
-        reject(
-          new Error(
-            `${options.name} exited (${signal ?? `code ${code}`}) before it was ready${tailOf(lines)}`,
-          ),
-        ),
+      reject(
+        new Error(`${options.name} exited (${signal ?? `code ${code}`}) before it was ready${tailOf(lines)}`),
       )
     })
     if (child.stdout !== null) {
@@ -113,7 +106,6 @@ export function spawnChildServer(options: ChildServerOptions): ChildServer {
     name: options.name,
     pid: child.pid,
     ready,
-    tail: () => lines.join('\n'),
     stop(graceMs = 5000) {
       stopping ??= (async () => {
         if (!running()) return

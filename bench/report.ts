@@ -11,15 +11,26 @@ export const GOAL = {
   connections: 8,
 } as const
 
+/** Above this, the machine was doing other work when the bench started. */
+const BUSY_PERCENT = 10
+
 export interface TargetReport extends LoadResult {
   label: string
   url: string
+  /**
+   * CPU time per response in the measured run: the server's whole process tree (the gateway with its
+   * workers) and the load generator. Less sensitive to other work on the machine than req/s; the
+   * server figure is null where /proc is unavailable.
+   */
+  cpuMsPerRequest: { server: number | null; client: number }
 }
 
 export interface BenchReport {
   startedAt: string
   node: string
   cpus: number
+  /** How busy the CPUs were (%) just before the servers started: other work skews both runs. */
+  backgroundCpuPercent: number
   connections: number
   warmupSeconds: number
   durationSeconds: number
@@ -38,6 +49,7 @@ export interface BenchReport {
 
 export interface ReportInput {
   startedAt: Date
+  backgroundCpuPercent: number
   connections: number
   warmupSeconds: number
   durationSeconds: number
@@ -64,6 +76,7 @@ export function buildReport(input: ReportInput): BenchReport {
     startedAt: input.startedAt.toISOString(),
     node: process.version,
     cpus: availableParallelism(),
+    backgroundCpuPercent: input.backgroundCpuPercent,
     connections: input.connections,
     warmupSeconds: input.warmupSeconds,
     durationSeconds: input.durationSeconds,
@@ -82,7 +95,7 @@ export function buildReport(input: ReportInput): BenchReport {
 
 /** The human-readable summary: one table with both targets, then the goal verdicts. */
 export function formatReport(report: BenchReport): string {
-  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'responses', '% of bare']
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'responses', '% of bare', 'server CPU ms/req']
   const row = (t: TargetReport) => [
     t.label,
     t.requestsPerSecond.toFixed(1),
@@ -90,12 +103,16 @@ export function formatReport(report: BenchReport): string {
     t.latencyMs.p99.toFixed(2),
     String(t.requests),
     `${((100 * t.requestsPerSecond) / report.bare.requestsPerSecond).toFixed(1)} %`,
+    t.cpuMsPerRequest.server === null ? 'n/a' : t.cpuMsPerRequest.server.toFixed(3),
   ]
   const { throughput, p99, connections } = report.goals
   const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET')
+  const busy = report.backgroundCpuPercent > BUSY_PERCENT
   return [
     `Cordon bench: ${report.connections} connections, ${report.durationSeconds} s per target after a ` +
       `${report.warmupSeconds} s warm-up; node ${report.node}, ${report.cpus} CPUs, load generator on the same machine`,
+    `CPU busy before start: ${report.backgroundCpuPercent.toFixed(0)} %` +
+      (busy ? ' (WARNING: the machine was busy; other work skews these numbers, re-run when idle)' : ''),
     '',
     ...table([header, row(report.bare), row(report.execution)]),
     '',

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { type ChildServer, spawnChildServer } from './child-server.ts'
 import { Cleanup, message } from './cleanup.ts'
 import { assertClean, runLoad } from './load.ts'
+import { sampleBusyCpuPercent, treeCpuSeconds } from './process-cpu.ts'
 import { buildReport, formatReport, GOAL, type TargetReport, writeReport } from './report.ts'
 import { bareTarget, checkSample, executionTarget, type Target } from './targets.ts'
 
@@ -55,8 +56,10 @@ try {
   await cleanup.run()
 }
 
-async function main({ durationSeconds, warmupSeconds, connections }: Config, signal: AbortSignal) {
+async function main(config: Config, signal: AbortSignal): Promise<void> {
+  const { durationSeconds, warmupSeconds, connections } = config
   const startedAt = new Date()
+  const backgroundCpuPercent = await sampleBusyCpuPercent()
   const dataDir = mkdtempSync(join(tmpdir(), 'cordon-bench-'))
   cleanup.add({
     name: `temp dir ${dataDir}`,
@@ -93,17 +96,16 @@ async function main({ durationSeconds, warmupSeconds, connections }: Config, sig
   console.log('bench: starting the gateway and the bare Hono server...')
   const [gatewayURL, bareURL] = await abortable(Promise.all([gateway.ready, bare.ready]), signal)
 
-  const targets = [bareTarget(bareURL, token), executionTarget(gatewayURL, token)] as const
-  for (const target of targets) await checkSample(target)
-
-  const measured: TargetReport[] = []
-  for (const target of targets)
-    measured.push(await measure(target, { durationSeconds, warmupSeconds, connections }, signal))
-  const [bareReport, executionReport] = measured
-  if (bareReport === undefined || executionReport === undefined) throw new Error('a target was not measured')
+  const bareSide = bareTarget(bareURL, token)
+  const executionSide = executionTarget(gatewayURL, token)
+  await checkSample(bareSide)
+  await checkSample(executionSide)
+  const bareReport = await measure(bareSide, bare, config, signal)
+  const executionReport = await measure(executionSide, gateway, config, signal)
 
   const report = buildReport({
     startedAt,
+    backgroundCpuPercent,
     connections,
     warmupSeconds,
     durationSeconds,
@@ -115,18 +117,39 @@ async function main({ durationSeconds, warmupSeconds, connections }: Config, sig
   console.log(`bench: wrote ${RESULTS_FILE}`)
 }
 
-/** Warm-up, then the measured run, each checked for failures, then one more sample request. */
-async function measure(target: Target, config: Config, signal: AbortSignal): Promise<TargetReport> {
+/**
+ * Warm-up, then the measured run, each checked for failures, then one more sample request. CPU time
+ * is taken around the measured run for the server's process tree and for this (client) process.
+ */
+async function measure(
+  target: Target,
+  server: ChildServer,
+  config: Config,
+  signal: AbortSignal,
+): Promise<TargetReport> {
   const load = { connections: config.connections, signal }
   if (config.warmupSeconds > 0) {
     console.log(`bench: ${target.label}: warming up for ${config.warmupSeconds} s`)
     assertClean(target, 'warm-up', await runLoad(target, { ...load, durationSeconds: config.warmupSeconds }))
   }
   console.log(`bench: ${target.label}: measuring for ${config.durationSeconds} s`)
+  const serverBefore = server.pid === undefined ? null : treeCpuSeconds(server.pid)
+  const clientBefore = process.cpuUsage()
   const result = await runLoad(target, { ...load, durationSeconds: config.durationSeconds })
+  const client = process.cpuUsage(clientBefore)
+  const serverAfter = server.pid === undefined ? null : treeCpuSeconds(server.pid)
   assertClean(target, 'measured run', result)
   await checkSample(target)
-  return { label: target.label, url: target.url, ...result }
+  const perRequest = (seconds: number) => (1000 * seconds) / result.requests
+  return {
+    label: target.label,
+    url: target.url,
+    ...result,
+    cpuMsPerRequest: {
+      server: serverBefore === null || serverAfter === null ? null : perRequest(serverAfter - serverBefore),
+      client: perRequest((client.user + client.system) / 1e6),
+    },
+  }
 }
 
 function track(server: ChildServer): ChildServer {
@@ -146,7 +169,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    void promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
 

@@ -40,7 +40,10 @@ export interface Attack {
 export const ok =
   (result: JsonValue): RecordCheck =>
   (record) => {
-    expect({ status: record.status, error: record.error }).toEqual({ status: 'ok', error: null })
+    expect({ status: record.status, error: record.error }, describeRecord(record)).toEqual({
+      status: 'ok',
+      error: null,
+    })
     expect(record.result).toEqual(result)
   }
 
@@ -48,7 +51,10 @@ export const ok =
 export const failed =
   (code: GuestErrorCode, message: RegExp): RecordCheck =>
   (record) => {
-    expect({ status: record.status, code: record.error?.code }).toEqual({ status: 'error', code })
+    expect({ status: record.status, code: record.error?.code }, describeRecord(record)).toEqual({
+      status: 'error',
+      code,
+    })
     expect(record.error.message).toMatch(message)
   }
 
@@ -56,8 +62,16 @@ export const failed =
 export const stopped =
   (status: Exclude<ExecutionStatus, 'ok' | 'error'>, code: GuestErrorCode): RecordCheck =>
   (record) => {
-    expect({ status: record.status, code: record.error?.code }).toEqual({ status, code })
+    expect({ status: record.status, code: record.error?.code }, describeRecord(record)).toEqual({
+      status,
+      code,
+    })
   }
+
+/** The parts of a record that explain a failed expectation (usage shows a limit overrun). */
+function describeRecord(record: Body): string {
+  return JSON.stringify({ status: record.status, error: record.error, usage: record.usage })
+}
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '')
 

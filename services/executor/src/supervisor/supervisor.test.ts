@@ -53,6 +53,23 @@ describe('Supervisor', () => {
     expect(next).toMatchObject({ status: 'ok', result: 42 })
   })
 
+  it('kills a job that burns CPU inside one long built-in call, past cpuMs', async () => {
+    // A quadratic indexOf never reaches the interrupt handler, and its wall limit is far away.
+    supervisor = new Supervisor({ workers: 1, graceMs: 100 })
+    await supervisor.start()
+    const outcome = await supervisor.run(
+      job("const s = 'a'.repeat(2 ** 22); export default s.indexOf('a'.repeat(2 ** 12) + 'b')", {
+        cpuMs: 200,
+        wallMs: 60_000,
+        memoryMb: 64,
+      }),
+      't',
+    )
+    expect(outcome).toMatchObject({ status: 'timeout', error: { code: 'CPU_TIME_LIMIT' } })
+    expect(outcome.error?.message).toContain('worker was killed')
+    expect(outcome.usage.cpuMs).toBeGreaterThanOrEqual(200)
+  })
+
   it('keeps other workers serving while one is killed', async () => {
     supervisor = new Supervisor({ workers: 2, graceMs: 100 })
     await supervisor.start()

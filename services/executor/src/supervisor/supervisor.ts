@@ -5,7 +5,7 @@ import type { RunJob } from '../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
-import { residentBytes, workerStackSizeKb } from './process-info.ts'
+import { cpuMillis, residentBytes, workerStackSizeKb } from './process-info.ts'
 
 const MiB = 1024 * 1024
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.meta.url))
@@ -41,6 +41,9 @@ interface Worker {
   rssLimit: number
   startedAt: number
   taskStartedAt: number
+  /** The worker's CPU time (ms) when its current job started, and when last sampled. */
+  taskCpuStart: number
+  taskCpuLast: number
   /** Why the supervisor killed this worker, so its exit is answered with the right status. */
   killedFor: { status: RunOutcome['status']; error: GuestError } | null
 }
@@ -55,8 +58,8 @@ export interface SupervisorStats {
 
 /**
  * Runs jobs in pre-started worker processes and enforces, from outside, what a guest could defeat
- * inside: wall time (kill at the job's wall limit plus grace) and resident memory (sampled from
- * /proc). A killed or crashed worker answers its job with `timeout`, `memory_limit` or `killed` and
+ * inside: wall time (kill at the job's wall limit plus grace), CPU time and resident memory (both
+ * sampled from /proc). A killed or crashed worker answers its job with `timeout`, `memory_limit` or `killed` and
  * is replaced; the gateway process never runs guest code. Jobs queue fairly per tenant, bounded.
  */
 export class Supervisor {
@@ -163,6 +166,8 @@ export class Supervisor {
       rssLimit: 0,
       startedAt: Date.now(),
       taskStartedAt: 0,
+      taskCpuStart: 0,
+      taskCpuLast: 0,
       killedFor: null,
     }
     this.#workers.add(worker)
@@ -196,6 +201,8 @@ export class Supervisor {
     const { limits } = task.job
     worker.task = task
     worker.taskStartedAt = performance.now()
+    worker.taskCpuStart = (worker.process.pid === undefined ? null : cpuMillis(worker.process.pid)) ?? 0
+    worker.taskCpuLast = worker.taskCpuStart
     worker.rssLimit =
       (this.#options.workerBaseRssMb + limits.memoryMb) * MiB + HEAP_OVERHEAD_BYTES + limits.outputBytes * 8
     worker.deadline = setTimeout(() => {
@@ -222,14 +229,26 @@ export class Supervisor {
     worker.task = null
   }
 
+  /** The outside line: RSS and CPU time of busy workers, read from /proc. */
   #sample(): void {
     for (const worker of this.#workers) {
       if (worker.task === null || worker.killedFor !== null || worker.process.pid === undefined) continue
+      const { limits } = worker.task.job
       const rss = residentBytes(worker.process.pid)
       if (rss !== null && rss > worker.rssLimit) {
         this.#kill(worker, 'memory_limit', {
           code: GuestErrorCode.MEMORY_LIMIT,
-          message: `memory limit of ${worker.task.job.limits.memoryMb} MiB exceeded; the worker was killed`,
+          message: `memory limit of ${limits.memoryMb} MiB exceeded; the worker was killed`,
+        })
+        continue
+      }
+      // Process CPU includes V8's helper threads, hence the grace on top of the guest's budget.
+      const cpu = cpuMillis(worker.process.pid)
+      if (cpu !== null) worker.taskCpuLast = cpu
+      if (cpu !== null && cpu - worker.taskCpuStart > limits.cpuMs + this.#options.graceMs) {
+        this.#kill(worker, 'timeout', {
+          code: GuestErrorCode.CPU_TIME_LIMIT,
+          message: `CPU time limit of ${limits.cpuMs} ms exceeded; the worker was killed`,
         })
       }
     }
@@ -266,10 +285,14 @@ export class Supervisor {
     this.#release(worker)
     if (task !== null) {
       const reason = worker.killedFor ?? { status: 'killed' as const, error: crashed() }
-      settle(
-        task,
-        outcomeOf(reason.status, reason.error, Math.round(performance.now() - worker.taskStartedAt)),
-      )
+      settle(task, {
+        ...outcomeOf(reason.status, reason.error),
+        usage: {
+          cpuMs: worker.taskCpuLast - worker.taskCpuStart,
+          wallMs: Math.round(performance.now() - worker.taskStartedAt),
+          memoryBytes: 0,
+        },
+      })
     }
     if (this.#stopping) return
     this.#restarts++
@@ -299,8 +322,15 @@ function crashed(): GuestError {
   return { code: GuestErrorCode.WORKER_CRASHED, message: 'the worker process running this job died' }
 }
 
-function outcomeOf(status: RunOutcome['status'], error: GuestError, wallMs = 0): RunOutcome {
-  return { status, result: null, stdout: '', stderr: '', error, usage: { cpuMs: 0, wallMs, memoryBytes: 0 } }
+function outcomeOf(status: RunOutcome['status'], error: GuestError): RunOutcome {
+  return {
+    status,
+    result: null,
+    stdout: '',
+    stderr: '',
+    error,
+    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+  }
 }
 
 function settle(task: Task, outcome: RunOutcome): void {

@@ -7,12 +7,13 @@
  * It returns `[finish, explain]`: `finish(namespacePromise)` settles the module's default export and
  * answers one string, `O<json>` (result), `E<json {name,message}>` (guest error) or
  * `U<json {name,message}>` (result not serialisable); `explain(error)` answers `{name,message}` as
- * JSON. The host reads only those strings and never touches a guest object itself.
+ * JSON (name \`null\` for a thrown \`null\`, which is also what QuickJS throws when it cannot even
+ * allocate an error object). The host reads only those strings and never touches a guest object.
  */
 export const GUEST_PRELUDE = `(function(write,inputJSON,formatterSource){'use strict'
 const G=globalThis,J=JSON.stringify,P=JSON.parse,S=String,F=Function,D=Object.defineProperty,C=[J,S,Array.isArray,Object.keys,Object.getPrototypeOf,Error.prototype]
 const str=(v)=>{try{return S(v).slice(0,4000)}catch(_){return''}}
-const describe=(e)=>{if(e!==null&&(typeof e==='object'||typeof e==='function')){let n='Error',m='';try{n=str(e.name).slice(0,200)}catch(_){}try{m=str(e.message)}catch(_){}return{name:n,message:m}}return{name:'Error',message:str(e)}}
+const describe=(e)=>{if(e!==null&&(typeof e==='object'||typeof e==='function')){let n='Error',m='',k='';try{n=str(e.name).slice(0,200)}catch(_){}try{m=str(e.message)}catch(_){}try{k=str(e.stack).slice(0,200)}catch(_){}return{name:n,message:m,stack:k}}return{name:e===null?'null':'Error',message:str(e)}}
 let format=null
 const emit=(stream)=>function(...args){if(format===null)format=F('J','S','isArray','keys','protoOf','ErrorProto','describe',formatterSource)(...C,describe);if(!write(stream,format(args)))throw new RangeError('output limit exceeded')}
 const out=emit(1),err=emit(2)

@@ -52,6 +52,18 @@ describe('the guest contract', () => {
     expect(await run(code, { language: 'typescript' })).toMatchObject({ status: 'ok', result: 43 })
   })
 
+  it('reports a thrown error as GUEST_EXCEPTION with its name and message', async () => {
+    expect(await run('throw new TypeError("nope")')).toMatchObject({
+      status: 'error',
+      error: { code: 'GUEST_EXCEPTION', message: 'TypeError: nope' },
+    })
+  })
+
+  it('reports a SyntaxError thrown at run time as a guest exception, not a syntax error', async () => {
+    expect((await run('JSON.parse("{")')).error?.code).toBe('GUEST_EXCEPTION')
+    expect((await run('export default (')).error?.code).toBe('SYNTAX_ERROR')
+  })
+
   it('reports invalid TypeScript as a syntax error', async () => {
     expect(await run('const x: = 1', { language: 'typescript' })).toMatchObject({
       status: 'error',
@@ -130,6 +142,13 @@ describe('limits inside the engine', () => {
     )
     expect(outcome).toMatchObject({ status: 'error', error: { code: 'STACK_OVERFLOW' } })
     expect((await run('export default "still fine"')).result).toBe('still fine')
+  })
+
+  it('reports exhaustion as memory_limit even when QuickJS can only throw null', async () => {
+    const outcome = await run('const a = []; for (let i = 0; ; i++) a.push([i, i, i, i, i, i, i, i])', {
+      limits: { ...limits, memoryMb: 16 },
+    })
+    expect(outcome).toMatchObject({ status: 'memory_limit', error: { code: 'MEMORY_LIMIT' } })
   })
 
   it('reports a promise that can never settle', async () => {

@@ -1,0 +1,172 @@
+import {
+  type ExecutionStatus,
+  type GuestError,
+  GuestErrorCode,
+  type JsonValue,
+  parseJsonBounded,
+} from '@cordon/contracts'
+import type { Limits } from '@cordon/policy'
+
+/** Results nest at most this deep. */
+export const MAX_RESULT_DEPTH = 64
+
+/** Why the host stopped a run (decided by the host, never by what the guest says). */
+export type Stop = 'cpu' | 'wall' | 'output' | 'done' | null
+
+export interface Outcome {
+  status: ExecutionStatus
+  error: GuestError | null
+  result: JsonValue
+}
+
+/** `{ name, message }` of a guest error, as the prelude's `explain` described it (or a fallback). */
+export interface Description {
+  name: string
+  message: string
+  /** The start of the guest's `stack`: used only to tell a parse error from a thrown SyntaxError. */
+  stack?: string
+}
+
+const outputLimit = (): Outcome => ({
+  status: 'output_limit',
+  error: {
+    code: GuestErrorCode.OUTPUT_LIMIT,
+    message: 'stdout, stderr and result together exceed outputBytes',
+  },
+  result: null,
+})
+
+export const memoryLimit = (limits: Limits): Outcome => ({
+  status: 'memory_limit',
+  error: { code: GuestErrorCode.MEMORY_LIMIT, message: `memory limit of ${limits.memoryMb} MiB exceeded` },
+  result: null,
+})
+
+const guestError = (code: GuestErrorCode, message: string): Outcome => ({
+  status: 'error',
+  error: { code, message },
+  result: null,
+})
+
+/**
+ * Classifies a run that did not produce a result: limit hits first (decided by the host), then the
+ * guest's own error. `syntax` says whether the source failed to compile (checked by the engine).
+ */
+export function classifyFailure(
+  description: Description | null,
+  stop: Stop,
+  limits: Limits,
+  syntax = false,
+): Outcome {
+  if (stop === 'cpu') {
+    return {
+      ...guestError(GuestErrorCode.CPU_TIME_LIMIT, `CPU time limit of ${limits.cpuMs} ms exceeded`),
+      status: 'timeout',
+    }
+  }
+  if (stop === 'wall') {
+    return {
+      ...guestError(GuestErrorCode.WALL_TIME_LIMIT, `wall time limit of ${limits.wallMs} ms exceeded`),
+      status: 'timeout',
+    }
+  }
+  if (stop === 'output') return outputLimit()
+  const { name, message } = description ?? { name: 'Error', message: '' }
+  const text = name === 'null' ? 'null was thrown' : message ? `${name}: ${message}` : name
+  if (name === 'InternalError' && message === 'out of memory') return memoryLimit(limits)
+  if (/^(InternalError|RangeError|SyntaxError)$/.test(name) && /stack overflow/.test(message)) {
+    return guestError(GuestErrorCode.STACK_OVERFLOW, text)
+  }
+  if (syntax) return guestError(GuestErrorCode.SYNTAX_ERROR, text)
+  if (name === 'ReferenceError' && /could not load module/.test(message)) {
+    return guestError(GuestErrorCode.IMPORT_NOT_ALLOWED, 'imports are not available in the sandbox')
+  }
+  return guestError(GuestErrorCode.GUEST_EXCEPTION, text)
+}
+
+/**
+ * Reads the prelude's answer: `O<json>` a result, `E<json>` a guest error, `U<json>` a result that is
+ * not JSON. The result must fit what is left of the output budget and nest at most 64 levels.
+ */
+export function classifyAnswer(text: string, remainingBytes: number, limits: Limits): Outcome {
+  const kind = text.charAt(0)
+  const body = text.slice(1)
+  if (kind === 'E' || kind === 'U') {
+    const description = describe(body)
+    if (kind === 'E') return classifyFailure(description, null, limits)
+    if (description.name === 'InternalError' && description.message === 'out of memory')
+      return memoryLimit(limits)
+    if (/stack overflow/.test(description.message)) {
+      return guestError(
+        GuestErrorCode.RESULT_TOO_DEEP,
+        `result nests too deeply to serialise (${description.message})`,
+      )
+    }
+    return guestError(
+      GuestErrorCode.RESULT_NOT_SERIALIZABLE,
+      description.name === 'null'
+        ? 'result is not JSON: null was thrown'
+        : `result is not JSON: ${description.name}: ${description.message}`,
+    )
+  }
+  if (kind !== 'O') return guestError(GuestErrorCode.RESULT_NOT_SERIALIZABLE, 'no result')
+  const parsed = parseJsonBounded(body, { maxBytes: Math.max(0, remainingBytes), maxDepth: MAX_RESULT_DEPTH })
+  if (parsed.ok) return { status: 'ok', error: null, result: parsed.value }
+  if (parsed.reason === 'too_large') return outputLimit()
+  return guestError(
+    parsed.reason === 'too_deep' ? GuestErrorCode.RESULT_TOO_DEEP : GuestErrorCode.RESULT_NOT_SERIALIZABLE,
+    parsed.message,
+  )
+}
+
+/** Parses the prelude's `{ name, message }` JSON; anything else becomes a plain `Error`. */
+export function describe(json: string): Description {
+  const parsed = parseJsonBounded(json, { maxBytes: 16 * 1024, maxDepth: 2 })
+  if (
+    parsed.ok &&
+    parsed.value !== null &&
+    typeof parsed.value === 'object' &&
+    !Array.isArray(parsed.value)
+  ) {
+    const { name, message, stack } = parsed.value
+    return {
+      name: typeof name === 'string' ? name.slice(0, 200) : 'Error',
+      message: typeof message === 'string' ? message.slice(0, 4000) : '',
+      ...(typeof stack === 'string' ? { stack: stack.slice(0, 200) } : {}),
+    }
+  }
+  return { name: 'Error', message: '' }
+}
+
+/**
+ * Whether a SyntaxError came from parsing the module itself: QuickJS gives a parse error exactly one
+ * frame with no function name (`at main.js:1:17`), while anything thrown at run time has `<anonymous>`,
+ * a function name or `(native)` frames.
+ */
+export function isParseError(description: Description | null, filename: string): boolean {
+  if (description?.name !== 'SyntaxError' || description.stack === undefined) return false
+  const frame = description.stack.trim()
+  return frame === `at ${filename}:${/\d+:\d+$/.exec(frame)?.[0] ?? ''}` && /:\d+:\d+$/.test(frame)
+}
+
+/** A failure that memory exhaustion may have caused, however the guest's error reads. */
+export function mayBeMemoryExhaustion(outcome: Outcome): boolean {
+  const code = outcome.error?.code
+  return (
+    outcome.status === 'error' &&
+    (code === GuestErrorCode.GUEST_EXCEPTION ||
+      code === GuestErrorCode.RESULT_NOT_SERIALIZABLE ||
+      code === GuestErrorCode.UNSETTLED_PROMISE)
+  )
+}
+
+/**
+ * Outcomes that QuickJS produces when an allocation fails where it cannot even build an error: a
+ * thrown `null`, or a promise chain whose failed job left it unsettled.
+ */
+export function lostToMemory(outcome: Outcome): boolean {
+  return (
+    outcome.error?.code === GuestErrorCode.UNSETTLED_PROMISE ||
+    outcome.error?.message.endsWith('null was thrown') === true
+  )
+}

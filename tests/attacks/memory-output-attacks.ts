@@ -1,0 +1,122 @@
+import { Buffer } from 'node:buffer'
+import { GuestErrorCode } from '@cordon/contracts'
+import { expect } from 'vitest'
+import { type Attack, failed, LIMITS, stopped } from './attack-suite.ts'
+
+const MEMORY_STOP = stopped('memory_limit', GuestErrorCode.MEMORY_LIMIT)
+const OUTPUT_STOP = stopped('output_limit', GuestErrorCode.OUTPUT_LIMIT)
+
+/** Memory bombs and output floods: every one must end at its limit, with what was kept bounded. */
+export const MEMORY_OUTPUT_ATTACKS: readonly Attack[] = [
+  {
+    name: 'many small objects',
+    code: `const a = []\nfor (let i = 0; ; i++) a.push({ i })`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'many small arrays',
+    code: `const a = []\nfor (let i = 0; ; i++) a.push([i, i, i, i, i, i, i, i])`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'arrays of arrays',
+    code: `const a = []\nfor (;;) a.push(new Array(1000).fill(0))`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'a Map that grows without end',
+    code: `const m = new Map()\nfor (let i = 0; ; i++) m.set(i, [i])`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'Array.from of 100 million elements',
+    code: `export default Array.from({ length: 1e8 }, () => 0).length`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'one ArrayBuffer of 1 GiB',
+    code: `export default new ArrayBuffer(2 ** 30).byteLength`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'one ArrayBuffer of 2 GiB (past the engine maximum: refused before allocating)',
+    code: `export default new ArrayBuffer(2 ** 31).byteLength`,
+    expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^RangeError: invalid array buffer length$/),
+  },
+  {
+    name: 'one Uint8Array of 256 MiB',
+    code: `export default new Uint8Array(2 ** 28).length`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'a resizable ArrayBuffer grown to 1 GiB',
+    code: `const b = new ArrayBuffer(8, { maxByteLength: 2 ** 30 })\nb.resize(2 ** 30)\nexport default b.byteLength`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: "one huge string: 'x'.repeat(2 ** 29)",
+    code: `export default 'x'.repeat(2 ** 29).length`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'a string doubled until the engine refuses its length',
+    code: `let s = 'x'\nfor (;;) s += s`,
+    expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^InternalError: string too long$/),
+  },
+  {
+    name: 'a rope of 2 ** 28 characters flattened to serialise the result',
+    code: `let s = 'x'\nfor (let i = 0; i < 28; i++) s += s\nexport default s`,
+    expect: MEMORY_STOP,
+  },
+  {
+    name: 'one huge console line',
+    code: `console.log('x'.repeat(1e6))\nexport default 1`,
+    expect: (record) => {
+      OUTPUT_STOP(record)
+      expect(record.stdout).toBe('x'.repeat(LIMITS.outputBytes))
+    },
+  },
+  {
+    name: 'many console calls',
+    code: `for (;;) console.log('spam')`,
+    expect: (record) => {
+      OUTPUT_STOP(record)
+      expect(record.stdout.startsWith('spam\nspam\n')).toBe(true)
+    },
+  },
+  {
+    name: 'swallowing the output-limit error and logging on to stderr',
+    code: `for (;;) try { console.error('spam') } catch {}`,
+    expect: (record) => {
+      OUTPUT_STOP(record)
+      expect(record.stdout).toBe('')
+      expect(Buffer.byteLength(record.stderr)).toBe(LIMITS.outputBytes)
+    },
+  },
+  {
+    name: 'multi-byte console output cut at the budget',
+    code: `console.log('\\u{1F600}'.repeat(20000))\nexport default 1`,
+    expect: (record) => {
+      OUTPUT_STOP(record)
+      expect(record.stdout).toMatch(/^(\u{1F600})+$/u)
+    },
+  },
+  {
+    name: 'one huge string result',
+    code: `export default 'x'.repeat(1e6)`,
+    expect: OUTPUT_STOP,
+  },
+  {
+    name: 'a result of 100 000 small numbers',
+    code: `export default new Array(1e5).fill(1)`,
+    expect: OUTPUT_STOP,
+  },
+  {
+    name: 'console output and result that fit alone but not together',
+    code: `console.log('y'.repeat(60000))\nexport default 'x'.repeat(10000)`,
+    expect: (record) => {
+      OUTPUT_STOP(record)
+      expect(record.stdout).toBe(`${'y'.repeat(60000)}\n`)
+    },
+  },
+]
