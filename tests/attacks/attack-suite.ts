@@ -12,9 +12,12 @@ import { type Body, startTestServer, TEST_TOKEN, type TestServer } from '../help
 /**
  * Limits of the profile every attack runs under. CPU and memory are small so that each limit is
  * reached quickly; wall time leaves room for one slow native call to end by itself, so that a wall
- * kill means the guest really could not be interrupted.
+ * kill means the guest really could not be interrupted. CPU leaves room for the memory bombs, whose
+ * garbage collection near a full heap costs up to about 350 ms of CPU before the heap limit hits,
+ * and stays well below the ~950 ms that QuickJS's quadratic JSON.stringify of deep nesting needs
+ * before its own stack limit (those attacks must end on the CPU line).
  */
-export const LIMITS = { cpuMs: 300, wallMs: 4000, memoryMb: 16, outputBytes: 65536, bindingCalls: 0 } as const
+export const LIMITS = { cpuMs: 500, wallMs: 4000, memoryMb: 16, outputBytes: 65536, bindingCalls: 0 } as const
 
 const AGENT = 'attacker'
 const PROFILE_YAML = `name: attack

@@ -19,8 +19,15 @@ export const MEMORY_OUTPUT_ATTACKS: readonly Attack[] = [
     expect: MEMORY_STOP,
   },
   {
+    // Once the heap is full, QuickJS spins inside this exact loop without reaching its interrupt
+    // handler (measured: minutes with in-engine limits alone). The supervisor's CPU line ends it.
     name: 'arrays of arrays',
     code: `const a = []\nfor (;;) a.push(new Array(1000).fill(0))`,
+    expect: stopped('timeout', GuestErrorCode.CPU_TIME_LIMIT),
+  },
+  {
+    name: 'arrays of arrays, counted',
+    code: `const a = []\nfor (let i = 0; ; i++) a.push(new Array(1000).fill(i))`,
     expect: MEMORY_STOP,
   },
   {

@@ -1,33 +1,45 @@
 /**
- * Guest-side glue, evaluated in every fresh context before user code (kept small: QuickJS parses
- * about 10 KB per millisecond, and this runs on every execution). It captures the intrinsics it
- * relies on first, so a guest that patches `JSON`, `String`, `Function` or prototypes changes only
- * its own view. It is called with the host's `write(stream, text)`, the input JSON and the console
- * formatter's source (compiled on first use), and never puts `write` on `globalThis`.
- * It returns `[finish, explain]`: `finish(namespacePromise)` settles the module's default export and
- * answers one string, `O<json>` (result), `E<json {name,message}>` (guest error) or
- * `U<json {name,message}>` (result not serialisable); `explain(error)` answers `{name,message}` as
- * JSON (name \`null\` for a thrown \`null\`, which is also what QuickJS throws when it cannot even
- * allocate an error object). The host reads only those strings and never touches a guest object.
+ * Guest-side glue, evaluated in every fresh context before user code. It is kept tiny because it is
+ * parsed on every execution (measured: QuickJS parses about 8 KB per millisecond here); everything
+ * that is only needed on a console call or an error lives in GUEST_LIBRARY, compiled on first use.
+ * It captures the intrinsics it relies on before user code runs, so a guest that patches `JSON`,
+ * `String`, `Function` or prototypes changes only its own view. It is called with the host's
+ * `write(stream, text)`, the input JSON and the library's source, and never puts `write` on
+ * `globalThis`. It returns `[finish, explain]`: `finish(namespacePromise)` settles the module's
+ * default export and answers one string, `O<json>` (result), `E<json>` (guest error) or `U<json>`
+ * (result not serialisable); `explain(error)` answers the error's `{name,message,stack}` as JSON
+ * (name `null` for a thrown `null`, which is also what QuickJS throws when it cannot even allocate an
+ * error object). The host reads only those strings and never touches a guest object.
  */
-export const GUEST_PRELUDE = `(function(write,inputJSON,formatterSource){'use strict'
-const G=globalThis,J=JSON.stringify,P=JSON.parse,S=String,F=Function,D=Object.defineProperty,C=[J,S,Array.isArray,Object.keys,Object.getPrototypeOf,Error.prototype]
-const str=(v)=>{try{return S(v).slice(0,4000)}catch(_){return''}}
-const describe=(e)=>{if(e!==null&&(typeof e==='object'||typeof e==='function')){let n='Error',m='',k='';try{n=str(e.name).slice(0,200)}catch(_){}try{m=str(e.message)}catch(_){}try{k=str(e.stack).slice(0,200)}catch(_){}return{name:n,message:m,stack:k}}return{name:e===null?'null':'Error',message:str(e)}}
-let format=null
-const emit=(stream)=>function(...args){if(format===null)format=F('J','S','isArray','keys','protoOf','ErrorProto','describe',formatterSource)(...C,describe);if(!write(stream,format(args)))throw new RangeError('output limit exceeded')}
-const out=emit(1),err=emit(2)
-D(G,'console',{value:Object.freeze({log:out,info:out,debug:out,warn:err,error:err,trace:err}),writable:true,configurable:true})
-D(G,'input',{value:P(inputJSON),writable:true,configurable:true})
-const finish=async(ns)=>{let v;try{v=(await ns).default;v=typeof v==='function'?await v(P(inputJSON)):await v}catch(e){return'E'+J(describe(e))}try{const t=J(v);return'O'+(t===undefined?'null':t)}catch(e){return'U'+J(describe(e))}}
-return[finish,(e)=>J(describe(e))]})`
+export const GUEST_PRELUDE = `(function(w,i,L){'use strict'
+const J=JSON.stringify,P=JSON.parse,F=Function,C=[J,String,Array.isArray,Object.keys,Object.getPrototypeOf,Error.prototype],D=Object.defineProperty,G=globalThis
+let l=null
+const lib=()=>l??=F('J','S','isArray','keys','protoOf','ErrorProto',L)(...C)
+const d=(e)=>J(lib().describe(e))
+const o=(s)=>function(...a){if(!w(s,lib().format(a)))throw new RangeError('output limit exceeded')}
+const O=o(1),E=o(2)
+D(G,'console',{value:Object.freeze({log:O,info:O,debug:O,warn:E,error:E,trace:E}),writable:true,configurable:true})
+D(G,'input',{value:P(i),writable:true,configurable:true})
+return[async(n)=>{let v;try{v=(await n).default;v=typeof v==='function'?await v(P(i)):await v}catch(e){return'E'+d(e)}try{const t=J(v);return'O'+(t===undefined?'null':t)}catch(e){return'U'+d(e)}},d]})`
 
 /**
- * The body of the console formatter (a Node-like `inspect` for a few levels), compiled inside the
- * guest on the first console call with the intrinsics the prelude captured as parameters.
+ * The guest library: `describe(error)` (name, message and the start of the stack, each bounded, every
+ * getter guarded) and `format(args)` (a Node-like `inspect` for a few levels). Compiled inside the
+ * guest on first use, with the intrinsics the prelude captured as parameters.
  */
-export const CONSOLE_FORMATTER = `'use strict'
+export const GUEST_LIBRARY = `'use strict'
 const MAX_DEPTH = 4, MAX_ITEMS = 100
+const str = (v, n) => { try { return S(v).slice(0, n) } catch (_) { return '' } }
+const describe = (e) => {
+  if (e !== null && (typeof e === 'object' || typeof e === 'function')) {
+    let name = 'Error', message = '', stack = ''
+    try { name = str(e.name, 200) } catch (_) {}
+    try { message = str(e.message, 4000) } catch (_) {}
+    try { stack = str(e.stack, 200) } catch (_) {}
+    return { name, message, stack }
+  }
+  return { name: e === null ? 'null' : 'Error', message: str(e, 4000) }
+}
 const safe = (v) => { try { return S(v) } catch (_) { return '[unprintable]' } }
 const isError = (v) => { try { for (let p = protoOf(v); p !== null; p = protoOf(p)) if (p === ErrorProto) return true } catch (_) {} return false }
 const inspect = (value, depth, seen) => {
@@ -59,10 +71,11 @@ const inspect = (value, depth, seen) => {
   seen.pop()
   return out
 }
-return (args) => {
+const format = (args) => {
   const parts = []
   for (let i = 0; i < args.length; i++) {
     try { parts.push(inspect(args[i], 0, [])) } catch (e) { parts.push('[unprintable: ' + describe(e).message + ']') }
   }
   return parts.join(' ') + '\\n'
-}`
+}
+return { describe, format }`

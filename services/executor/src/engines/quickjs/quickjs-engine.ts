@@ -15,7 +15,7 @@ import {
   type Outcome,
   type Stop,
 } from './classify.ts'
-import { CONSOLE_FORMATTER, GUEST_PRELUDE } from './guest-prelude.ts'
+import { GUEST_LIBRARY, GUEST_PRELUDE } from './guest-prelude.ts'
 import { ModulePool } from './module-pool.ts'
 
 const MiB = 1024 * 1024
@@ -176,10 +176,8 @@ export class QuickJSEngine implements Engine {
     try {
       const factory = own(ctx.unwrapResult(ctx.evalCode(GUEST_PRELUDE, 'cordon:prelude.js')))
       const inputText = own(ctx.newString(job.inputJSON))
-      const formatter = own(ctx.newString(CONSOLE_FORMATTER))
-      const glue = own(
-        ctx.unwrapResult(ctx.callFunction(factory, ctx.undefined, write, inputText, formatter)),
-      )
+      const library = own(ctx.newString(GUEST_LIBRARY))
+      const glue = own(ctx.unwrapResult(ctx.callFunction(factory, ctx.undefined, write, inputText, library)))
       const finishFn = own(ctx.getProp(glue, 0))
       const explainFn = own(ctx.getProp(glue, 1))
 
