@@ -21,6 +21,8 @@ import {
 import { newExecutionId } from './ids.ts'
 import type { Store, StoredDocument } from './storage/store.ts'
 
+const MAX_CACHED_AGENTS = 10_000
+
 export interface HarnessOptions {
   store: Store
   supervisor: Supervisor
@@ -52,6 +54,8 @@ export class Harness {
   readonly #supervisor: Supervisor
   readonly #builtins: ReadonlyMap<string, ResolvedProfile>
   readonly #engines: readonly EngineName[]
+  /** Agents with their effective profile, as executions need them; dropped on any change. */
+  readonly #runnable = new Map<string, { agent: AgentDeclaration; profile: ResolvedProfile }>()
 
   constructor(options: HarnessOptions) {
     this.#store = options.store
@@ -70,6 +74,7 @@ export class Harness {
     const document = withName(parse(source, format), name)
     const resolved = resolveProfile(document)
     if (!resolved.ok) throw invalid('profile', resolved.issues)
+    this.#forget(tenant)
     this.#store.putProfile(tenant, { name, document: JSON.stringify(resolved.profile), source, format })
     return { profile: resolved.profile, builtin: false }
   }
@@ -107,6 +112,7 @@ export class Harness {
         )
       }
     }
+    this.#forget(tenant, name)
     this.#store.putAgent(tenant, { name, document: JSON.stringify(agent), source, format })
     return agent
   }
@@ -122,6 +128,7 @@ export class Harness {
   }
 
   deleteAgent(tenant: string, name: string): void {
+    this.#forget(tenant, name)
     if (!this.#store.deleteAgent(tenant, name)) {
       throw new CordonError(ErrorCode.AGENT_NOT_FOUND, `no agent named "${name}"`)
     }
@@ -145,8 +152,7 @@ export class Harness {
     request: ExecuteRequest,
     signal?: AbortSignal,
   ): Promise<ExecutionRecord> {
-    const agent = this.getAgent(tenant, agentName)
-    const profile = this.profileFor(tenant, agent)
+    const { profile } = this.#runnableAgent(tenant, agentName)
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
     if (!this.#engines.includes(decision.engine)) {
@@ -185,9 +191,30 @@ export class Harness {
     )
     this.#store.beginExecution(tenant, record)
     const outcome = await pending
-    const finishedAt = new Date().toISOString()
-    this.#store.finishExecution(tenant, record.id, outcome, finishedAt)
-    return { ...record, ...outcome, finishedAt }
+    const finished: ExecutionRecord = { ...record, ...outcome, finishedAt: new Date().toISOString() }
+    await this.#store.finishExecution(tenant, finished)
+    return finished
+  }
+
+  #runnableAgent(tenant: string, name: string): { agent: AgentDeclaration; profile: ResolvedProfile } {
+    const key = `${tenant}\u0000${name}`
+    let entry = this.#runnable.get(key)
+    if (entry === undefined) {
+      const agent = this.getAgent(tenant, name)
+      entry = { agent, profile: this.profileFor(tenant, agent) }
+      if (this.#runnable.size >= MAX_CACHED_AGENTS) this.#runnable.clear()
+      this.#runnable.set(key, entry)
+    }
+    return entry
+  }
+
+  /** Drops cached agents: one, or all of a tenant's (a profile change may affect any of them). */
+  #forget(tenant: string, name?: string): void {
+    if (name !== undefined) {
+      this.#runnable.delete(`${tenant}\u0000${name}`)
+      return
+    }
+    for (const key of this.#runnable.keys()) if (key.startsWith(`${tenant}\u0000`)) this.#runnable.delete(key)
   }
 
   getExecution(tenant: string, id: string): ExecutionRecord {

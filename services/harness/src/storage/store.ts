@@ -1,4 +1,4 @@
-import type { ExecutionRecord, RunOutcome } from '@cordon/contracts'
+import type { ExecutionRecord } from '@cordon/contracts'
 import type { DocumentFormat } from '@cordon/policy'
 
 /** A declaration document as stored: the validated JSON and the source text the client sent. */
@@ -28,10 +28,13 @@ export interface Store {
   listAgents(tenant: string): StoredDocument[]
   deleteAgent(tenant: string, name: string): boolean
 
-  /** Records an execution that is about to run (status `running`). */
+  /**
+   * Records an execution that is about to run (status `running`). The write may be grouped with
+   * others into one transaction; it is committed no later than the execution's `finishExecution`.
+   */
   beginExecution(tenant: string, record: ExecutionRecord): void
-  /** Stores the final outcome of an execution. */
-  finishExecution(tenant: string, id: string, outcome: RunOutcome, finishedAt: string): void
+  /** Stores the final record of an execution (whether or not its begin was stored); resolves once committed. */
+  finishExecution(tenant: string, record: ExecutionRecord): Promise<void>
   getExecution(tenant: string, id: string): ExecutionRecord | null
   /** Marks executions left `running` by a previous process as killed; returns how many. */
   abandonRunning(reason: string): number
