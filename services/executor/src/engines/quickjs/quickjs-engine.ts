@@ -47,7 +47,7 @@ export class QuickJSEngine implements Engine {
   #liveRuntimes = 0
 
   constructor(options: QuickJSEngineOptions = {}) {
-    this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 500 })
+    this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 2000 })
   }
 
   /** Creates a module ahead of time so that the first run does not wait for instantiation. */
