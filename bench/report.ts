@@ -18,8 +18,8 @@ export interface TargetReport extends LoadResult {
   label: string
   url: string
   /**
-   * CPU time per response in the measured run: the server's whole process tree (the gateway with its
-   * workers) and the load generator. Less sensitive to other work on the machine than req/s; the
+   * CPU time per response in the measured run: the server's whole process tree (the gateway or the
+   * hop server with its workers) and the load generator. Less sensitive to other work on the machine than req/s; the
    * server figure is null where /proc is unavailable.
    */
   cpuMsPerRequest: { server: number | null; client: number }
@@ -35,9 +35,15 @@ export interface BenchReport {
   warmupSeconds: number
   durationSeconds: number
   bare: TargetReport
+  /** The process-hop floor: HTTP plus an IPC round trip to a worker, no engine, policy or store. */
+  hop: TargetReport
   execution: TargetReport
   /** Execution throughput as a percentage of the bare route's. */
   throughputPercent: number
+  /** Process-hop floor throughput as a percentage of the bare route's. */
+  hopThroughputPercent: number
+  /** Execution throughput as a percentage of the process-hop floor's. */
+  executionVsHopPercent: number
   goals: {
     text: string
     throughput: { targetPercent: number; actualPercent: number; met: boolean }
@@ -54,12 +60,15 @@ export interface ReportInput {
   warmupSeconds: number
   durationSeconds: number
   bare: TargetReport
+  hop: TargetReport
   execution: TargetReport
 }
 
-/** Derives the ratio and the goal verdicts from two measured runs. */
+/** Derives the ratios and the goal verdicts (about the execution path only) from the measured runs. */
 export function buildReport(input: ReportInput): BenchReport {
-  const throughputPercent = (100 * input.execution.requestsPerSecond) / input.bare.requestsPerSecond
+  const percentOf = (part: TargetReport, whole: TargetReport) =>
+    (100 * part.requestsPerSecond) / whole.requestsPerSecond
+  const throughputPercent = percentOf(input.execution, input.bare)
   const throughput = {
     targetPercent: GOAL.minThroughputPercent,
     actualPercent: throughputPercent,
@@ -81,8 +90,11 @@ export function buildReport(input: ReportInput): BenchReport {
     warmupSeconds: input.warmupSeconds,
     durationSeconds: input.durationSeconds,
     bare: input.bare,
+    hop: input.hop,
     execution: input.execution,
     throughputPercent,
+    hopThroughputPercent: percentOf(input.hop, input.bare),
+    executionVsHopPercent: percentOf(input.execution, input.hop),
     goals: {
       text: GOAL.text,
       throughput,
@@ -93,7 +105,7 @@ export function buildReport(input: ReportInput): BenchReport {
   }
 }
 
-/** The human-readable summary: one table with both targets, then the goal verdicts. */
+/** The human-readable summary: one table with the three targets, then the goal verdicts. */
 export function formatReport(report: BenchReport): string {
   const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'responses', '% of bare', 'server CPU ms/req']
   const row = (t: TargetReport) => [
@@ -114,9 +126,10 @@ export function formatReport(report: BenchReport): string {
     `CPU busy before start: ${report.backgroundCpuPercent.toFixed(0)} %` +
       (busy ? ' (WARNING: the machine was busy; other work skews these numbers, re-run when idle)' : ''),
     '',
-    ...table([header, row(report.bare), row(report.execution)]),
+    ...table([header, row(report.bare), row(report.hop), row(report.execution)]),
     '',
     `execution / bare throughput: ${report.throughputPercent.toFixed(1)} %`,
+    `execution / process hop floor throughput: ${report.executionVsHopPercent.toFixed(1)} %`,
     '',
     `Goal: ${report.goals.text}`,
     ...table([

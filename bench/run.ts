@@ -9,9 +9,10 @@ import { Cleanup, message } from './cleanup.ts'
 import { assertClean, runLoad } from './load.ts'
 import { sampleBusyCpuPercent, treeCpuSeconds } from './process-cpu.ts'
 import { buildReport, formatReport, GOAL, type TargetReport, writeReport } from './report.ts'
-import { bareTarget, checkSample, executionTarget, type Target } from './targets.ts'
+import { bareTarget, checkSample, executionTarget, hopTarget, type Target } from './targets.ts'
 
-// `npm run bench`: the trivial execution path against a bare Hono route, same client, same machine.
+// `npm run bench`: the trivial execution path against a bare Hono route and against the process-hop
+// floor (HTTP plus an IPC round trip to a worker that answers at once), same client, same machine.
 // Exits 0 whether or not the goal is met, 1 if any request failed or a server misbehaved, 2 on bad
 // configuration, 130 when interrupted. See bench/README.md.
 
@@ -93,14 +94,30 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
       ipc: true,
     }),
   )
-  console.log('bench: starting the gateway and the bare Hono server...')
-  const [gatewayURL, bareURL] = await abortable(Promise.all([gateway.ready, bare.ready]), signal)
+  const hop = track(
+    spawnChildServer({
+      name: 'hop',
+      args: [...NODE_FLAGS, join(REPO_ROOT, 'bench/hop-server.ts')],
+      env: withoutServerEnv(process.env),
+      readyLine: /^hop: listening on (http:\/\/\S+)/,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      ipc: true,
+    }),
+  )
+  console.log('bench: starting the gateway, the bare Hono server and the process-hop server...')
+  const [gatewayURL, bareURL, hopURL] = await abortable(
+    Promise.all([gateway.ready, bare.ready, hop.ready]),
+    signal,
+  )
 
   const bareSide = bareTarget(bareURL, token)
+  const hopSide = hopTarget(hopURL, token)
   const executionSide = executionTarget(gatewayURL, token)
   await checkSample(bareSide)
+  await checkSample(hopSide)
   await checkSample(executionSide)
   const bareReport = await measure(bareSide, bare, config, signal)
+  const hopReport = await measure(hopSide, hop, config, signal)
   const executionReport = await measure(executionSide, gateway, config, signal)
 
   const report = buildReport({
@@ -110,6 +127,7 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
     warmupSeconds,
     durationSeconds,
     bare: bareReport,
+    hop: hopReport,
     execution: executionReport,
   })
   console.log(`\n${formatReport(report)}\n`)

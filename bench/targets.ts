@@ -1,7 +1,7 @@
 /** One HTTP endpoint under load: the request sent and the check every response body must pass. */
 export interface Target {
   /** Key in the JSON results. */
-  key: 'bare' | 'execution'
+  key: 'bare' | 'hop' | 'execution'
   /** Row label in the printed table. */
   label: string
   url: string
@@ -41,6 +41,25 @@ export function bareTarget(baseURL: string, token: string): Target {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: TRIVIAL_EXECUTION,
     verify: (body) => parse(body)?.ok === true,
+  }
+}
+
+/**
+ * The process-hop floor: HTTP plus a JSON IPC round trip to a worker process that answers at once,
+ * with no engine, policy or store. Same headers and body as the other targets.
+ */
+export function hopTarget(baseURL: string, token: string): Target {
+  return {
+    key: 'hop',
+    label: 'process hop floor (HTTP + IPC round trip, no engine)',
+    url: `${baseURL}/`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: TRIVIAL_EXECUTION,
+    verify: (body) => {
+      const reply = parse(body)
+      return reply?.status === 'ok' && reply.result === 2
+    },
   }
 }
 
