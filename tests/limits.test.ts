@@ -88,7 +88,8 @@ describe('limits that hold', () => {
 
 describe('the queue', () => {
   it('answers 429 QUEUE_FULL once the bounded queue is full, and runs what it accepted', async () => {
-    const small = await startTestServer({ workers: 1, queueLimit: 2 })
+    // queueLimit 4 gives one tenant at most 2 waiting jobs: 1 runs, 2 wait, the other 3 are refused.
+    const small = await startTestServer({ workers: 1, queueLimit: 4 })
     try {
       await small.request('PUT', '/v1/profiles/slow', {
         body: {
@@ -107,6 +108,33 @@ describe('the queue', () => {
       for (const a of answers.filter((x) => x.status === 200)) expect(a.body.status).toBe('timeout')
     } finally {
       await small.close()
+    }
+  })
+})
+
+describe("one job cannot spend the next job's memory budget", () => {
+  it('a job after a 900 MiB job on the same worker runs normally', async () => {
+    const single = await startTestServer({ workers: 1 })
+    try {
+      await single.request('PUT', '/v1/profiles/big', {
+        body: {
+          engines: ['quickjs'],
+          languages: ['javascript'],
+          limits: { cpuMs: 10_000, wallMs: 20_000, memoryMb: 1000, outputBytes: 1024, bindingCalls: 0 },
+        },
+      })
+      await single.request('PUT', '/v1/agents/big', { body: { sandbox: 'big' } })
+      const big = await single.execute(
+        'const a = []; for (let i = 0; i < 900; i++) a.push(new Uint8Array(1 << 20).fill(1)); export default a.length',
+        {},
+        'big',
+      )
+      expect(big.body).toMatchObject({ status: 'ok', result: 900 })
+      // The next job uses another module (other memory size): the 900 MiB heap must not count against it.
+      const small = await single.execute('export default "fine"')
+      expect(small.body).toMatchObject({ status: 'ok', result: 'fine' })
+    } finally {
+      await single.close()
     }
   })
 })

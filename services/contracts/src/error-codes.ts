@@ -23,6 +23,7 @@ export const ErrorCode = {
   LANGUAGE_UNSUPPORTED: 'LANGUAGE_UNSUPPORTED',
   QUEUE_FULL: 'QUEUE_FULL',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  QUEUE_TIMEOUT: 'QUEUE_TIMEOUT',
   INTERNAL: 'INTERNAL',
 } as const
 
@@ -51,6 +52,7 @@ export const errorStatus: Record<ErrorCode, HttpErrorStatus> = {
   LANGUAGE_UNSUPPORTED: 422,
   QUEUE_FULL: 429,
   SHUTTING_DOWN: 503,
+  QUEUE_TIMEOUT: 503,
   INTERNAL: 500,
 }
 

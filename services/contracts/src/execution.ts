@@ -33,6 +33,10 @@ export const GuestErrorCode = {
   UNSETTLED_PROMISE: 'UNSETTLED_PROMISE',
   IMPORT_NOT_ALLOWED: 'IMPORT_NOT_ALLOWED',
   WORKER_CRASHED: 'WORKER_CRASHED',
+  /** QuickJS itself faulted (an emscripten abort) while running the guest; the module was discarded. */
+  ENGINE_FAULT: 'ENGINE_FAULT',
+  /** The service restarted while the execution was running. */
+  INTERRUPTED: 'INTERRUPTED',
   CANCELLED: 'CANCELLED',
 } as const
 export type GuestErrorCode = (typeof GuestErrorCode)[keyof typeof GuestErrorCode]

@@ -15,6 +15,16 @@ describe('FairQueue', () => {
     expect(queue.size).toBe(2)
   })
 
+  it('caps what one tenant may hold, so a flood cannot lock the others out', () => {
+    const queue = new FairQueue<number>(4, 2)
+    expect([queue.push('noisy', 1), queue.push('noisy', 2), queue.push('noisy', 3)]).toEqual([
+      true,
+      true,
+      false,
+    ])
+    expect([queue.push('quiet', 4), queue.push('quiet', 5)]).toEqual([true, true])
+  })
+
   it('removes a cancelled item and drains the rest', () => {
     const queue = new FairQueue<number>(10)
     queue.push('a', 1)

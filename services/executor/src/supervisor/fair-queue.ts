@@ -4,21 +4,24 @@
  */
 export class FairQueue<T> {
   readonly #limit: number
+  readonly #perKeyLimit: number
   readonly #byKey = new Map<string, T[]>()
   #size = 0
 
-  constructor(limit: number) {
+  /** `limit` bounds the whole queue, `perKeyLimit` what one key may hold of it. */
+  constructor(limit: number, perKeyLimit = limit) {
     this.#limit = limit
+    this.#perKeyLimit = perKeyLimit
   }
 
   get size(): number {
     return this.#size
   }
 
-  /** Adds an item; returns false (and keeps nothing) when the queue is full. */
+  /** Adds an item; returns false (and keeps nothing) when the queue, or the key's share, is full. */
   push(key: string, item: T): boolean {
-    if (this.#size >= this.#limit) return false
     const items = this.#byKey.get(key)
+    if (this.#size >= this.#limit || (items?.length ?? 0) >= this.#perKeyLimit) return false
     if (items === undefined) this.#byKey.set(key, [item])
     else items.push(item)
     this.#size++

@@ -14,9 +14,10 @@ const job = (code: string, overrides: Partial<RunJob['limits']> = {}): RunJob =>
 
 let supervisor: Supervisor | null = null
 afterEach(async () => {
-  await supervisor?.stop()
+  if (supervisor === null) return
+  await supervisor.stop()
   // Every worker process is gone after stop: nothing outlives the supervisor.
-  expect(supervisor?.stats().workers).toBe(0)
+  expect(supervisor.stats().workers).toBe(0)
   supervisor = null
 })
 
@@ -29,10 +30,13 @@ describe('Supervisor', () => {
   })
 
   it('kills a worker whose RSS passes the limit, answers memory_limit and replaces it', async () => {
-    // A base RSS budget of 0 MiB makes any busy worker overrun: this exercises the outside line alone.
-    supervisor = new Supervisor({ workers: 1, workerBaseRssMb: 0 })
+    // An RSS budget of nothing makes any growth an overrun: this exercises the outside line alone.
+    supervisor = new Supervisor({ workers: 1, rssBudget: () => 0 })
     await supervisor.start()
-    const outcome = await supervisor.run(job('while (true) {}'), 't')
+    const outcome = await supervisor.run(
+      job('const a = []; for (;;) a.push([1, 2, 3])', { memoryMb: 256 }),
+      't',
+    )
     expect(outcome).toMatchObject({ status: 'memory_limit', error: { code: 'MEMORY_LIMIT' } })
     expect(outcome.error?.message).toContain('worker was killed')
     expect(supervisor.stats().restarts).toBe(1)
@@ -94,6 +98,29 @@ describe('Supervisor', () => {
     const running = supervisor.run(job('while (true) {}'), 't', controller.signal)
     setTimeout(() => controller.abort(), 100)
     expect(await running).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
+  })
+
+  it('answers a job whose signal is already aborted without running it', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const outcome = await supervisor.run(job('while (true) {}'), 't', AbortSignal.abort())
+    expect(outcome).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
+    expect(supervisor.stats().busy).toBe(0)
+  })
+
+  it('refuses a job that waited in the queue past queueTimeoutMs with QUEUE_TIMEOUT', async () => {
+    supervisor = new Supervisor({ workers: 1, queueTimeoutMs: 100 })
+    await supervisor.start()
+    const running = supervisor.run(job('while (true) {}', { cpuMs: 400 }), 't')
+    await expect(supervisor.run(job('export default 1'), 't')).rejects.toMatchObject({
+      code: 'QUEUE_TIMEOUT',
+    })
+    expect((await running).status).toBe('timeout')
+  })
+
+  it('refuses a worker count that is not a whole number from 1 to 64', () => {
+    for (const workers of [0, -1, 1.5, Number.NaN, 65])
+      expect(() => new Supervisor({ workers })).toThrow(RangeError)
   })
 
   it('refuses new work after stop', async () => {

@@ -19,9 +19,19 @@ export interface SupervisorOptions {
   graceMs?: number
   /** How often busy workers' RSS is sampled (default 20 ms). */
   sampleMs?: number
-  /** RSS a worker may hold beyond the job's own memory budget (default 192 MiB). */
-  workerBaseRssMb?: number
+  /**
+   * Bytes of RSS a job may add to its worker beyond what the worker held when the job started
+   * (default: memoryMb + 16 MiB of wasm overhead + 8 × outputBytes + 128 MiB for the host side).
+   */
+  rssBudget?: (limits: RunJob['limits']) => number
+  /** How long a job may wait in the queue before it is refused with QUEUE_TIMEOUT (default 30 s). */
+  queueTimeoutMs?: number
+  /** How long `start` waits for every worker to report ready (default 30 s). */
+  startTimeoutMs?: number
 }
+
+const defaultRssBudget = (limits: RunJob['limits']) =>
+  (limits.memoryMb + 128) * MiB + HEAP_OVERHEAD_BYTES + limits.outputBytes * 8
 
 interface Task {
   id: number
@@ -31,6 +41,8 @@ interface Task {
   reject: (error: Error) => void
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
+  /** Refuses the task if it is still queued when this fires. */
+  queueTimer: NodeJS.Timeout | null
 }
 
 interface Worker {
@@ -68,6 +80,7 @@ export class Supervisor {
   readonly #queue: FairQueue<Task>
   #nextId = 1
   #restarts = 0
+  #earlyCrashes = 0
   #sampler: NodeJS.Timeout | null = null
   #stopping = false
 
@@ -77,9 +90,18 @@ export class Supervisor {
       queueLimit: options.queueLimit ?? 64,
       graceMs: options.graceMs ?? 250,
       sampleMs: options.sampleMs ?? 20,
-      workerBaseRssMb: options.workerBaseRssMb ?? 192,
+      rssBudget: options.rssBudget ?? defaultRssBudget,
+      queueTimeoutMs: options.queueTimeoutMs ?? 30_000,
+      startTimeoutMs: options.startTimeoutMs ?? 30_000,
     }
-    this.#queue = new FairQueue(this.#options.queueLimit)
+    if (!Number.isInteger(this.#options.workers) || this.#options.workers < 1 || this.#options.workers > 64) {
+      throw new RangeError(`workers must be a whole number from 1 to 64, got ${options.workers}`)
+    }
+    // One tenant may hold at most half the queue, so a flood from one never locks out the others.
+    this.#queue = new FairQueue(
+      this.#options.queueLimit,
+      Math.max(1, Math.ceil(this.#options.queueLimit / 2)),
+    )
   }
 
   /** Starts the workers and resolves once all of them are ready to take jobs. */
@@ -88,7 +110,19 @@ export class Supervisor {
     for (let i = 0; i < this.#options.workers; i++) ready.push(this.#spawn())
     this.#sampler = setInterval(() => this.#sample(), this.#options.sampleMs)
     this.#sampler.unref()
-    await Promise.all(ready)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`worker processes did not start within ${this.#options.startTimeoutMs} ms`)),
+        this.#options.startTimeoutMs,
+      )
+    })
+    try {
+      await Promise.race([Promise.all(ready), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+    if (this.stats().ready < this.#options.workers) throw new Error('worker processes exited while starting')
   }
 
   /**
@@ -98,15 +132,34 @@ export class Supervisor {
    */
   run(job: RunJob, tenant: string, signal?: AbortSignal): Promise<RunOutcome> {
     if (this.#stopping) throw new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down')
+    if (signal?.aborted === true) {
+      return Promise.resolve(
+        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
+      )
+    }
     let task: Task | undefined
     const outcome = new Promise<RunOutcome>((resolve, reject) => {
-      task = { id: this.#nextId++, job, tenant, resolve, reject, signal, onAbort: undefined }
+      task = {
+        id: this.#nextId++,
+        job,
+        tenant,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        queueTimer: null,
+      }
     })
     if (task === undefined || !this.#queue.push(tenant, task)) {
       throw new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later')
     }
+    const queued = task
+    queued.queueTimer = setTimeout(() => {
+      if (!this.#queue.remove(queued.tenant, queued)) return
+      detach(queued)
+      queued.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
+    }, this.#options.queueTimeoutMs)
     if (signal !== undefined) {
-      const queued = task
       queued.onAbort = () => this.#cancel(queued)
       signal.addEventListener('abort', queued.onAbort, { once: true })
     }
@@ -130,6 +183,7 @@ export class Supervisor {
     this.#stopping = true
     if (this.#sampler !== null) clearInterval(this.#sampler)
     for (const task of this.#queue.drain()) {
+      detach(task)
       task.reject(new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down'))
     }
     const exits = [...this.#workers].map(
@@ -148,6 +202,7 @@ export class Supervisor {
       execArgv: [
         `--stack-size=${workerStackSizeKb()}`,
         '--max-old-space-size=512',
+        '--expose-gc',
         '--disable-warning=ExperimentalWarning',
       ],
       env: {
@@ -199,12 +254,13 @@ export class Supervisor {
 
   #assign(worker: Worker, task: Task): void {
     const { limits } = task.job
+    if (task.queueTimer !== null) clearTimeout(task.queueTimer)
     worker.task = task
     worker.taskStartedAt = performance.now()
     worker.taskCpuStart = (worker.process.pid === undefined ? null : cpuMillis(worker.process.pid)) ?? 0
     worker.taskCpuLast = worker.taskCpuStart
-    worker.rssLimit =
-      (this.#options.workerBaseRssMb + limits.memoryMb) * MiB + HEAP_OVERHEAD_BYTES + limits.outputBytes * 8
+    const pid = worker.process.pid
+    worker.rssLimit = ((pid === undefined ? null : residentBytes(pid)) ?? 0) + this.#options.rssBudget(limits)
     worker.deadline = setTimeout(() => {
       this.#kill(worker, 'timeout', {
         code: GuestErrorCode.WALL_TIME_LIMIT,
@@ -298,10 +354,12 @@ export class Supervisor {
     this.#restarts++
     // A worker that dies by itself right after starting is restarted after a pause, never in a tight loop.
     const crashedEarly = worker.killedFor === null && Date.now() - worker.startedAt < 1000
+    this.#earlyCrashes = crashedEarly ? this.#earlyCrashes + 1 : 0
     const respawn = () => {
       if (!this.#stopping) void this.#spawn()
     }
-    if (crashedEarly) setTimeout(respawn, 500).unref()
+    // Back off exponentially (0.5 s .. 30 s) while workers keep dying right after starting.
+    if (crashedEarly) setTimeout(respawn, Math.min(30_000, 250 * 2 ** this.#earlyCrashes)).unref()
     else respawn()
     this.#pump()
   }
@@ -333,8 +391,14 @@ function outcomeOf(status: RunOutcome['status'], error: GuestError): RunOutcome 
   }
 }
 
-function settle(task: Task, outcome: RunOutcome): void {
+/** Stops listening for the task's abort signal and queue deadline. */
+function detach(task: Task): void {
+  if (task.queueTimer !== null) clearTimeout(task.queueTimer)
   if (task.signal !== undefined && task.onAbort !== undefined)
     task.signal.removeEventListener('abort', task.onAbort)
+}
+
+function settle(task: Task, outcome: RunOutcome): void {
+  detach(task)
   task.resolve(outcome)
 }

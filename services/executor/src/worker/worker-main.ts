@@ -34,7 +34,7 @@ async function runSafely({ job }: ToWorker): Promise<RunOutcome> {
       result: null,
       stdout: '',
       stderr: '',
-      error: { code: GuestErrorCode.WORKER_CRASHED, message: 'the engine failed while running this job' },
+      error: { code: GuestErrorCode.ENGINE_FAULT, message: 'the engine failed while running this job' },
       usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
     }
   }

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { ExecutionRecord, RunOutcome } from '@cordon/contracts'
+import { type ExecutionRecord, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import Database from 'better-sqlite3'
 import type { Store, StoredDocument } from './store.ts'
 
@@ -236,7 +236,7 @@ export class SqliteStore implements Store {
       result: null,
       stdout: '',
       stderr: '',
-      error: { code: 'WORKER_CRASHED', message: reason },
+      error: { code: GuestErrorCode.INTERRUPTED, message: reason },
       usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
     }
     return this.#sql.abandonRunning.run({ outcome: JSON.stringify(outcome), now: new Date().toISOString() })

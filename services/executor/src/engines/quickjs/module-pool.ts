@@ -18,6 +18,9 @@ const INITIAL_HEAP_BYTES = 16 * MiB
 /** Room above the guest's memory limit for QuickJS's own bookkeeping and the glue's allocations. */
 export const HEAP_OVERHEAD_BYTES = 16 * MiB
 
+/** A dropped module whose heap grew past this is garbage-collected right away. */
+const RECLAIM_AT_BYTES = 64 * MiB
+
 export interface ModulePoolOptions {
   /** Runs after which a module is replaced even when healthy (bounds fragmentation and leaks). */
   maxRunsPerModule: number
@@ -62,7 +65,7 @@ export class ModulePool {
       current.runs++
       return { module: current.module, slot: current }
     }
-    this.#current = null
+    this.#drop(current)
     const slot: Slot = { key, memoryMb, module: await this.#take(memoryMb), runs: 1 }
     this.#current = slot
     return { module: slot.module, slot }
@@ -71,9 +74,20 @@ export class ModulePool {
   /** Ends a lease; a tainted module (host-side fault inside wasm) is dropped, never reused. */
   release(lease: ModuleLease, tainted: boolean): void {
     if (tainted || lease.slot.runs >= this.#options.maxRunsPerModule) {
-      if (this.#current === lease.slot) this.#current = null
+      if (this.#current === lease.slot) this.#drop(lease.slot)
     }
     this.warm(lease.slot.memoryMb)
+  }
+
+  /**
+   * Forgets a module. A large heap is reclaimed at once (the worker runs with --expose-gc) rather
+   * than whenever V8 gets to it, so it never counts against the next tenant's memory.
+   */
+  #drop(slot: Slot | null): void {
+    this.#current = null
+    if (slot === null) return
+    const heapBytes = slot.module.getWasmMemory().buffer.byteLength
+    if (heapBytes > RECLAIM_AT_BYTES) (globalThis as { gc?: () => void }).gc?.()
   }
 
   /** Prepares a spare module for the given size in the background, if none is ready. */
