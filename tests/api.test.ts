@@ -214,6 +214,31 @@ describe('bad input is a 4xx JSON error', () => {
       'NAME_MISMATCH',
     ],
     [
+      'a body whose name is an object with a hostile toString',
+      () => t.request('PUT', '/v1/agents/x', { raw: '{"name":{"toString":1},"sandbox":"strict"}' }),
+      422,
+      'NAME_MISMATCH',
+    ],
+    [
+      'a JSON declaration nested past 64 levels',
+      () =>
+        t.request('PUT', '/v1/agents/x', {
+          raw: `{"sandbox":"strict","tools":[{"name":"t","description":"d","language":"javascript","code":"1","input":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}]}`,
+        }),
+      400,
+      'MALFORMED_BODY',
+    ],
+    [
+      'a YAML declaration nested past 64 levels',
+      () =>
+        t.request('PUT', '/v1/agents/x', {
+          raw: `sandbox: strict\ndescription: ${'['.repeat(100)}1${']'.repeat(100)}\n`,
+          contentType: 'application/yaml',
+        }),
+      400,
+      'MALFORMED_BODY',
+    ],
+    [
       'an invalid name in the URL',
       () => t.request('PUT', '/v1/agents/Bad%20Name', { body: { sandbox: 'strict' } }),
       400,

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestServer, type TestServer } from './helpers/server.ts'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 
 // Each limit of the profile, hit over HTTP through the real workers, with the status it must end in.
 let t: TestServer
@@ -83,6 +83,35 @@ describe('limits that hold', () => {
   it('keeps serving after every limit', async () => {
     const res = await run('export default [1, 2, 3].map((n) => n * n)')
     expect(res.body).toMatchObject({ status: 'ok', result: [1, 4, 9] })
+  })
+})
+
+describe('a client that goes away', () => {
+  it('cancels its running execution, freeing the worker', async () => {
+    await t.request('PUT', '/v1/profiles/patient', {
+      body: {
+        engines: ['quickjs'],
+        languages: ['javascript'],
+        limits: { cpuMs: 20_000, wallMs: 30_000, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
+      },
+    })
+    await t.request('PUT', '/v1/agents/patient', { body: { sandbox: 'patient' } })
+    const restartsBefore = t.server.supervisor.stats().restarts
+    const controller = new AbortController()
+    const request = fetch(`${t.server.url}/v1/agents/patient/executions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ language: 'javascript', code: 'for (;;) {}' }),
+      signal: controller.signal,
+    })
+    await vi.waitFor(() => expect(t.server.supervisor.stats().busy).toBe(1), { timeout: 2000, interval: 10 })
+    controller.abort()
+    await expect(request).rejects.toThrow()
+    // The profile allows 20 s of CPU: a worker freed within 2 s was cancelled (killed and replaced).
+    await vi.waitFor(
+      () => expect(t.server.supervisor.stats()).toMatchObject({ busy: 0, restarts: restartsBefore + 1 }),
+      { timeout: 2000, interval: 20 },
+    )
   })
 })
 

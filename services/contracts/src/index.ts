@@ -11,4 +11,4 @@ export type {
   Usage,
 } from './execution.ts'
 export { ENGINE_LANGUAGES, ENGINES, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } from './execution.ts'
-export { type JsonBounds, parseJsonBounded } from './json-bounds.ts'
+export { type JsonBounds, parseJsonBounded, valueDepth } from './json-bounds.ts'

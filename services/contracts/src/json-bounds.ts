@@ -54,3 +54,18 @@ function maxDepth(text: string): number {
   }
   return deepest
 }
+
+/** Nesting depth of a parsed value (arrays and plain objects), measured without recursion. */
+export function valueDepth(value: unknown, stopAt = Number.POSITIVE_INFINITY): number {
+  let deepest = 0
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number]
+    if (current === null || typeof current !== 'object') continue
+    const level = depth + 1
+    if (level > deepest) deepest = level
+    if (deepest > stopAt) return deepest
+    for (const child of Array.isArray(current) ? current : Object.values(current)) stack.push([child, level])
+  }
+  return deepest
+}

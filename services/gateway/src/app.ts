@@ -14,8 +14,6 @@ export interface AppOptions {
   auth: Authenticator
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number
-  /** Extra detail for `/healthz` (worker pool state). */
-  health?: () => Record<string, unknown>
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -43,7 +41,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     ),
   )
 
-  app.get('/healthz', (c) => c.json({ ok: true, ...(options.health?.() ?? {}) }))
+  // Liveness only: pool state (busy workers, restarts) would tell anyone about other tenants' load.
+  app.get('/healthz', (c) => c.json({ ok: true }))
   const openapi = openAPIDocument()
   const docs = docsPage(openapi)
   app.get('/openapi.json', (c) => c.json(openapi))

@@ -58,7 +58,6 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       harness,
       auth: new TokenAuthenticator([{ token, principal: { tenant: DEFAULT_TENANT, scopes: ['admin'] } }]),
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-      health: () => ({ workers: supervisor.stats() }),
     })
     const { server, port } = await listen(app.fetch, options.port ?? 8787, options.hostname ?? '127.0.0.1')
     const host =

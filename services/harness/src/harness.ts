@@ -237,10 +237,8 @@ function withName(document: unknown, name: string): unknown {
   }
   const named = document as Record<string, unknown>
   if (named.name !== undefined && named.name !== name) {
-    throw new CordonError(
-      ErrorCode.NAME_MISMATCH,
-      `the body names "${String(named.name)}" but the URL names "${name}"`,
-    )
+    const given = typeof named.name === 'string' ? `"${named.name.slice(0, 100)}"` : `a ${typeof named.name}`
+    throw new CordonError(ErrorCode.NAME_MISMATCH, `the body names ${given} but the URL names "${name}"`)
   }
   return { ...named, name }
 }

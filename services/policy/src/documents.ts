@@ -1,3 +1,4 @@
+import { parseJsonBounded, valueDepth } from '@cordon/contracts'
 import YAML from 'yaml'
 
 export type DocumentFormat = 'json' | 'yaml' | 'markdown'
@@ -6,6 +7,8 @@ export type DocumentResult = { ok: true; value: unknown } | { ok: false; message
 
 /** A YAML document may not expand aliases more than this (billion-laughs guard). */
 const MAX_YAML_ALIASES = 64
+/** Declarations nest at most this deep, whatever their format. */
+export const MAX_DOCUMENT_DEPTH = 64
 
 /**
  * Parses a declaration document. Markdown is YAML front matter between `---` lines, and the body after
@@ -16,18 +19,22 @@ export function parseDocument(text: string, format: DocumentFormat): DocumentRes
     case 'json':
       return parseJson(text)
     case 'yaml':
-      return parseYaml(text)
+      return bounded(parseYaml(text))
     case 'markdown':
-      return parseMarkdown(text)
+      return bounded(parseMarkdown(text))
   }
 }
 
 function parseJson(text: string): DocumentResult {
-  try {
-    return { ok: true, value: JSON.parse(text) }
-  } catch (error) {
-    return { ok: false, message: `malformed JSON: ${error instanceof Error ? error.message : 'parse error'}` }
+  const parsed = parseJsonBounded(text, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: MAX_DOCUMENT_DEPTH })
+  return parsed.ok ? parsed : { ok: false, message: `malformed JSON: ${parsed.message}` }
+}
+
+function bounded(result: DocumentResult): DocumentResult {
+  if (result.ok && valueDepth(result.value, MAX_DOCUMENT_DEPTH) > MAX_DOCUMENT_DEPTH) {
+    return { ok: false, message: `the document nests deeper than ${MAX_DOCUMENT_DEPTH} levels` }
   }
+  return result
 }
 
 function parseYaml(text: string): DocumentResult {

@@ -54,12 +54,13 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const { tenant } = requireScope(c, 'invoke')
     const name = nameParam(c, 'name')
     const body = validated(ExecuteBody, await readJson(c, maxBodyBytes), 'execution request')
-    const record = await harness.execute(tenant, name, {
-      language: body.language,
-      code: body.code,
-      input: body.input ?? null,
-      engine: body.engine,
-    })
+    // A client that goes away cancels its execution (queued or running): its worker is not held.
+    const record = await harness.execute(
+      tenant,
+      name,
+      { language: body.language, code: body.code, input: body.input ?? null, engine: body.engine },
+      c.req.raw.signal,
+    )
     return c.json(record)
   })
   return app
