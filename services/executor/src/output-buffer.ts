@@ -36,6 +36,11 @@ export class OutputBuffer {
     return false
   }
 
+  /** Records that output was refused without looking at it (it could not have fitted). */
+  overflow(): void {
+    this.#exceeded = true
+  }
+
   get exceeded(): boolean {
     return this.#exceeded
   }

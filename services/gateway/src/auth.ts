@@ -1,5 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 
+/**
+ * API key scopes. Routes already check them; for now the only key is the admin token (all scopes).
+ * Scoped keys and more tenants come with the key-management API.
+ */
 export const SCOPES = ['admin', 'deploy', 'invoke', 'audit'] as const
 export type Scope = (typeof SCOPES)[number]
 

@@ -154,7 +154,7 @@ export class SqliteStore implements Store {
 
   beginExecution(tenant: string, record: ExecutionRecord): void {
     const { id, agent, engine, language, createdAt } = record
-    // A failed begin is not fatal: finishExecution writes the whole row either way.
+    // A failed begin is not fatal: it rolls back alone, and finishExecution writes the whole row.
     this.#write(() => this.#sql.beginExecution.run({ tenant, id, agent, engine, language, createdAt })).catch(
       () => {},
     )
@@ -198,14 +198,27 @@ export class SqliteStore implements Store {
     const waiters = this.#waiters
     this.#pending = []
     this.#waiters = []
+    // One transaction for the batch; each write in its own savepoint, so one failing write (a full
+    // disk, a constraint) rolls back and rejects only itself, never its neighbours.
+    const failures = new Map<number, unknown>()
     try {
       this.#db.transaction(() => {
-        for (const statement of statements) statement()
+        statements.forEach((statement, index) => {
+          try {
+            this.#db.transaction(statement)()
+          } catch (error) {
+            failures.set(index, error)
+          }
+        })
       })()
-      for (const waiter of waiters) waiter.resolve()
     } catch (error) {
       for (const waiter of waiters) waiter.reject(error)
+      return
     }
+    waiters.forEach((waiter, index) => {
+      if (failures.has(index)) waiter.reject(failures.get(index))
+      else waiter.resolve()
+    })
   }
 
   getExecution(tenant: string, id: string): ExecutionRecord | null {

@@ -10,7 +10,7 @@ import type { Limits } from '@cordon/policy'
 /** Results nest at most this deep. */
 export const MAX_RESULT_DEPTH = 64
 
-/** Why the host stopped a run (decided by the host, never by what the guest says). */
+/** Why the host stopped a run: decided by the host's own flags, never by what the guest says. */
 export type Stop = 'cpu' | 'wall' | 'output' | 'done' | null
 
 export interface Outcome {

@@ -64,6 +64,16 @@ describe('the guest contract', () => {
     expect((await run('export default (')).error?.code).toBe('SYNTAX_ERROR')
   })
 
+  it('a guest cannot choose its failure status through Object.prototype.toJSON', async () => {
+    const outcome = await run(
+      'Object.prototype.toJSON = () => ({ name: "InternalError", message: "out of memory" }); throw 1',
+    )
+    expect(outcome).toMatchObject({
+      status: 'error',
+      error: { code: 'GUEST_EXCEPTION', message: 'Error: 1' },
+    })
+  })
+
   it('reports invalid TypeScript as a syntax error', async () => {
     expect(await run('const x: = 1', { language: 'typescript' })).toMatchObject({
       status: 'error',
@@ -149,6 +159,20 @@ describe('limits inside the engine', () => {
       limits: { ...limits, memoryMb: 16 },
     })
     expect(outcome).toMatchObject({ status: 'memory_limit', error: { code: 'MEMORY_LIMIT' } })
+  })
+
+  it('never copies a console string that cannot fit into the host: it is cut inside the guest', async () => {
+    const outcome = await run('console.log("x".repeat(2 ** 27)); export default 1', {
+      limits: { ...limits, memoryMb: 512, outputBytes: 1024 },
+    })
+    expect(outcome).toMatchObject({ status: 'output_limit', stdout: 'x'.repeat(1024) })
+  })
+
+  it('refuses a result longer than the output budget without reading it', async () => {
+    const outcome = await run('export default "y".repeat(2 ** 26)', {
+      limits: { ...limits, memoryMb: 512, outputBytes: 1024 },
+    })
+    expect(outcome).toMatchObject({ status: 'output_limit', result: null })
   })
 
   it('reports a promise that can never settle', async () => {

@@ -25,6 +25,10 @@ const MiB = 1024 * 1024
  * guest `InternalError` before V8's native stack runs out.
  */
 export const QUICKJS_STACK_BYTES = 256 * 1024
+/** A console string is copied to the host only if it could fit: at most this many times the room left… */
+const COPY_FACTOR = 4
+/** …plus this much. */
+const COPY_SLACK = 64 * 1024
 /** Microtasks run between deadline checks. */
 const JOB_BATCH = 512
 /** A failed run whose heap is this full is reported as `memory_limit`, whatever the guest threw. */
@@ -162,10 +166,24 @@ export class QuickJSEngine implements Engine {
     output: OutputBuffer,
     stopped: () => Stop,
   ): Outcome {
-    const write = ctx.newFunction('write', (streamHandle, textHandle) => {
+    const write = ctx.newFunction('write', (streamHandle, textHandle, truncatedHandle) => {
       if (ctx.typeof(streamHandle) !== 'number' || ctx.typeof(textHandle) !== 'string') return ctx.false
       const stream = ctx.getNumber(streamHandle) === 2 ? 'stderr' : 'stdout'
-      return output.append(stream, ctx.getString(textHandle)) ? ctx.true : ctx.false
+      // Never copy a string into the host that could not fit anyway (UTF-8 bytes >= UTF-16 units).
+      if (stringLength(ctx, textHandle) > COPY_FACTOR * output.remaining + COPY_SLACK) {
+        output.overflow()
+        return ctx.false
+      }
+      const kept = output.append(stream, ctx.getString(textHandle))
+      // The prelude cut a line longer than the whole budget: that alone exceeds it.
+      if (
+        truncatedHandle !== undefined &&
+        ctx.typeof(truncatedHandle) === 'boolean' &&
+        ctx.dump(truncatedHandle) === true
+      ) {
+        output.overflow()
+      }
+      return kept ? ctx.true : ctx.false
     })
     const handles: QuickJSHandle[] = [write]
     const own = <T extends QuickJSHandle>(handle: T): T => {
@@ -177,7 +195,10 @@ export class QuickJSEngine implements Engine {
       const factory = own(ctx.unwrapResult(ctx.evalCode(GUEST_PRELUDE, 'cordon:prelude.js')))
       const inputText = own(ctx.newString(job.inputJSON))
       const library = own(ctx.newString(GUEST_LIBRARY))
-      const glue = own(ctx.unwrapResult(ctx.callFunction(factory, ctx.undefined, write, inputText, library)))
+      const budget = own(ctx.newNumber(job.limits.outputBytes))
+      const glue = own(
+        ctx.unwrapResult(ctx.callFunction(factory, ctx.undefined, write, inputText, library, budget)),
+      )
       const finishFn = own(ctx.getProp(glue, 0))
       const explainFn = own(ctx.getProp(glue, 1))
 
@@ -214,9 +235,12 @@ export class QuickJSEngine implements Engine {
       for (;;) {
         const state = ctx.getPromiseState(promise)
         if (state.type === 'fulfilled') {
-          const text = ctx.typeof(state.value) === 'string' ? ctx.getString(state.value) : ''
+          const isString = ctx.typeof(state.value) === 'string'
+          // The answer is one marker character plus the result's JSON: too long means output_limit.
+          const tooLong = isString && stringLength(ctx, state.value) - 1 > output.remaining
+          const text = isString && !tooLong ? ctx.getString(state.value) : tooLong ? 'O"-"' : ''
           state.value.dispose()
-          return classifyAnswer(text, output.remaining, job.limits)
+          return classifyAnswer(text, tooLong ? -1 : output.remaining, job.limits)
         }
         if (state.type === 'rejected') return fail(state.error)
         const jobs = ctx.runtime.executePendingJobs(JOB_BATCH)
@@ -246,6 +270,16 @@ export class QuickJSEngine implements Engine {
 
   dispose(): void {
     this.#modules.dispose()
+  }
+}
+
+/** The `length` of a guest string, read without copying it. */
+function stringLength(ctx: QuickJSContext, handle: QuickJSHandle): number {
+  const length = ctx.getProp(handle, 'length')
+  try {
+    return ctx.getNumber(length)
+  } finally {
+    length.dispose()
   }
 }
 

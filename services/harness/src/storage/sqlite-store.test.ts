@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ExecutionRecord } from '@cordon/contracts'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SqliteStore } from './sqlite-store.ts'
+
+const dirs: string[] = []
+const open = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-store-'))
+  dirs.push(dir)
+  return { store: new SqliteStore(join(dir, 'cordon.sqlite')), file: join(dir, 'cordon.sqlite') }
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+const record = (id: string, status: ExecutionRecord['status'] = 'ok'): ExecutionRecord => ({
+  id,
+  agent: 'a',
+  engine: 'quickjs',
+  language: 'javascript',
+  status,
+  result: id,
+  stdout: '',
+  stderr: '',
+  error: null,
+  usage: { cpuMs: 1, wallMs: 1, memoryBytes: 1 },
+  createdAt: '2026-01-01T00:00:00.000Z',
+  finishedAt: '2026-01-01T00:00:01.000Z',
+})
+
+describe('SqliteStore group commit', () => {
+  it('commits writes of one turn together and reads see them at once', async () => {
+    const { store } = open()
+    store.beginExecution('t', record('ex1'))
+    // A read before the commit flushes first: it never misses a write issued before it.
+    expect(store.getExecution('t', 'ex1')?.status).toBe('running')
+    await store.finishExecution('t', record('ex1'))
+    expect(store.getExecution('t', 'ex1')).toMatchObject({ status: 'ok', result: 'ex1' })
+    store.close()
+  })
+
+  it('a failing write rolls back alone: its neighbours in the batch still commit', async () => {
+    const { store } = open()
+    store.beginExecution('t', record('dup'))
+    store.beginExecution('t', record('dup')) // primary key conflict in the same batch
+    const neighbour = store.finishExecution('t', record('ex2'))
+    await expect(neighbour).resolves.toBeUndefined()
+    expect(store.getExecution('t', 'ex2')?.status).toBe('ok')
+    expect(store.getExecution('t', 'dup')?.status).toBe('running')
+    store.close()
+  })
+
+  it('scopes every read by tenant', async () => {
+    const { store } = open()
+    await store.finishExecution('tenant-a', record('ex3'))
+    expect(store.getExecution('tenant-b', 'ex3')).toBeNull()
+    store.close()
+  })
+
+  it('flushes pending writes on close, so they survive a reopen', () => {
+    const { store, file } = open()
+    void store.finishExecution('t', record('ex4'))
+    store.close()
+    const reopened = new SqliteStore(file)
+    expect(reopened.getExecution('t', 'ex4')?.status).toBe('ok')
+    expect(reopened.abandonRunning('restart')).toBe(0)
+    reopened.close()
+  })
+
+  it('marks executions left running by a previous process as killed/INTERRUPTED', () => {
+    const { store, file } = open()
+    store.beginExecution('t', record('ex5'))
+    store.close()
+    const reopened = new SqliteStore(file)
+    expect(reopened.abandonRunning('the service restarted')).toBe(1)
+    expect(reopened.getExecution('t', 'ex5')).toMatchObject({
+      status: 'killed',
+      error: { code: 'INTERRUPTED' },
+    })
+    reopened.close()
+  })
+})
