@@ -7,18 +7,8 @@ beforeAll(async () => {
   t = await startTestServer()
   // wallMs is far above cpuMs so that a loaded machine (CI runs test files in parallel) still hits CPU first.
   const limits = { cpuMs: 400, wallMs: 4000, memoryMb: 24, outputBytes: 2048, bindingCalls: 0 }
-  await t.request('PUT', '/v1/profiles/limited', {
-    body: { engines: ['quickjs'], languages: ['javascript', 'typescript'], limits },
-  })
-  await t.request('PUT', '/v1/agents/limited', { body: { sandbox: 'limited' } })
-  await t.request('PUT', '/v1/profiles/big-memory', {
-    body: {
-      engines: ['quickjs'],
-      languages: ['javascript'],
-      limits: { ...limits, cpuMs: 5000, wallMs: 300, memoryMb: 512 },
-    },
-  })
-  await t.request('PUT', '/v1/agents/big-memory', { body: { sandbox: 'big-memory' } })
+  await t.deployAgent('limited', limits)
+  await t.deployAgent('big-memory', { ...limits, cpuMs: 5000, wallMs: 300, memoryMb: 512 })
 })
 afterAll(async () => {
   await t.close()
@@ -88,14 +78,13 @@ describe('limits that hold', () => {
 
 describe('a client that goes away', () => {
   it('cancels its running execution, freeing the worker', async () => {
-    await t.request('PUT', '/v1/profiles/patient', {
-      body: {
-        engines: ['quickjs'],
-        languages: ['javascript'],
-        limits: { cpuMs: 20_000, wallMs: 30_000, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
-      },
+    await t.deployAgent('patient', {
+      cpuMs: 20_000,
+      wallMs: 30_000,
+      memoryMb: 16,
+      outputBytes: 1024,
+      bindingCalls: 0,
     })
-    await t.request('PUT', '/v1/agents/patient', { body: { sandbox: 'patient' } })
     const restartsBefore = t.server.supervisor.stats().restarts
     const controller = new AbortController()
     const request = fetch(`${t.server.url}/v1/agents/patient/executions`, {
@@ -120,14 +109,13 @@ describe('the queue', () => {
     // queueLimit 4 gives one tenant at most 2 waiting jobs: 1 runs, 2 wait, the other 3 are refused.
     const small = await startTestServer({ workers: 1, queueLimit: 4 })
     try {
-      await small.request('PUT', '/v1/profiles/slow', {
-        body: {
-          engines: ['quickjs'],
-          languages: ['javascript'],
-          limits: { cpuMs: 300, wallMs: 1000, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
-        },
+      await small.deployAgent('slow', {
+        cpuMs: 300,
+        wallMs: 1000,
+        memoryMb: 16,
+        outputBytes: 1024,
+        bindingCalls: 0,
       })
-      await small.request('PUT', '/v1/agents/slow', { body: { sandbox: 'slow' } })
       const answers = await Promise.all(
         Array.from({ length: 6 }, () => small.execute('while (true) {}', {}, 'slow')),
       )
@@ -145,14 +133,13 @@ describe("one job cannot spend the next job's memory budget", () => {
   it('a job after a 900 MiB job on the same worker runs normally', async () => {
     const single = await startTestServer({ workers: 1 })
     try {
-      await single.request('PUT', '/v1/profiles/big', {
-        body: {
-          engines: ['quickjs'],
-          languages: ['javascript'],
-          limits: { cpuMs: 10_000, wallMs: 20_000, memoryMb: 1000, outputBytes: 1024, bindingCalls: 0 },
-        },
+      await single.deployAgent('big', {
+        cpuMs: 10_000,
+        wallMs: 20_000,
+        memoryMb: 1000,
+        outputBytes: 1024,
+        bindingCalls: 0,
       })
-      await single.request('PUT', '/v1/agents/big', { body: { sandbox: 'big' } })
       const big = await single.execute(
         'const a = []; for (let i = 0; i < 900; i++) a.push(new Uint8Array(1 << 20).fill(1)); export default a.length',
         {},

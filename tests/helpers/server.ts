@@ -24,8 +24,19 @@ export interface TestServer {
     extra?: Record<string, unknown>,
     agent?: string,
   ): Promise<{ status: number; body: Body }>
+  /** Stores a profile with these limits (QuickJS, JavaScript/TypeScript) and an agent of the same name under it. */
+  deployAgent(name: string, limits: Limits): Promise<void>
   restart(): Promise<void>
   close(): Promise<void>
+}
+
+/** A profile's `limits` section (every limit is explicit). */
+export interface Limits {
+  cpuMs: number
+  wallMs: number
+  memoryMb: number
+  outputBytes: number
+  bindingCalls: number
 }
 
 /**
@@ -63,6 +74,15 @@ export async function startTestServer(options: Partial<NodeServerOptions> = {}):
     request,
     execute: (code, extra = {}, agent = 'example') =>
       request('POST', `/v1/agents/${agent}/executions`, { body: { language: 'javascript', code, ...extra } }),
+    async deployAgent(name, limits) {
+      const profile = await request('PUT', `/v1/profiles/${name}`, {
+        body: { engines: ['quickjs'], languages: ['javascript', 'typescript'], limits },
+      })
+      const agent = await request('PUT', `/v1/agents/${name}`, { body: { sandbox: name } })
+      if (profile.status !== 200 || agent.status !== 200) {
+        throw new Error(`deployAgent ${name}: ${JSON.stringify([profile.body, agent.body])}`)
+      }
+    },
     async restart() {
       await server.close()
       server = await start()

@@ -71,6 +71,11 @@ export async function readDocument(
   return { text, format }
 }
 
+/** The request's media type, lowercased, without parameters ('' when absent). */
+function mediaType(c: Context<Env>): string {
+  return (c.req.header('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+}
+
 function sniff(text: string): DocumentFormat {
   const start = text.trimStart()
   if (start.startsWith('{')) return 'json'
@@ -91,7 +96,7 @@ export const MAX_JSON_DEPTH = 64
 
 /** Reads a JSON request body, bounded in size (by the body limit) and depth. */
 export async function readJson(c: Context<Env>, maxBytes: number): Promise<JsonValue> {
-  const type = (c.req.header('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+  const type = mediaType(c)
   if (type !== 'application/json' && !UNSPECIFIED.has(type)) {
     throw new CordonError(
       ErrorCode.UNSUPPORTED_MEDIA_TYPE,

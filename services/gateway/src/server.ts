@@ -75,6 +75,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
           server.closeAllConnections()
         })
         await supervisor.stop()
+        // Executions answered by the stop have queued their final records by now; let one turn pass
+        // for any continuation still on its way, then close (which flushes every queued write).
+        await new Promise((resolve) => setImmediate(resolve))
         store.close()
       },
     }
