@@ -16,6 +16,10 @@ const server = await startNodeServer({
   dataDir,
   adminToken: process.env.CORDON_ADMIN_TOKEN,
   ...(workers === undefined ? {} : { workers }),
+}).catch((error: unknown) => {
+  // A configuration mistake (bad CORDON_WORKERS, short token, port in use) is one clear line, no stack.
+  console.error(`cordon: cannot start: ${error instanceof Error ? error.message : String(error)}`)
+  process.exit(1)
 })
 
 console.log(`cordon: listening on ${server.url} (data: ${dataDir})`)
