@@ -19,7 +19,7 @@ export interface Outcome {
   result: JsonValue
 }
 
-/** `{ name, message }` of a guest error, as the prelude's `explain` described it (or a fallback). */
+/** `{ name, message }` of a guest error, as the guest library described it (or a fallback). */
 export interface Description {
   name: string
   message: string
@@ -84,33 +84,26 @@ export function classifyFailure(
   return guestError(GuestErrorCode.GUEST_EXCEPTION, text)
 }
 
-/**
- * Reads the prelude's answer: `O<json>` a result, `E<json>` a guest error, `U<json>` a result that is
- * not JSON. The result must fit what is left of the output budget and nest at most 64 levels.
- */
-export function classifyAnswer(text: string, remainingBytes: number, limits: Limits): Outcome {
-  const kind = text.charAt(0)
-  const body = text.slice(1)
-  if (kind === 'E' || kind === 'U') {
-    const description = describe(body)
-    if (kind === 'E') return classifyFailure(description, null, limits)
-    if (description.name === 'InternalError' && description.message === 'out of memory')
-      return memoryLimit(limits)
-    if (/stack overflow/.test(description.message)) {
-      return guestError(
-        GuestErrorCode.RESULT_TOO_DEEP,
-        `result nests too deeply to serialise (${description.message})`,
-      )
-    }
-    return guestError(
-      GuestErrorCode.RESULT_NOT_SERIALIZABLE,
-      description.name === 'null'
-        ? 'result is not JSON: null was thrown'
-        : `result is not JSON: ${description.name}: ${description.message}`,
-    )
+/** A result that `JSON.stringify` refused (the guest's error, as described). */
+export function classifyUnserializable(description: Description | null, limits: Limits): Outcome {
+  const { name, message } = description ?? { name: 'Error', message: '' }
+  if (name === 'InternalError' && message === 'out of memory') return memoryLimit(limits)
+  if (/stack overflow/.test(message)) {
+    return guestError(GuestErrorCode.RESULT_TOO_DEEP, `result nests too deeply to serialise (${message})`)
   }
-  if (kind !== 'O') return guestError(GuestErrorCode.RESULT_NOT_SERIALIZABLE, 'no result')
-  const parsed = parseJsonBounded(body, { maxBytes: Math.max(0, remainingBytes), maxDepth: MAX_RESULT_DEPTH })
+  return guestError(
+    GuestErrorCode.RESULT_NOT_SERIALIZABLE,
+    name === 'null' ? 'result is not JSON: null was thrown' : `result is not JSON: ${name}: ${message}`,
+  )
+}
+
+/**
+ * Reads the result's JSON text (`null` when it did not fit the output budget): it must fit what is
+ * left of the budget and nest at most 64 levels.
+ */
+export function classifyResult(json: string | null, remainingBytes: number): Outcome {
+  if (json === null) return outputLimit()
+  const parsed = parseJsonBounded(json, { maxBytes: Math.max(0, remainingBytes), maxDepth: MAX_RESULT_DEPTH })
   if (parsed.ok) return { status: 'ok', error: null, result: parsed.value }
   if (parsed.reason === 'too_large') return outputLimit()
   return guestError(
@@ -119,7 +112,7 @@ export function classifyAnswer(text: string, remainingBytes: number, limits: Lim
   )
 }
 
-/** Parses the prelude's `{ name, message }` JSON; anything else becomes a plain `Error`. */
+/** Parses the guest library's `{ name, message, stack }` JSON; anything else becomes a plain `Error`. */
 export function describe(json: string): Description {
   const parsed = parseJsonBounded(json, { maxBytes: 16 * 1024, maxDepth: 2 })
   if (

@@ -4,10 +4,9 @@ import type { Engine, RunJob } from '../../engine.ts'
 import { OutputBuffer } from '../../output-buffer.ts'
 import { stripTypes } from '../../typescript.ts'
 import {
-  classifyAnswer,
   classifyFailure,
-  type Description,
-  describe,
+  classifyResult,
+  classifyUnserializable,
   isParseError,
   lostToMemory,
   mayBeMemoryExhaustion,
@@ -15,7 +14,7 @@ import {
   type Outcome,
   type Stop,
 } from './classify.ts'
-import { GUEST_LIBRARY, GUEST_PRELUDE } from './guest-prelude.ts'
+import { GuestGlue } from './guest-glue.ts'
 import { ModulePool } from './module-pool.ts'
 
 const MiB = 1024 * 1024
@@ -25,10 +24,6 @@ const MiB = 1024 * 1024
  * guest `InternalError` before V8's native stack runs out.
  */
 export const QUICKJS_STACK_BYTES = 256 * 1024
-/** A console string is copied to the host only if it could fit: at most this many times the room left… */
-const COPY_FACTOR = 4
-/** …plus this much. */
-const COPY_SLACK = 64 * 1024
 /** Microtasks run between deadline checks. */
 const JOB_BATCH = 512
 /** A failed run whose heap is this full is reported as `memory_limit`, whatever the guest threw. */
@@ -166,81 +161,43 @@ export class QuickJSEngine implements Engine {
     output: OutputBuffer,
     stopped: () => Stop,
   ): Outcome {
-    const write = ctx.newFunction('write', (streamHandle, textHandle, truncatedHandle) => {
-      if (ctx.typeof(streamHandle) !== 'number' || ctx.typeof(textHandle) !== 'string') return ctx.false
-      const stream = ctx.getNumber(streamHandle) === 2 ? 'stderr' : 'stdout'
-      // Never copy a string into the host that could not fit anyway (UTF-8 bytes >= UTF-16 units).
-      if (stringLength(ctx, textHandle) > COPY_FACTOR * output.remaining + COPY_SLACK) {
-        output.overflow()
-        return ctx.false
-      }
-      const kept = output.append(stream, ctx.getString(textHandle))
-      // The prelude cut a line longer than the whole budget: that alone exceeds it.
-      if (
-        truncatedHandle !== undefined &&
-        ctx.typeof(truncatedHandle) === 'boolean' &&
-        ctx.dump(truncatedHandle) === true
-      ) {
-        output.overflow()
-      }
-      return kept ? ctx.true : ctx.false
-    })
-    const handles: QuickJSHandle[] = [write]
-    const own = <T extends QuickJSHandle>(handle: T): T => {
-      handles.push(handle)
-      return handle
-    }
+    const glue = new GuestGlue(ctx, output, job.inputJSON)
+    const owned: QuickJSHandle[] = []
     const filename = job.language === 'typescript' ? 'main.ts' : 'main.js'
-    try {
-      const factory = own(ctx.unwrapResult(ctx.evalCode(GUEST_PRELUDE, 'cordon:prelude.js')))
-      const inputText = own(ctx.newString(job.inputJSON))
-      const library = own(ctx.newString(GUEST_LIBRARY))
-      const budget = own(ctx.newNumber(job.limits.outputBytes))
-      const glue = own(
-        ctx.unwrapResult(ctx.callFunction(factory, ctx.undefined, write, inputText, library, budget)),
+    // Guest errors are read through the guest library, never by touching the guest object here.
+    const fail = (errorHandle: QuickJSHandle, evaluating = false): Outcome => {
+      const description = stopped() === null ? glue.explain(errorHandle) : null
+      errorHandle.dispose()
+      return classifyFailure(
+        description,
+        stopped(),
+        job.limits,
+        evaluating && isParseError(description, filename),
       )
-      const finishFn = own(ctx.getProp(glue, 0))
-      const explainFn = own(ctx.getProp(glue, 1))
-
-      // Guest errors are read through the prelude's `explain`, never by touching the guest object.
-      const explain = (errorHandle: QuickJSHandle): Description | null => {
-        const explained = ctx.callFunction(explainFn, ctx.undefined, errorHandle)
-        if (explained.error) {
-          explained.error.dispose()
-          return null
-        }
-        const text = ctx.typeof(explained.value) === 'string' ? ctx.getString(explained.value) : ''
-        explained.value.dispose()
-        return describe(text)
-      }
-      const fail = (errorHandle: QuickJSHandle, evaluating = false): Outcome => {
-        const stop = stopped()
-        const description = stop === null ? explain(errorHandle) : null
-        errorHandle.dispose()
-        return classifyFailure(
-          description,
-          stopped(),
-          job.limits,
-          evaluating && isParseError(description, filename),
-        )
-      }
-
+    }
+    try {
       const evaluated = ctx.evalCode(source, filename, { type: 'module' })
       if (evaluated.error) return fail(evaluated.error, true)
-      own(evaluated.value)
-      const settled = ctx.callFunction(finishFn, ctx.undefined, evaluated.value)
-      if (settled.error) return fail(settled.error)
-      const promise = own(settled.value)
+      owned.push(evaluated.value)
+      const settled = glue.finish(evaluated.value)
+      if ('error' in settled) return fail(settled.error)
+      const promise = settled.value
+      owned.push(promise)
 
       for (;;) {
         const state = ctx.getPromiseState(promise)
         if (state.type === 'fulfilled') {
-          const isString = ctx.typeof(state.value) === 'string'
-          // The answer is one marker character plus the result's JSON: too long means output_limit.
-          const tooLong = isString && stringLength(ctx, state.value) - 1 > output.remaining
-          const text = isString && !tooLong ? ctx.getString(state.value) : tooLong ? 'O"-"' : ''
+          const json = glue.stringify(state.value, output.remaining)
           state.value.dispose()
-          return classifyAnswer(text, tooLong ? -1 : output.remaining, job.limits)
+          if ('error' in json) {
+            const description = stopped() === null ? glue.explain(json.error) : null
+            json.error.dispose()
+            const stop = stopped()
+            return stop === null
+              ? classifyUnserializable(description, job.limits)
+              : classifyFailure(null, stop, job.limits)
+          }
+          return classifyResult('text' in json ? json.text : null, output.remaining)
         }
         if (state.type === 'rejected') return fail(state.error)
         const jobs = ctx.runtime.executePendingJobs(JOB_BATCH)
@@ -259,7 +216,8 @@ export class QuickJSEngine implements Engine {
         }
       }
     } finally {
-      for (const handle of handles.reverse()) if (handle.alive) handle.dispose()
+      for (const handle of owned.reverse()) if (handle.alive) handle.dispose()
+      glue.dispose()
     }
   }
 
@@ -270,16 +228,6 @@ export class QuickJSEngine implements Engine {
 
   dispose(): void {
     this.#modules.dispose()
-  }
-}
-
-/** The `length` of a guest string, read without copying it. */
-function stringLength(ctx: QuickJSContext, handle: QuickJSHandle): number {
-  const length = ctx.getProp(handle, 'length')
-  try {
-    return ctx.getNumber(length)
-  } finally {
-    length.dispose()
   }
 }
 
