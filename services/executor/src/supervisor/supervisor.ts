@@ -8,6 +8,8 @@ import { FairQueue } from './fair-queue.ts'
 import { cpuMillis, residentBytes, workerStackSizeKb } from './process-info.ts'
 
 const MiB = 1024 * 1024
+/** How long a cancelled, running job may still finish by itself before its worker is killed. */
+const CANCEL_GRACE_MS = 50
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.meta.url))
 
 export interface SupervisorOptions {
@@ -318,10 +320,15 @@ export class Supervisor {
       )
       return
     }
-    for (const worker of this.#workers) {
-      if (worker.task === task)
-        this.#kill(worker, 'killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled' })
-    }
+    // A running job gets a moment to finish by itself: most do within milliseconds, and killing
+    // costs a worker restart (which a client could otherwise force at will by disconnecting).
+    const timer = setTimeout(() => {
+      for (const worker of this.#workers) {
+        if (worker.task === task)
+          this.#kill(worker, 'killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled' })
+      }
+    }, CANCEL_GRACE_MS)
+    timer.unref()
   }
 
   /** Kills the worker's whole process group; its exit answers the running job with `status`. */
