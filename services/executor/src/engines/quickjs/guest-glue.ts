@@ -12,7 +12,7 @@ const FINISHER = `(async (ns, parse, input) => { const v = (await ns).default; r
 /**
  * The guest library: `describe(error)` (name, message and the start of the stack, each bounded, every
  * getter guarded) and `format(args)` (a Node-like `inspect` for a few levels). Compiled inside the
- * guest on first use, with the intrinsics the prelude captured as parameters.
+ * guest on first use, with the intrinsics the host captured before user code ran as parameters.
  */
 const GUEST_LIBRARY = `(function (J, S, isArray, keys, protoOf, ErrorProto, create) {
 'use strict'

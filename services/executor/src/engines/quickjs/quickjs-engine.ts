@@ -37,8 +37,8 @@ export interface QuickJSEngineOptions {
  * Runs JavaScript/TypeScript modules in QuickJS (wasm). A fresh runtime and context per run, on a
  * module that is only ever used for one tenant key; limits: CPU and wall deadline (interrupt
  * handler), memory (runtime limit plus a hard cap on the module's linear memory), stack depth, and
- * one byte budget for stdout + stderr + result. Nothing of the host reaches the guest but
- * `write(stream, text)` handed to the prelude; values leave the guest only as JSON strings.
+ * one byte budget for stdout + stderr + result. Nothing of the host reaches the guest but the two
+ * console functions of the glue; values leave the guest only as strings whose length was checked.
  */
 export class QuickJSEngine implements Engine {
   readonly name = 'quickjs' as const
