@@ -53,16 +53,11 @@ export interface BenchReport {
   }
 }
 
-export interface ReportInput {
-  startedAt: Date
-  backgroundCpuPercent: number
-  connections: number
-  warmupSeconds: number
-  durationSeconds: number
-  bare: TargetReport
-  hop: TargetReport
-  execution: TargetReport
-}
+/** What the runs measured; `buildReport` derives the rest of the report from it. */
+export type ReportInput = Pick<
+  BenchReport,
+  'backgroundCpuPercent' | 'connections' | 'warmupSeconds' | 'durationSeconds' | 'bare' | 'hop' | 'execution'
+> & { startedAt: Date }
 
 /** Derives the ratios and the goal verdicts (about the execution path only) from the measured runs. */
 export function buildReport(input: ReportInput): BenchReport {
