@@ -11,7 +11,7 @@ import type { Limits } from '@cordon/policy'
 export const MAX_RESULT_DEPTH = 64
 
 /** Why the host stopped a run: decided by the host's own flags, never by what the guest says. */
-export type Stop = 'cpu' | 'wall' | 'output' | 'done' | null
+export type Stop = 'cpu' | 'wall' | 'output' | null
 
 export interface Outcome {
   status: ExecutionStatus

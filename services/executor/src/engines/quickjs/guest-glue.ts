@@ -13,6 +13,8 @@ const FINISHER = `(async (ns, parse, input) => { const v = (await ns).default; r
  * The guest library: `describe(error)` (name, message and the start of the stack, each bounded, every
  * getter guarded) and `format(args)` (a Node-like `inspect` for a few levels). Compiled inside the
  * guest on first use, with the intrinsics the host captured before user code ran as parameters.
+ * (It still uses a few built-ins the guest may patch, such as `Math.min` or `Array.prototype.join`:
+ * that changes only the guest's own console text; the host re-checks type and length of all it reads.)
  */
 const GUEST_LIBRARY = `(function (J, S, isArray, keys, protoOf, ErrorProto, create) {
 'use strict'
@@ -125,8 +127,14 @@ export class GuestGlue {
     for (const key of ['log', 'info', 'debug']) ctx.setProp(console, key, out)
     for (const key of ['warn', 'error', 'trace']) ctx.setProp(console, key, err)
     ctx.setProp(ctx.global, 'console', console)
-    const input = own(ctx.unwrapResult(ctx.callFunction(this.#parse, ctx.undefined, this.#input)))
-    ctx.setProp(ctx.global, 'input', input)
+    const input = ctx.callFunction(this.#parse, ctx.undefined, this.#input)
+    if (input.error) {
+      // Only reachable when the heap cannot hold the input: nothing is left owned on the way out.
+      input.error.dispose()
+      this.dispose()
+      throw new RangeError('the input exceeds the guest memory limit')
+    }
+    ctx.setProp(ctx.global, 'input', own(input.value))
   }
 
   /** Starts settling the module: answers a promise handle (the caller owns it). */

@@ -175,6 +175,17 @@ describe('limits inside the engine', () => {
     expect(outcome).toMatchObject({ status: 'output_limit', result: null })
   })
 
+  it('never runs jobs a stopped guest left behind: a heavy job per microtask cannot stretch the deadline', async () => {
+    const started = performance.now()
+    const outcome = await run(
+      "const big = 'x'.repeat(1 << 20)\nfor (let i = 0; i < 3; i++) Promise.resolve().then(() => { for (;;) big.indexOf('y') })\nfor (;;) {}",
+      { limits: { ...limits, cpuMs: 300, wallMs: 600 } },
+    )
+    expect(outcome).toMatchObject({ status: 'timeout' })
+    // Measured before this fix: 44 s, every leftover job getting a fresh slice before its first check.
+    expect(performance.now() - started).toBeLessThan(5_000)
+  })
+
   it('reports a promise that can never settle', async () => {
     expect((await run('await new Promise(() => {})')).error?.code).toBe('UNSETTLED_PROMISE')
   })

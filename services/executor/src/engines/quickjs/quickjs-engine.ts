@@ -139,11 +139,13 @@ export class QuickJSEngine implements Engine {
     } finally {
       if (!tainted) {
         try {
-          tainted = !drainJobs(runtime, () => {
-            stop ??= 'done'
-          })
-          context?.dispose()
-          runtime.dispose()
+          // A context must hold no jobs when it is freed, and running leftovers would hand the guest
+          // a fresh slice of CPU per job: a run that leaves jobs behind drops its module instead.
+          if (runtime.hasPendingJob()) tainted = true
+          else {
+            context?.dispose()
+            runtime.dispose()
+          }
         } catch {
           tainted = true
         }
@@ -229,20 +231,6 @@ export class QuickJSEngine implements Engine {
   dispose(): void {
     this.#modules.dispose()
   }
-}
-
-/**
- * Drops every job still queued (a guest may leave promise reactions behind, for instance after an
- * out-of-memory error): with the interrupt flag raised each job stops at once. A context must hold
- * no jobs when it is freed. Returns false when the queue would not empty.
- */
-function drainJobs(runtime: QuickJSRuntime, raiseInterrupt: () => void): boolean {
-  raiseInterrupt()
-  for (let round = 0; round < 1000 && runtime.hasPendingJob(); round++) {
-    const jobs = runtime.executePendingJobs(64)
-    if (jobs.error) jobs.error.dispose()
-  }
-  return !runtime.hasPendingJob()
 }
 
 /** True when the runtime's heap is at (or too full to measure against) its limit. */
