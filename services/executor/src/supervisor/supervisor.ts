@@ -1,16 +1,15 @@
-import { type ChildProcess, fork } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { RunJob } from '../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
-import { cpuMillis, residentBytes, workerStackSizeKb } from './process-info.ts'
+import { cpuMillis, residentBytes } from './process-info.ts'
+import { forkWorker } from './worker-process.ts'
 
 const MiB = 1024 * 1024
 /** How long a cancelled, running job may still finish by itself before its worker is killed. */
 const CANCEL_GRACE_MS = 50
-const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.meta.url))
 
 export interface SupervisorOptions {
   /** Worker processes kept running (default 2, one per core of the reference machine). */
@@ -200,21 +199,7 @@ export class Supervisor {
   }
 
   #spawn(): Promise<void> {
-    const child = fork(WORKER_ENTRY, [], {
-      execArgv: [
-        `--stack-size=${workerStackSizeKb()}`,
-        '--max-old-space-size=512',
-        '--expose-gc',
-        '--disable-warning=ExperimentalWarning',
-      ],
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
-      },
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      serialization: 'json',
-      detached: true,
-    })
+    const child = forkWorker()
     const worker: Worker = {
       process: child,
       ready: false,
@@ -228,7 +213,6 @@ export class Supervisor {
       killedFor: null,
     }
     this.#workers.add(worker)
-    forwardLines(child, `cordon worker[${child.pid}]`)
     return new Promise<void>((resolve) => {
       child.on('message', (message: FromWorker) => {
         if (message.type === 'ready') {
@@ -370,17 +354,6 @@ export class Supervisor {
     else respawn()
     this.#pump()
   }
-}
-
-/** Worker diagnostics (engine assertions, crashes) go to the gateway's stderr, one prefixed line each. */
-function forwardLines(child: ChildProcess, prefix: string): void {
-  let pending = ''
-  child.stderr?.setEncoding('utf8')
-  child.stderr?.on('data', (chunk: string) => {
-    const lines = (pending + chunk).split('\n')
-    pending = (lines.pop() ?? '').slice(0, 4096)
-    for (const line of lines) if (line.length > 0) process.stderr.write(`${prefix}: ${line.slice(0, 4096)}\n`)
-  })
 }
 
 function crashed(): GuestError {
