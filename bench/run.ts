@@ -84,26 +84,20 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
       readyTimeoutMs: READY_TIMEOUT_MS,
     }),
   )
-  const bare = track(
-    spawnChildServer({
-      name: 'bare',
-      args: [...NODE_FLAGS, join(REPO_ROOT, 'bench/bare-server.ts')],
-      env: withoutServerEnv(process.env),
-      readyLine: /^bare: listening on (http:\/\/\S+)/,
-      readyTimeoutMs: READY_TIMEOUT_MS,
-      ipc: true,
-    }),
-  )
-  const hop = track(
-    spawnChildServer({
-      name: 'hop',
-      args: [...NODE_FLAGS, join(REPO_ROOT, 'bench/hop-server.ts')],
-      env: withoutServerEnv(process.env),
-      readyLine: /^hop: listening on (http:\/\/\S+)/,
-      readyTimeoutMs: READY_TIMEOUT_MS,
-      ipc: true,
-    }),
-  )
+  /** A comparison server from bench/: `<name>-server.ts`, printing `<name>: listening on <url>`. */
+  const startReference = (name: 'bare' | 'hop') =>
+    track(
+      spawnChildServer({
+        name,
+        args: [...NODE_FLAGS, join(REPO_ROOT, `bench/${name}-server.ts`)],
+        env: withoutServerEnv(process.env),
+        readyLine: new RegExp(`^${name}: listening on (http://\\S+)`),
+        readyTimeoutMs: READY_TIMEOUT_MS,
+        ipc: true,
+      }),
+    )
+  const bare = startReference('bare')
+  const hop = startReference('hop')
   console.log('bench: starting the gateway, the bare Hono server and the process-hop server...')
   const [gatewayURL, bareURL, hopURL] = await abortable(
     Promise.all([gateway.ready, bare.ready, hop.ready]),

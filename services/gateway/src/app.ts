@@ -20,7 +20,7 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 /**
  * The HTTP API as one Hono app, runtime-neutral: Node and Workers adapters serve the same app.
- * Every route but `/healthz` needs a bearer token; every error is `{ error: { code, message } }`;
+ * Every route but `/healthz`, `/openapi.json` and `/docs` needs a bearer token; every error is `{ error: { code, message } }`;
  * an unexpected failure is a bare INTERNAL 500 with nothing of the request or stack in it.
  */
 export function createApp(options: AppOptions): Hono<Env> {

@@ -3,9 +3,11 @@ import {
   type EngineName,
   ErrorCode,
   type ExecutionRecord,
+  GuestErrorCode,
   type Issue,
   type JsonValue,
   type Language,
+  type RunOutcome,
 } from '@cordon/contracts'
 import type { Supervisor } from '@cordon/executor'
 import {
@@ -190,7 +192,21 @@ export class Harness {
       signal,
     )
     this.#store.beginExecution(tenant, record)
-    const outcome = await pending
+    let outcome: RunOutcome
+    try {
+      outcome = await pending
+    } catch (error) {
+      // Refused after it was queued (queue deadline, shutdown): the record must not stay `running`.
+      const message = error instanceof Error ? error.message : 'refused'
+      const refused: ExecutionRecord = {
+        ...record,
+        status: 'killed',
+        error: { code: GuestErrorCode.CANCELLED, message },
+        finishedAt: new Date().toISOString(),
+      }
+      await this.#store.finishExecution(tenant, refused)
+      throw error
+    }
     const finished: ExecutionRecord = { ...record, ...outcome, finishedAt: new Date().toISOString() }
     await this.#store.finishExecution(tenant, finished)
     return finished
