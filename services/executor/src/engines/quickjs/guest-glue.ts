@@ -1,18 +1,31 @@
-import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten-core'
+import type {
+  QuickJSContext,
+  QuickJSHandle,
+  QuickJSRuntime,
+  QuickJSWASMModule,
+} from 'quickjs-emscripten-core'
 import type { OutputBuffer } from '../../output-buffer.ts'
 import { type Description, describe } from './classify.ts'
+import { MemoryImage, type MemoryLayout, verifyLayout } from './memory-image.ts'
+import { locateRandomState, seedRandomState } from './random-state.ts'
+
+/**
+ * QuickJS's own stack limit. Measured here: with the worker's `--stack-size=4000`, 256 KiB turns
+ * every deep recursion we know of (plain calls, getters, Proxy traps, JSON of nested arrays) into a
+ * guest `InternalError` before V8's native stack runs out.
+ */
+export const QUICKJS_STACK_BYTES = 256 * 1024
 
 /**
  * Awaits the module's namespace, then its default export (called with a fresh copy of `input` when it
- * is a function). The only guest code compiled on every execution: QuickJS compiles about 5 µs per
- * function, so the rest of the glue is built from the host or compiled on first use.
+ * is a function).
  */
 const FINISHER = `(async (ns, parse, input) => { const v = (await ns).default; return typeof v === 'function' ? await v(parse(input)) : await v })`
 
 /**
  * The guest library: `describe(error)` (name, message and the start of the stack, each bounded, every
- * getter guarded) and `format(args)` (a Node-like `inspect` for a few levels). Compiled inside the
- * guest on first use, with the intrinsics the host captured before user code ran as parameters.
+ * getter guarded) and `format(args)` (a Node-like `inspect` for a few levels). Compiled into the image
+ * with the intrinsics the host captured before any user code as parameters.
  * (It still uses a few built-ins the guest may patch, such as `Math.min` or `Array.prototype.join`:
  * that changes only the guest's own console text; the host re-checks type and length of all it reads.)
  */
@@ -73,7 +86,7 @@ const format = (...args) => {
 return { describe, format }
 })`
 
-/** Intrinsics captured from a fresh context before any user code runs. */
+/** Intrinsics captured from the fresh context before any user code runs. */
 const INTRINSICS = [
   ['JSON', 'stringify'],
   ['String', null],
@@ -84,71 +97,202 @@ const INTRINSICS = [
   ['Object', 'create'],
 ] as const
 
+/** Handles quickjs-emscripten caches on a context the first time a host call needs them. */
+const LAZY_CONTEXT_CACHES = ['_BigInt', '_Symbol', '_SymbolIterator', '_SymbolAsyncIterator']
+
+/** What the glue needs from the run in progress. */
+export interface Session {
+  readonly output: OutputBuffer
+  /** Asked by QuickJS's interrupt handler: true stops the guest. */
+  interrupted(): boolean
+}
+
+/** What the engine learns about the wasm build from its first module and checks on the next ones. */
+export interface BuildFacts {
+  readonly layout: MemoryLayout
+  verified: boolean
+  randomStateAt: number | null
+}
+
+/** The input does not fit in the guest's heap. */
+export class InputTooLarge extends RangeError {
+  constructor() {
+    super('the input exceeds the guest memory limit')
+  }
+}
+
 /**
- * The glue between host and guest for one execution, built in the fresh context before user code:
- * `console` (host functions that format through the guest library and write within the output
- * budget), `input` (parsed inside the guest), and handles to the intrinsics the host relies on,
- * captured before a guest could patch them. No host object, function or error is reachable from the
- * guest except the two console functions, which type-check nothing but count bytes: the host only
- * ever reads strings whose length it checked first.
+ * One QuickJS runtime and context on one wasm module, with the glue between host and guest, captured
+ * as a memory image before any user code runs and restored before every run. Each run therefore starts
+ * from the same bytes a fresh runtime and context would have, glue included, for the cost of copying
+ * about 160 KiB instead of building all intrinsics again; only `Math.random` gets a fresh seed.
+ *
+ * The glue: `console` (host functions that format through the guest library and write within the
+ * run's output budget), `input` (parsed inside the guest), and handles to the intrinsics the host
+ * relies on, captured before a guest could patch them. No host object, function or error is reachable
+ * from the guest except the two console functions, which type-check nothing but count bytes: the host
+ * only ever reads strings whose length it checked first.
  */
 export class GuestGlue {
-  readonly #ctx: QuickJSContext
-  readonly #output: OutputBuffer
-  readonly #handles: QuickJSHandle[] = []
+  readonly runtime: QuickJSRuntime
+  readonly ctx: QuickJSContext
+  readonly #system: QuickJSContext
+  readonly #memory: WebAssembly.Memory
   readonly #stringify: QuickJSHandle
   readonly #parse: QuickJSHandle
   readonly #slice: QuickJSHandle
-  readonly #intrinsics: QuickJSHandle[]
-  readonly #input: QuickJSHandle
-  #library: { describe: QuickJSHandle; format: QuickJSHandle } | null = null
+  readonly #finisher: QuickJSHandle
+  readonly #library: { describe: QuickJSHandle; format: QuickJSHandle }
+  readonly #randomStateAt: number
+  readonly #hostRefs: HostRefsImage
+  readonly #image: MemoryImage
+  #session: Session | null = null
+  #input: QuickJSHandle | null = null
+  #dirty = false
 
-  constructor(ctx: QuickJSContext, output: OutputBuffer, inputJSON: string) {
-    this.#ctx = ctx
-    this.#output = output
-    const own = (handle: QuickJSHandle) => {
-      this.#handles.push(handle)
+  static create(module: QuickJSWASMModule, facts: BuildFacts): GuestGlue {
+    const runtime = module.newRuntime()
+    runtime.setMaxStackSize(QUICKJS_STACK_BYTES)
+    return new GuestGlue(module.getWasmMemory(), runtime, runtime.newContext(), facts)
+  }
+
+  private constructor(
+    memory: WebAssembly.Memory,
+    runtime: QuickJSRuntime,
+    ctx: QuickJSContext,
+    facts: BuildFacts,
+  ) {
+    this.#memory = memory
+    this.runtime = runtime
+    this.ctx = ctx
+    // quickjs-emscripten creates a "system" context on first `computeMemoryUsage`; made during a run,
+    // its pointer would outlive the restore, so it is made here, in the image. It is a second realm
+    // with only base objects and JSON: no guest can patch what the host reads there.
+    const lazy = runtime as unknown as { context?: QuickJSContext }
+    if (lazy.context !== undefined)
+      throw new Error('unsupported quickjs-emscripten: the runtime has a context')
+    this.#system = runtime.newContext({ intrinsics: { BaseObjects: true, JSON: true } })
+    lazy.context = this.#system
+    const temporary: QuickJSHandle[] = []
+    const get = (owner: QuickJSHandle, key: string, keep = false) => {
+      const handle = ctx.getProp(owner, key)
+      if (!keep) temporary.push(handle)
       return handle
     }
-    const json = own(ctx.getProp(ctx.global, 'JSON'))
-    this.#stringify = own(ctx.getProp(json, 'stringify'))
-    this.#parse = own(ctx.getProp(json, 'parse'))
-    const stringCtor = own(ctx.getProp(ctx.global, 'String'))
-    const stringProto = own(ctx.getProp(stringCtor, 'prototype'))
-    this.#slice = own(ctx.getProp(stringProto, 'slice'))
-    this.#intrinsics = INTRINSICS.map(([name, key]) => {
-      const owner = own(ctx.getProp(ctx.global, name))
-      return key === null ? owner : own(ctx.getProp(owner, key))
-    })
-    this.#input = own(ctx.newString(inputJSON))
-    const console = own(ctx.newObject())
-    const out = own(ctx.newFunction('log', (...args) => this.#write('stdout', args)))
-    const err = own(ctx.newFunction('error', (...args) => this.#write('stderr', args)))
+    const json = get(ctx.global, 'JSON')
+    this.#stringify = get(json, 'stringify', true)
+    this.#parse = get(json, 'parse', true)
+    this.#slice = get(get(get(ctx.global, 'String'), 'prototype'), 'slice', true)
+    const intrinsics = INTRINSICS.map(([name, key]) =>
+      key === null ? get(ctx.global, name) : get(get(ctx.global, name), key),
+    )
+
+    const console = ctx.newObject()
+    temporary.push(console)
+    const out = ctx.newFunction('log', (...args) => this.#write('stdout', args))
+    const err = ctx.newFunction('error', (...args) => this.#write('stderr', args))
+    temporary.push(out, err)
     for (const key of ['log', 'info', 'debug']) ctx.setProp(console, key, out)
     for (const key of ['warn', 'error', 'trace']) ctx.setProp(console, key, err)
     ctx.setProp(ctx.global, 'console', console)
-    const input = ctx.callFunction(this.#parse, ctx.undefined, this.#input)
-    if (input.error) {
-      // Only reachable when the heap cannot hold the input: nothing is left owned on the way out.
-      input.error.dispose()
-      this.dispose()
-      throw new RangeError('the input exceeds the guest memory limit')
+
+    const factory = ctx.evalCode(GUEST_LIBRARY, 'cordon:library.js').unwrap()
+    const library = ctx.callFunction(factory, ctx.undefined, ...intrinsics).unwrap()
+    temporary.push(factory, library)
+    this.#library = { describe: get(library, 'describe', true), format: get(library, 'format', true) }
+    this.#finisher = ctx.evalCode(FINISHER, 'cordon:finish.js').unwrap()
+    runtime.setInterruptHandler(() => this.#session?.interrupted() ?? false)
+
+    const math = get(ctx.global, 'Math')
+    const random = get(math, 'random')
+    if (!facts.verified) {
+      verifyLayout(memory, facts.layout)
+      facts.verified = true
     }
-    ctx.setProp(ctx.global, 'input', own(input.value))
+    const heapEnd = MemoryImage.capture(memory, facts.layout).heapEnd
+    this.#randomStateAt = locateRandomState(
+      memory,
+      facts.layout.stackTop,
+      heapEnd,
+      () => {
+        const drawn = ctx.callFunction(random, math).unwrap()
+        const value = ctx.getNumber(drawn)
+        drawn.dispose()
+        return value
+      },
+      facts.randomStateAt,
+    )
+    facts.randomStateAt = this.#randomStateAt
+    for (const handle of temporary.reverse()) handle.dispose()
+    this.#hostRefs = new HostRefsImage(runtime)
+    this.#image = MemoryImage.capture(memory, facts.layout)
+  }
+
+  /**
+   * Starts a run: restores the image if a run used it since, seeds `Math.random`, sets the memory
+   * limit and the `input` global. Throws `InputTooLarge` when the heap cannot hold the input.
+   */
+  begin(session: Session, inputJSON: string, memoryLimitBytes: number): void {
+    if (this.#dirty) {
+      this.#image.restore(this.#memory)
+      this.#hostRefs.restore()
+    }
+    this.#dirty = true
+    seedRandomState(this.#memory, this.#randomStateAt)
+    this.runtime.setMemoryLimit(memoryLimitBytes)
+    this.#session = session
+    const ctx = this.ctx
+    const text = ctx.newString(inputJSON)
+    this.#input = text
+    const input = ctx.callFunction(this.#parse, ctx.undefined, text)
+    if (input.error) {
+      input.error.dispose()
+      throw new InputTooLarge()
+    }
+    ctx.setProp(ctx.global, 'input', input.value)
+    input.value.dispose()
+  }
+
+  /**
+   * Ends a run. What it left in the heap (objects, pending jobs) is discarded by the next restore.
+   * Answers false when the host side cached a heap pointer the restore would rewind (a value
+   * quickjs-emscripten creates on first use): the module must then be dropped, not restored.
+   */
+  end(): boolean {
+    this.#session = null
+    this.#input = null
+    const runtime = this.runtime as unknown as { context?: QuickJSContext }
+    const caches = this.ctx as unknown as Record<string, unknown>
+    return runtime.context === this.#system && LAZY_CONTEXT_CACHES.every((key) => caches[key] === undefined)
+  }
+
+  /**
+   * QuickJS's count of heap bytes in use, read in the system context; null when the heap is too full
+   * to even build the answer.
+   */
+  memoryUsed(): number | null {
+    try {
+      const handle = this.runtime.computeMemoryUsage()
+      try {
+        const used = (this.#system.dump(handle) as { memory_used_size?: unknown }).memory_used_size
+        return typeof used === 'number' ? used : null
+      } finally {
+        handle.dispose()
+      }
+    } catch {
+      return null
+    }
+  }
+
+  /** Bytes copied back before each run. */
+  get imageBytes(): number {
+    return this.#image.byteLength
   }
 
   /** Starts settling the module: answers a promise handle (the caller owns it). */
   finish(namespace: QuickJSHandle): { value: QuickJSHandle } | { error: QuickJSHandle } {
-    const finisher = this.#ctx.evalCode(FINISHER, 'cordon:finish.js')
-    if (finisher.error) return { error: finisher.error }
-    const settled = this.#ctx.callFunction(
-      finisher.value,
-      this.#ctx.undefined,
-      namespace,
-      this.#parse,
-      this.#input,
-    )
-    finisher.value.dispose()
+    const input = this.#input ?? this.ctx.undefined
+    const settled = this.ctx.callFunction(this.#finisher, this.ctx.undefined, namespace, this.#parse, input)
     return settled.error ? { error: settled.error } : { value: settled.value }
   }
 
@@ -160,12 +304,12 @@ export class GuestGlue {
     value: QuickJSHandle,
     maxLength: number,
   ): { text: string } | { tooLong: true } | { error: QuickJSHandle } {
-    const result = this.#ctx.callFunction(this.#stringify, this.#ctx.undefined, value)
+    const result = this.ctx.callFunction(this.#stringify, this.ctx.undefined, value)
     if (result.error) return { error: result.error }
     try {
-      if (this.#ctx.typeof(result.value) !== 'string') return { text: 'null' }
+      if (this.ctx.typeof(result.value) !== 'string') return { text: 'null' }
       if (this.#length(result.value) > maxLength) return { tooLong: true }
-      return { text: this.#ctx.getString(result.value) }
+      return { text: this.ctx.getString(result.value) }
     } finally {
       result.value.dispose()
     }
@@ -173,9 +317,7 @@ export class GuestGlue {
 
   /** `{ name, message, stack }` of a guest error, read by the guest library; null if even that fails. */
   explain(error: QuickJSHandle): Description | null {
-    const library = this.#lib()
-    if (library === null) return null
-    const described = this.#ctx.callFunction(library.describe, this.#ctx.undefined, error)
+    const described = this.ctx.callFunction(this.#library.describe, this.ctx.undefined, error)
     if (described.error) {
       described.error.dispose()
       return null
@@ -190,18 +332,17 @@ export class GuestGlue {
   }
 
   #write(stream: 'stdout' | 'stderr', args: QuickJSHandle[]) {
-    const ctx = this.#ctx
+    const ctx = this.ctx
     const refuse = () => ({ error: ctx.newError({ name: 'RangeError', message: 'output limit exceeded' }) })
-    if (this.#output.exceeded) return refuse()
-    const library = this.#lib()
-    if (library === null) return refuse()
-    const formatted = ctx.callFunction(library.format, ctx.undefined, ...args)
+    const output = this.#session?.output
+    if (output === undefined || output.exceeded) return refuse()
+    const formatted = ctx.callFunction(this.#library.format, ctx.undefined, ...args)
     if (formatted.error) return formatted
     let line = formatted.value
     try {
       if (ctx.typeof(line) !== 'string') return undefined
       // Cut inside the guest a line that cannot fit; never copy more than the budget into the host.
-      const budget = this.#output.remaining
+      const budget = output.remaining
       const cut = this.#length(line) > budget
       if (cut) {
         const from = ctx.newNumber(0)
@@ -213,49 +354,64 @@ export class GuestGlue {
         line.dispose()
         line = sliced.value
         if (ctx.typeof(line) !== 'string' || this.#length(line) > budget) {
-          this.#output.overflow()
+          output.overflow()
           return refuse()
         }
       }
-      const kept = this.#output.append(stream, ctx.getString(line))
-      if (cut) this.#output.overflow()
+      const kept = output.append(stream, ctx.getString(line))
+      if (cut) output.overflow()
       return kept && !cut ? undefined : refuse()
     } finally {
       line.dispose()
     }
   }
 
-  #lib(): { describe: QuickJSHandle; format: QuickJSHandle } | null {
-    if (this.#library !== null) return this.#library
-    const factory = this.#ctx.evalCode(GUEST_LIBRARY, 'cordon:library.js')
-    if (factory.error) {
-      factory.error.dispose()
-      return null
-    }
-    const made = this.#ctx.callFunction(factory.value, this.#ctx.undefined, ...this.#intrinsics)
-    factory.value.dispose()
-    if (made.error) {
-      made.error.dispose()
-      return null
-    }
-    const describeFn = this.#ctx.getProp(made.value, 'describe')
-    const formatFn = this.#ctx.getProp(made.value, 'format')
-    made.value.dispose()
-    this.#handles.push(describeFn, formatFn)
-    this.#library = { describe: describeFn, format: formatFn }
-    return this.#library
-  }
-
   #length(text: QuickJSHandle): number {
-    const length = this.#ctx.getProp(text, 'length')
+    const length = this.ctx.getProp(text, 'length')
     try {
-      return this.#ctx.getNumber(length)
+      return this.ctx.getNumber(length)
     } finally {
       length.dispose()
     }
   }
+}
 
-  dispose(): void {
-    for (const handle of this.#handles.reverse()) if (handle.alive) handle.dispose()
+/** quickjs-emscripten's table of host functions the guest holds (ids in the heap, functions in JS). */
+interface HostRefState {
+  nextId: number
+  freelist: number[]
+  groups: Map<number, Map<number, unknown>>
+}
+
+/**
+ * The JS side of the image. QuickJS tells the host when it frees a host function (a guest could
+ * `delete console.log` and collect it); after a restore the heap holds that function again, so the
+ * table goes back to its captured state too.
+ */
+class HostRefsImage {
+  readonly #state: HostRefState
+  readonly #nextId: number
+  readonly #freelist: number[]
+  readonly #groups: [number, [number, unknown][]][]
+
+  constructor(runtime: QuickJSRuntime) {
+    const state = (runtime as unknown as { hostRefs?: Partial<HostRefState> }).hostRefs
+    if (
+      typeof state?.nextId !== 'number' ||
+      !Array.isArray(state.freelist) ||
+      !(state.groups instanceof Map)
+    ) {
+      throw new Error('unsupported quickjs-emscripten: the runtime has no host reference table')
+    }
+    this.#state = state as HostRefState
+    this.#nextId = state.nextId
+    this.#freelist = [...state.freelist]
+    this.#groups = [...state.groups].map(([id, group]) => [id, [...group]])
+  }
+
+  restore(): void {
+    this.#state.nextId = this.#nextId
+    this.#state.freelist = [...this.#freelist]
+    this.#state.groups = new Map(this.#groups.map(([id, group]) => [id, new Map(group)]))
   }
 }

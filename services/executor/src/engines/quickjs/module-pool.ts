@@ -7,6 +7,8 @@ import {
   type QuickJSSyncVariant,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
+import { type BuildFacts, GuestGlue } from './guest-glue.ts'
+import { readLayout } from './memory-image.ts'
 
 // The package's typings are CommonJS-shaped; under Node's ESM loader the default export is the variant.
 const RELEASE_SYNC = RELEASE_SYNC_MODULE as unknown as QuickJSSyncVariant
@@ -22,58 +24,69 @@ export const HEAP_OVERHEAD_BYTES = 16 * MiB
 const RECLAIM_AT_BYTES = 64 * MiB
 
 export interface ModulePoolOptions {
-  /** Runs after which a module is replaced even when healthy (bounds fragmentation and leaks). */
+  /** Runs after which a module is replaced even when healthy (defence in depth: each run restores it). */
   maxRunsPerModule: number
 }
 
-interface Slot {
+/** A module with its runtime, context and glue, captured before any user code. */
+interface Prepared {
+  module: QuickJSWASMModule
+  glue: GuestGlue
+}
+
+interface Slot extends Prepared {
   key: string
   memoryMb: number
-  module: QuickJSWASMModule
   runs: number
 }
 
 /** A module leased for one run. Return it with `release`, saying whether the run left it unusable. */
 export interface ModuleLease {
   readonly module: QuickJSWASMModule
+  readonly glue: GuestGlue
   readonly slot: Slot
 }
 
 /**
- * Hands out QuickJS WebAssembly modules. Each module has its own linear memory whose maximum is the
- * guest's memory limit plus a fixed overhead, so no guest can grow the heap past its limit, whatever
- * QuickJS's own accounting says. A module is used only for runs of one tenant key and memory size:
- * one tenant's freed heap pages are never handed to another. One spare module is kept warm.
+ * Hands out QuickJS WebAssembly modules, each with its runtime, context and glue ready. Each module
+ * has its own linear memory whose maximum is the guest's memory limit plus a fixed overhead, so no
+ * guest can grow the heap past its limit, whatever QuickJS's own accounting says. A module is used
+ * only for runs of one tenant key and memory size: one tenant's heap pages are never handed to
+ * another. One spare module is kept warm.
  */
 export class ModulePool {
   readonly #wasm: WebAssembly.Module
+  readonly #facts: BuildFacts
   readonly #options: ModulePoolOptions
   #current: Slot | null = null
-  #spare: { memoryMb: number; module: Promise<QuickJSWASMModule> } | null = null
+  #spare: { memoryMb: number; prepared: Promise<Prepared> } | null = null
 
   constructor(options: ModulePoolOptions) {
     this.#options = options
     const require = createRequire(import.meta.url)
-    this.#wasm = new WebAssembly.Module(
-      readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm')),
-    )
+    const binary = readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'))
+    this.#wasm = new WebAssembly.Module(binary)
+    this.#facts = { layout: readLayout(binary), verified: false, randomStateAt: null }
   }
 
   async acquire(key: string, memoryMb: number): Promise<ModuleLease> {
     const current = this.#current
     if (current !== null && current.key === key && current.memoryMb === memoryMb) {
       current.runs++
-      return { module: current.module, slot: current }
+      return { module: current.module, glue: current.glue, slot: current }
     }
     this.#drop(current)
-    const slot: Slot = { key, memoryMb, module: await this.#take(memoryMb), runs: 1 }
+    const slot: Slot = { key, memoryMb, ...(await this.#take(memoryMb)), runs: 1 }
     this.#current = slot
-    return { module: slot.module, slot }
+    return { module: slot.module, glue: slot.glue, slot }
   }
 
-  /** Ends a lease; a tainted module (host-side fault inside wasm) is dropped, never reused. */
-  release(lease: ModuleLease, tainted: boolean): void {
-    if (tainted || lease.slot.runs >= this.#options.maxRunsPerModule) {
+  /**
+   * Ends a lease. A module the engine cannot restore (a host-side fault inside wasm, a heap the run
+   * grew) is dropped, never reused.
+   */
+  release(lease: ModuleLease, drop: boolean): void {
+    if (drop || lease.slot.runs >= this.#options.maxRunsPerModule) {
       if (this.#current === lease.slot) this.#drop(lease.slot)
     }
     this.warm(lease.slot.memoryMb)
@@ -93,29 +106,32 @@ export class ModulePool {
   /** Prepares a spare module for the given size in the background, if none is ready. */
   warm(memoryMb: number): void {
     if (this.#spare !== null && this.#spare.memoryMb === memoryMb) return
-    const module = this.#create(memoryMb)
-    module.catch(() => {
-      if (this.#spare?.module === module) this.#spare = null
+    const prepared = this.#create(memoryMb)
+    prepared.catch(() => {
+      if (this.#spare?.prepared === prepared) this.#spare = null
     })
-    this.#spare = { memoryMb, module }
+    this.#spare = { memoryMb, prepared }
   }
 
-  #take(memoryMb: number): Promise<QuickJSWASMModule> {
+  #take(memoryMb: number): Promise<Prepared> {
     const spare = this.#spare
     if (spare !== null && spare.memoryMb === memoryMb) {
       this.#spare = null
-      return spare.module
+      return spare.prepared
     }
     return this.#create(memoryMb)
   }
 
-  #create(memoryMb: number): Promise<QuickJSWASMModule> {
+  async #create(memoryMb: number): Promise<Prepared> {
     const maximumBytes = Math.max(INITIAL_HEAP_BYTES, memoryMb * MiB + HEAP_OVERHEAD_BYTES)
     const wasmMemory = new WebAssembly.Memory({
       initial: INITIAL_HEAP_BYTES / WASM_PAGE,
       maximum: Math.ceil(maximumBytes / WASM_PAGE),
     })
-    return newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmModule: this.#wasm, wasmMemory }))
+    const module = await newQuickJSWASMModuleFromVariant(
+      newVariant(RELEASE_SYNC, { wasmModule: this.#wasm, wasmMemory }),
+    )
+    return { module, glue: GuestGlue.create(module, this.#facts) }
   }
 
   dispose(): void {

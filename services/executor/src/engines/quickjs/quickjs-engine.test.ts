@@ -1,5 +1,5 @@
 import type { RunOutcome } from '@cordon/contracts'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import type { RunJob } from '../../engine.ts'
 import { QuickJSEngine } from './quickjs-engine.ts'
 
@@ -16,9 +16,6 @@ const run = (code: string, extra: Partial<RunJob> = {}): Promise<RunOutcome> =>
     ...extra,
   })
 
-afterEach(() => {
-  expect(engine.liveRuntimes).toBe(0)
-})
 afterAll(() => engine.dispose())
 
 describe('the guest contract', () => {
@@ -188,5 +185,71 @@ describe('limits inside the engine', () => {
 
   it('reports a promise that can never settle', async () => {
     expect((await run('await new Promise(() => {})')).error?.code).toBe('UNSETTLED_PROMISE')
+  })
+})
+
+describe('every run starts from the pristine image of a fresh runtime and context', () => {
+  const fresh = (code: string, extra: Partial<RunJob> = {}) => run(code, { tenantKey: 'image', ...extra })
+
+  it('attack: a microtask chain left queued never runs in the next execution', async () => {
+    await fresh(
+      'Promise.resolve().then(function again() { globalThis.ran = (globalThis.ran ?? 0) + 1; console.log("leaked"); Promise.resolve().then(again) }); export default 1',
+    )
+    const next = await fresh('export default await Promise.resolve(typeof globalThis.ran)')
+    expect(next).toMatchObject({ status: 'ok', result: 'undefined', stdout: '' })
+  })
+
+  it('attack: replaying the previous execution’s Math.random sequence', async () => {
+    const draws = await Promise.all(
+      [1, 2, 3].map(() => fresh('export default [Math.random(), Math.random()]')),
+    )
+    const values = draws.flatMap((outcome) => outcome.result as number[])
+    expect(new Set(values).size).toBe(values.length)
+    for (const value of values) expect(value >= 0 && value < 1).toBe(true)
+  })
+
+  it('attack: reading heap residue of the previous execution through fresh allocations', async () => {
+    await fresh(
+      'globalThis.secret = "s3cr3t-".repeat(10000); const b = new Uint8Array(4 << 20).fill(0xaa); export default b.length',
+    )
+    const next = await fresh(
+      'const b = new Uint8Array(4 << 20); let dirty = 0; for (let i = 0; i < b.length; i++) dirty |= b[i]; export default [dirty, typeof secret, new Array(8).join("")]',
+    )
+    expect(next.result).toEqual([0, 'undefined', ''])
+  })
+
+  it('attack: freeing the console host functions breaks console for the next execution', async () => {
+    await fresh('console.log = null; delete globalThis.console; export default 1')
+    expect(await fresh('console.log("still here"); export default 2')).toMatchObject({
+      status: 'ok',
+      stdout: 'still here\n',
+    })
+  })
+
+  it('a module whose heap grew is not restored but replaced, so the next run gets its memory back', async () => {
+    const big = await fresh(
+      'const a = []; for (let i = 0; i < 400; i++) a.push("x".repeat(65536) + i); export default a.length',
+      {
+        limits: { ...limits, memoryMb: 64 },
+      },
+    )
+    expect(big.usage.memoryBytes).toBeGreaterThan(16 * 1024 * 1024)
+    const next = await fresh('export default 1', { limits: { ...limits, memoryMb: 64 } })
+    expect(next.usage.memoryBytes).toBe(16 * 1024 * 1024)
+  })
+
+  it('gives the same answers over many runs as a fresh engine does for the first', async () => {
+    const program = (n: number) =>
+      `const m = new Map(); for (let k = 0; k < ${n}; k++) m.set("k" + k, { k, s: "v".repeat(k % 50) })
+       const json = JSON.parse(JSON.stringify([...m.values()].slice(-3)))
+       let caught = ""; try { null.x } catch (e) { caught = e.constructor.name }
+       class A { #p = ${n}; get p() { return this.#p } }
+       export default [m.size, json.map((v) => v.k), /a(b+)c/.exec("xa" + "b".repeat(${n % 7} + 1) + "c")[1].length, caught, new A().p, [3, 1, 2].sort().join()]`
+    const expected = (n: number) => [n, [n - 3, n - 2, n - 1], (n % 7) + 1, 'TypeError', n, '1,2,3']
+    for (let i = 0; i < 150; i++) {
+      const n = 3 + ((i * 389) % 4000)
+      const outcome = await fresh(program(n))
+      expect(outcome, `run ${i}`).toMatchObject({ status: 'ok', result: expected(n) })
+    }
   })
 })

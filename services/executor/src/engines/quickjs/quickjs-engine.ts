@@ -1,5 +1,5 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
-import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core'
+import type { QuickJSHandle } from 'quickjs-emscripten-core'
 import type { Engine, RunJob } from '../../engine.ts'
 import { OutputBuffer } from '../../output-buffer.ts'
 import { stripTypes } from '../../typescript.ts'
@@ -14,16 +14,12 @@ import {
   type Outcome,
   type Stop,
 } from './classify.ts'
-import { GuestGlue } from './guest-glue.ts'
+import { type GuestGlue, InputTooLarge } from './guest-glue.ts'
 import { ModulePool } from './module-pool.ts'
 
+export { QUICKJS_STACK_BYTES } from './guest-glue.ts'
+
 const MiB = 1024 * 1024
-/**
- * QuickJS's own stack limit. Measured here: with the worker's `--stack-size=4000`, 256 KiB turns
- * every deep recursion we know of (plain calls, getters, Proxy traps, JSON of nested arrays) into a
- * guest `InternalError` before V8's native stack runs out.
- */
-export const QUICKJS_STACK_BYTES = 256 * 1024
 /** Microtasks run between deadline checks. */
 const JOB_BATCH = 512
 /** A failed run whose heap is this full is reported as `memory_limit`, whatever the guest threw. */
@@ -34,8 +30,9 @@ export interface QuickJSEngineOptions {
 }
 
 /**
- * Runs JavaScript/TypeScript modules in QuickJS (wasm). A fresh runtime and context per run, on a
- * module that is only ever used for one tenant key; limits: CPU and wall deadline (interrupt
+ * Runs JavaScript/TypeScript modules in QuickJS (wasm). Every run starts from a fresh runtime and
+ * context: the image of one captured right after creation (see `GuestGlue`), restored byte for byte,
+ * on a module that is only ever used for one tenant key. Limits: CPU and wall deadline (interrupt
  * handler), memory (runtime limit plus a hard cap on the module's linear memory), stack depth, and
  * one byte budget for stdout + stderr + result. Nothing of the host reaches the guest but the two
  * console functions of the glue; values leave the guest only as strings whose length was checked.
@@ -43,10 +40,9 @@ export interface QuickJSEngineOptions {
 export class QuickJSEngine implements Engine {
   readonly name = 'quickjs' as const
   readonly #modules: ModulePool
-  #liveRuntimes = 0
 
   constructor(options: QuickJSEngineOptions = {}) {
-    this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 2000 })
+    this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 10_000 })
   }
 
   /** Creates a module ahead of time so that the first run does not wait for instantiation. */
@@ -83,45 +79,42 @@ export class QuickJSEngine implements Engine {
     }
 
     const lease = await this.#modules.acquire(job.tenantKey, job.limits.memoryMb)
-    const heapAtStart = lease.module.getWasmMemory().buffer.byteLength
-    const runtime = lease.module.newRuntime()
-    this.#liveRuntimes++
-    let context: QuickJSContext | null = null
+    const glue = lease.glue
+    const memory = lease.module.getWasmMemory()
+    const heapAtStart = memory.buffer.byteLength
     let tainted = false
     let stop: Stop = null
+    const cpuBudget = job.limits.cpuMs * 1000
+    const wallDeadline = started + job.limits.wallMs
+    const interrupted = () => {
+      if (stop !== null) return true
+      if (output.exceeded) stop = 'output'
+      else if (performance.now() > wallDeadline) stop = 'wall'
+      else {
+        const cpu = process.threadCpuUsage(cpuStart)
+        if (cpu.user + cpu.system > cpuBudget) stop = 'cpu'
+      }
+      return stop !== null
+    }
     try {
-      const cpuBudget = job.limits.cpuMs * 1000
-      const wallDeadline = started + job.limits.wallMs
-      runtime.setMemoryLimit(job.limits.memoryMb * MiB)
-      runtime.setMaxStackSize(QUICKJS_STACK_BYTES)
-      runtime.setInterruptHandler(() => {
-        if (stop !== null) return true
-        if (output.exceeded) stop = 'output'
-        else if (performance.now() > wallDeadline) stop = 'wall'
-        else {
-          const cpu = process.threadCpuUsage(cpuStart)
-          if (cpu.user + cpu.system > cpuBudget) stop = 'cpu'
-        }
-        return stop !== null
-      })
-      const ctx = runtime.newContext()
-      context = ctx
+      glue.begin({ output, interrupted }, job.inputJSON, job.limits.memoryMb * MiB)
       const stopped = () => stop ?? (output.exceeded ? 'output' : null)
-      let outcome = this.#evaluate(ctx, source, job, output, stopped)
-      const heapBytes = lease.module.getWasmMemory().buffer.byteLength
+      let outcome = this.#evaluate(glue, source, job, output, stopped)
+      const heapBytes = memory.buffer.byteLength
       if (mayBeMemoryExhaustion(outcome)) {
         // Out of memory, QuickJS throws `null` when it cannot allocate even the error object, and a
         // promise job that fails that way leaves its chain unsettled. By the time we look, the garbage
         // may be freed: a heap that grew to the limit during this run counts as exhaustion too.
         const grewToLimit = heapBytes > heapAtStart && heapBytes >= job.limits.memoryMb * MiB
-        if ((lostToMemory(outcome) && grewToLimit) || memoryExhausted(ctx, runtime, job.limits.memoryMb)) {
+        if ((lostToMemory(outcome) && grewToLimit) || memoryExhausted(glue, job.limits.memoryMb)) {
           outcome = memoryLimit(job.limits)
         }
       }
       return finish(outcome, heapBytes)
     } catch (error) {
-      // A host-side exception from inside wasm (native stack exhausted, emscripten abort) leaves the
-      // module in an unknown state: it is dropped, and the guest gets a plain error.
+      if (error instanceof InputTooLarge) return finish(memoryLimit(job.limits))
+      // A host-side exception from inside wasm (native stack exhausted, emscripten abort) may leave
+      // the module's own stack pointer anywhere: it is dropped, and the guest gets a plain error.
       tainted = true
       const message = error instanceof Error ? error.message : ''
       if (error instanceof RangeError && /call stack/i.test(message)) {
@@ -137,33 +130,24 @@ export class QuickJSEngine implements Engine {
         result: null,
       })
     } finally {
-      if (!tainted) {
-        try {
-          // A context must hold no jobs when it is freed, and running leftovers would hand the guest
-          // a fresh slice of CPU per job: a run that leaves jobs behind drops its module instead.
-          if (runtime.hasPendingJob()) tainted = true
-          else {
-            context?.dispose()
-            runtime.dispose()
-          }
-        } catch {
-          tainted = true
-        }
-      }
-      // A tainted module is dropped whole, runtime included.
-      this.#liveRuntimes--
-      this.#modules.release(lease, tainted)
+      // Jobs the guest left queued are never run (that would hand it a fresh slice of CPU per job):
+      // the next run starts from the restored image, where they do not exist. The module is dropped
+      // instead when the run left host-side state the image does not cover, or grew the heap: that
+      // memory goes back at once, and any growth in a later run is that run's own.
+      const restorable = glue.end()
+      const grew = memory.buffer.byteLength > heapAtStart
+      this.#modules.release(lease, tainted || grew || !restorable)
     }
   }
 
   #evaluate(
-    ctx: QuickJSContext,
+    glue: GuestGlue,
     source: string,
     job: RunJob,
     output: OutputBuffer,
     stopped: () => Stop,
   ): Outcome {
-    const glue = new GuestGlue(ctx, output, job.inputJSON)
+    const ctx = glue.ctx
     const owned: QuickJSHandle[] = []
     const filename = job.language === 'typescript' ? 'main.ts' : 'main.js'
     // Guest errors are read through the guest library, never by touching the guest object here.
@@ -219,13 +203,7 @@ export class QuickJSEngine implements Engine {
       }
     } finally {
       for (const handle of owned.reverse()) if (handle.alive) handle.dispose()
-      glue.dispose()
     }
-  }
-
-  /** QuickJS runtimes not yet disposed (0 between runs: nothing outlives an execution). */
-  get liveRuntimes(): number {
-    return this.#liveRuntimes
   }
 
   dispose(): void {
@@ -234,17 +212,7 @@ export class QuickJSEngine implements Engine {
 }
 
 /** True when the runtime's heap is at (or too full to measure against) its limit. */
-function memoryExhausted(ctx: QuickJSContext, runtime: QuickJSRuntime, memoryMb: number): boolean {
-  try {
-    const handle = runtime.computeMemoryUsage()
-    try {
-      const usage = ctx.dump(handle) as { memory_used_size?: unknown }
-      const used = usage.memory_used_size
-      return typeof used === 'number' && used >= memoryMb * MiB * EXHAUSTED_FRACTION
-    } finally {
-      handle.dispose()
-    }
-  } catch {
-    return true
-  }
+function memoryExhausted(glue: GuestGlue, memoryMb: number): boolean {
+  const used = glue.memoryUsed()
+  return used === null || used >= memoryMb * MiB * EXHAUSTED_FRACTION
 }
