@@ -1,5 +1,6 @@
 import { CordonError, ErrorCode } from '@cordon/contracts'
 import type { Harness } from '@cordon/harness'
+import type { MiddlewareHandler } from 'hono'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Authenticator } from './auth.ts'
@@ -66,18 +67,30 @@ export function createApp(options: AppOptions): Hono<Env> {
     c.set('principal', principal)
     await next()
   })
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds ${maxBodyBytes} bytes`)
-      },
-    }),
-  )
+  app.use('/v1/*', limitBody(maxBodyBytes))
 
   app.route('/v1/profiles', profileRoutes(options.harness))
   app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
   app.route('/v1/executions', executionRoutes(options.harness))
   return app
+}
+
+/**
+ * Refuses bodies over `maxBytes`. A request that declares its length (and is not chunked) is decided
+ * from the header alone, which keeps the Node adapter's direct body read (Node's parser never
+ * delivers more than Content-Length); any other body is counted as it streams in.
+ */
+function limitBody(maxBytes: number): MiddlewareHandler {
+  const tooLarge = () => {
+    throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds ${maxBytes} bytes`)
+  }
+  const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge })
+  return async (c, next) => {
+    const length = c.req.header('content-length')
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(length)) {
+      if (Number(length) > maxBytes) tooLarge()
+      return next()
+    }
+    return streamed(c, next)
+  }
 }

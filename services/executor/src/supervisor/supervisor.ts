@@ -4,7 +4,7 @@ import type { RunJob } from '../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
-import { cpuMillis, residentBytes } from './process-info.ts'
+import { ProcessProbe } from './process-info.ts'
 import { forkWorker } from './worker-process.ts'
 
 const MiB = 1024 * 1024
@@ -48,6 +48,7 @@ interface Task {
 
 interface Worker {
   process: ChildProcess
+  probe: ProcessProbe
   ready: boolean
   task: Task | null
   deadline: NodeJS.Timeout | null
@@ -202,6 +203,7 @@ export class Supervisor {
     const child = forkWorker()
     const worker: Worker = {
       process: child,
+      probe: new ProcessProbe(child.pid),
       ready: false,
       task: null,
       deadline: null,
@@ -243,10 +245,9 @@ export class Supervisor {
     if (task.queueTimer !== null) clearTimeout(task.queueTimer)
     worker.task = task
     worker.taskStartedAt = performance.now()
-    worker.taskCpuStart = (worker.process.pid === undefined ? null : cpuMillis(worker.process.pid)) ?? 0
+    worker.taskCpuStart = worker.probe.cpuMillis() ?? 0
     worker.taskCpuLast = worker.taskCpuStart
-    const pid = worker.process.pid
-    worker.rssLimit = ((pid === undefined ? null : residentBytes(pid)) ?? 0) + this.#options.rssBudget(limits)
+    worker.rssLimit = (worker.probe.residentBytes() ?? 0) + this.#options.rssBudget(limits)
     worker.deadline = setTimeout(() => {
       this.#kill(worker, 'timeout', {
         code: GuestErrorCode.WALL_TIME_LIMIT,
@@ -274,9 +275,9 @@ export class Supervisor {
   /** The outside line: RSS and CPU time of busy workers, read from /proc. */
   #sample(): void {
     for (const worker of this.#workers) {
-      if (worker.task === null || worker.killedFor !== null || worker.process.pid === undefined) continue
+      if (worker.task === null || worker.killedFor !== null) continue
       const { limits } = worker.task.job
-      const rss = residentBytes(worker.process.pid)
+      const rss = worker.probe.residentBytes()
       if (rss !== null && rss > worker.rssLimit) {
         this.#kill(worker, 'memory_limit', {
           code: GuestErrorCode.MEMORY_LIMIT,
@@ -285,7 +286,7 @@ export class Supervisor {
         continue
       }
       // Process CPU includes V8's helper threads, hence the grace on top of the guest's budget.
-      const cpu = cpuMillis(worker.process.pid)
+      const cpu = worker.probe.cpuMillis()
       if (cpu !== null) worker.taskCpuLast = cpu
       if (cpu !== null && cpu - worker.taskCpuStart > limits.cpuMs + this.#options.graceMs) {
         this.#kill(worker, 'timeout', {
@@ -328,6 +329,7 @@ export class Supervisor {
 
   #onExit(worker: Worker): void {
     this.#workers.delete(worker)
+    worker.probe.close()
     const task = worker.task
     this.#release(worker)
     if (task !== null) {

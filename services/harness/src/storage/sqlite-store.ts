@@ -53,6 +53,7 @@ export class SqliteStore implements Store {
   #pending: (() => void)[] = []
   #waiters: { resolve: () => void; reject: (error: unknown) => void }[] = []
   #flushScheduled = false
+  readonly #commitBatch: (statements: (() => void)[], failures: Map<number, unknown>) => void
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
@@ -63,6 +64,19 @@ export class SqliteStore implements Store {
     this.#db.pragma('busy_timeout = 5000')
     this.#migrate()
     const db = this.#db
+    // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
+    // statement alone (a constraint, say) without touching its neighbours; an error that rolls back
+    // the whole transaction (a full disk) fails the whole batch.
+    this.#commitBatch = db.transaction((statements: (() => void)[], failures: Map<number, unknown>) => {
+      statements.forEach((statement, index) => {
+        try {
+          statement()
+        } catch (error) {
+          if (!db.inTransaction) throw error
+          failures.set(index, error)
+        }
+      })
+    })
     const docs = (table: 'profiles' | 'agents') => ({
       upsert: db.prepare(
         `INSERT INTO ${table} (tenant, name, document, source, format, created_at, updated_at)
@@ -198,19 +212,9 @@ export class SqliteStore implements Store {
     const waiters = this.#waiters
     this.#pending = []
     this.#waiters = []
-    // One transaction for the batch; each write in its own savepoint, so one failing write (a full
-    // disk, a constraint) rolls back and rejects only itself, never its neighbours.
     const failures = new Map<number, unknown>()
     try {
-      this.#db.transaction(() => {
-        statements.forEach((statement, index) => {
-          try {
-            this.#db.transaction(statement)()
-          } catch (error) {
-            failures.set(index, error)
-          }
-        })
-      })()
+      this.#commitBatch(statements, failures)
     } catch (error) {
       for (const waiter of waiters) waiter.reject(error)
       return
