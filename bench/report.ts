@@ -25,6 +25,14 @@ export interface TargetReport extends LoadResult {
   cpuMsPerRequest: { server: number | null; client: number }
 }
 
+/** One round: the three targets measured back to back. */
+export interface Round {
+  bare: TargetReport
+  /** The process-hop floor: HTTP plus an IPC round trip to a worker, no engine, policy or store. */
+  hop: TargetReport
+  execution: TargetReport
+}
+
 export interface BenchReport {
   startedAt: string
   node: string
@@ -33,16 +41,19 @@ export interface BenchReport {
   backgroundCpuPercent: number
   connections: number
   warmupSeconds: number
+  /** Measured seconds per target and round. */
   durationSeconds: number
+  /** Every round as measured. */
+  rounds: Round[]
+  /** Per target, the round with the median throughput (its latencies and CPU figures come along). */
   bare: TargetReport
-  /** The process-hop floor: HTTP plus an IPC round trip to a worker, no engine, policy or store. */
   hop: TargetReport
   execution: TargetReport
-  /** Execution throughput as a percentage of the bare route's. */
+  /** Execution throughput as a percentage of the bare route's in the same round: the median round. */
   throughputPercent: number
-  /** Process-hop floor throughput as a percentage of the bare route's. */
+  /** Process-hop floor throughput as a percentage of the bare route's (median of the rounds). */
   hopThroughputPercent: number
-  /** Execution throughput as a percentage of the process-hop floor's. */
+  /** Execution throughput as a percentage of the process-hop floor's (median of the rounds). */
   executionVsHopPercent: number
   goals: {
     text: string
@@ -56,20 +67,34 @@ export interface BenchReport {
 /** What the runs measured; `buildReport` derives the rest of the report from it. */
 export type ReportInput = Pick<
   BenchReport,
-  'backgroundCpuPercent' | 'connections' | 'warmupSeconds' | 'durationSeconds' | 'bare' | 'hop' | 'execution'
+  'backgroundCpuPercent' | 'connections' | 'warmupSeconds' | 'durationSeconds' | 'rounds'
 > & { startedAt: Date }
 
-/** Derives the ratios and the goal verdicts (about the execution path only) from the measured runs. */
+/**
+ * Derives the ratios and the goal verdicts (about the execution path only) from the measured rounds.
+ * Every ratio is taken within a round and the median over rounds is reported; the p99 checked
+ * against the goal is the median of the rounds' p99s.
+ */
 export function buildReport(input: ReportInput): BenchReport {
+  const { rounds } = input
+  if (rounds.length === 0) throw new Error('no rounds were measured')
   const percentOf = (part: TargetReport, whole: TargetReport) =>
     (100 * part.requestsPerSecond) / whole.requestsPerSecond
-  const throughputPercent = percentOf(input.execution, input.bare)
+  const medianOf = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN
+  }
+  const medianRound = (key: keyof Round) => {
+    const sorted = rounds.map((round) => round[key]).sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)
+    return sorted[Math.floor((sorted.length - 1) / 2)] as TargetReport
+  }
+  const throughputPercent = medianOf(rounds.map((r) => percentOf(r.execution, r.bare)))
   const throughput = {
     targetPercent: GOAL.minThroughputPercent,
     actualPercent: throughputPercent,
     met: throughputPercent >= GOAL.minThroughputPercent,
   }
-  const p99Ms = input.execution.latencyMs.p99
+  const p99Ms = medianOf(rounds.map((r) => r.execution.latencyMs.p99))
   const p99 = { maxMs: GOAL.maxP99Ms, actualMs: p99Ms, met: p99Ms < GOAL.maxP99Ms }
   const connections = {
     required: GOAL.connections,
@@ -84,12 +109,13 @@ export function buildReport(input: ReportInput): BenchReport {
     connections: input.connections,
     warmupSeconds: input.warmupSeconds,
     durationSeconds: input.durationSeconds,
-    bare: input.bare,
-    hop: input.hop,
-    execution: input.execution,
+    rounds,
+    bare: medianRound('bare'),
+    hop: medianRound('hop'),
+    execution: medianRound('execution'),
     throughputPercent,
-    hopThroughputPercent: percentOf(input.hop, input.bare),
-    executionVsHopPercent: percentOf(input.execution, input.hop),
+    hopThroughputPercent: medianOf(rounds.map((r) => percentOf(r.hop, r.bare))),
+    executionVsHopPercent: medianOf(rounds.map((r) => percentOf(r.execution, r.hop))),
     goals: {
       text: GOAL.text,
       throughput,
@@ -102,8 +128,17 @@ export function buildReport(input: ReportInput): BenchReport {
 
 /** The human-readable summary: one table with the three targets, then the goal verdicts. */
 export function formatReport(report: BenchReport): string {
-  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'responses', '% of bare', 'server CPU ms/req']
-  const row = (t: TargetReport) => [
+  const header = [
+    'target',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'responses',
+    '% of bare',
+    'server CPU ms/req',
+    'req/s by round',
+  ]
+  const row = (t: TargetReport, key: keyof Round) => [
     t.label,
     t.requestsPerSecond.toFixed(1),
     t.latencyMs.p50.toFixed(2),
@@ -111,19 +146,23 @@ export function formatReport(report: BenchReport): string {
     String(t.requests),
     `${((100 * t.requestsPerSecond) / report.bare.requestsPerSecond).toFixed(1)} %`,
     t.cpuMsPerRequest.server === null ? 'n/a' : t.cpuMsPerRequest.server.toFixed(3),
+    report.rounds.map((round) => round[key].requestsPerSecond.toFixed(0)).join(' / '),
   ]
   const { throughput, p99, connections } = report.goals
   const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET')
   const busy = report.backgroundCpuPercent > BUSY_PERCENT
   return [
-    `Cordon bench: ${report.connections} connections, ${report.durationSeconds} s per target after a ` +
-      `${report.warmupSeconds} s warm-up; node ${report.node}, ${report.cpus} CPUs, load generator on the same machine`,
+    `Cordon bench: ${report.connections} connections, ${report.rounds.length} rounds of ${report.durationSeconds} s per target ` +
+      `after a ${report.warmupSeconds} s warm-up; node ${report.node}, ${report.cpus} CPUs, load generator on the same machine`,
+    "Each row is the target's median round; ratios are the median of the per-round ratios.",
     `CPU busy before start: ${report.backgroundCpuPercent.toFixed(0)} %` +
       (busy ? ' (WARNING: the machine was busy; other work skews these numbers, re-run when idle)' : ''),
     '',
-    ...table([header, row(report.bare), row(report.hop), row(report.execution)]),
+    ...table([header, row(report.bare, 'bare'), row(report.hop, 'hop'), row(report.execution, 'execution')]),
     '',
-    `execution / bare throughput: ${report.throughputPercent.toFixed(1)} %`,
+    `execution / bare throughput: ${report.throughputPercent.toFixed(1)} % (by round: ${report.rounds
+      .map((r) => `${((100 * r.execution.requestsPerSecond) / r.bare.requestsPerSecond).toFixed(1)} %`)
+      .join(' / ')})`,
     `execution / process hop floor throughput: ${report.executionVsHopPercent.toFixed(1)} %`,
     '',
     `Goal: ${report.goals.text}`,
@@ -135,7 +174,12 @@ export function formatReport(report: BenchReport): string {
         `${throughput.actualPercent.toFixed(1)} %`,
         verdict(throughput.met),
       ],
-      ['execution p99 latency', `< ${p99.maxMs} ms`, `${p99.actualMs.toFixed(2)} ms`, verdict(p99.met)],
+      [
+        'execution p99 latency (median round)',
+        `< ${p99.maxMs} ms`,
+        `${p99.actualMs.toFixed(2)} ms`,
+        verdict(p99.met),
+      ],
       ['concurrent clients', `${connections.required}`, `${connections.actual}`, verdict(connections.met)],
     ]).map((line) => `  ${line}`),
     `  overall: ${verdict(report.goals.met)}`,

@@ -8,7 +8,7 @@ import { type ChildServer, spawnChildServer } from './child-server.ts'
 import { Cleanup, message } from './cleanup.ts'
 import { assertClean, runLoad } from './load.ts'
 import { sampleBusyCpuPercent, treeCpuSeconds } from './process-cpu.ts'
-import { buildReport, formatReport, GOAL, type TargetReport, writeReport } from './report.ts'
+import { buildReport, formatReport, GOAL, type Round, type TargetReport, writeReport } from './report.ts'
 import { bareTarget, checkSample, executionTarget, hopTarget, type Target } from './targets.ts'
 
 // `npm run bench`: the trivial execution path against a bare Hono route and against the process-hop
@@ -24,6 +24,7 @@ const READY_TIMEOUT_MS = 60_000
 interface Config {
   durationSeconds: number
   warmupSeconds: number
+  rounds: number
   connections: number
 }
 
@@ -110,9 +111,28 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
   await checkSample(bareSide)
   await checkSample(hopSide)
   await checkSample(executionSide)
-  const bareReport = await measure(bareSide, bare, config, signal)
-  const hopReport = await measure(hopSide, hop, config, signal)
-  const executionReport = await measure(executionSide, gateway, config, signal)
+  // Rounds, each measuring all three targets back to back (in a rotating order), so that a slow
+  // spell of a shared machine lands in one round's pair of numbers rather than between them.
+  const targets = [
+    { key: 'bare', target: bareSide, server: bare },
+    { key: 'hop', target: hopSide, server: hop },
+    { key: 'execution', target: executionSide, server: gateway },
+  ] as const
+  const rounds: Round[] = []
+  for (let index = 0; index < config.rounds; index++) {
+    const round: Partial<Round> = {}
+    console.log(`bench: round ${index + 1} of ${config.rounds}`)
+    for (let step = 0; step < targets.length; step++) {
+      const { key, target, server } = targets[(index + step) % targets.length] as (typeof targets)[number]
+      round[key] = await measure(
+        target,
+        server,
+        { ...config, warmupSeconds: index === 0 ? config.warmupSeconds : 0 },
+        signal,
+      )
+    }
+    rounds.push(round as Round)
+  }
 
   const report = buildReport({
     startedAt,
@@ -120,9 +140,7 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
     connections,
     warmupSeconds,
     durationSeconds,
-    bare: bareReport,
-    hop: hopReport,
-    execution: executionReport,
+    rounds,
   })
   console.log(`\n${formatReport(report)}\n`)
   writeReport(RESULTS_FILE, report)
@@ -186,19 +204,22 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 function readConfig(): Config {
-  const seconds = (name: string, fallback: number, min: number) => {
+  const number = (name: string, fallback: number, min: number, unit: string, integer = false) => {
     const raw = process.env[name]
     if (raw === undefined || raw.trim() === '') return fallback
     const value = Number(raw)
-    if (!Number.isFinite(value) || value < min) {
-      console.error(`bench: ${name} must be a number of seconds >= ${min}, got "${raw}"`)
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+      console.error(
+        `bench: ${name} must be ${integer ? 'a whole' : 'a'} number of ${unit} >= ${min}, got "${raw}"`,
+      )
       process.exit(2)
     }
     return value
   }
   return {
-    durationSeconds: seconds('BENCH_DURATION', 10, 1),
-    warmupSeconds: seconds('BENCH_WARMUP', 2, 0),
+    durationSeconds: number('BENCH_DURATION', 5, 1, 'seconds'),
+    warmupSeconds: number('BENCH_WARMUP', 2, 0, 'seconds'),
+    rounds: number('BENCH_ROUNDS', 3, 1, 'rounds', true),
     connections: GOAL.connections,
   }
 }
