@@ -42,6 +42,26 @@ export class FairQueue<T> {
     return undefined
   }
 
+  /** Takes the oldest item of one key, leaving the rotation as it is. */
+  shiftKey(key: string): T | undefined {
+    const items = this.#byKey.get(key)
+    const item = items?.shift()
+    if (item === undefined) return undefined
+    if (items?.length === 0) this.#byKey.delete(key)
+    this.#size--
+    return item
+  }
+
+  /** Puts an item back at the front of its key's line; false when the queue is full. */
+  unshift(key: string, item: T): boolean {
+    if (this.#size >= this.#limit) return false
+    const items = this.#byKey.get(key)
+    if (items === undefined) this.#byKey.set(key, [item])
+    else items.unshift(item)
+    this.#size++
+    return true
+  }
+
   /** Removes one specific item (a cancelled request); returns whether it was queued. */
   remove(key: string, item: T): boolean {
     const items = this.#byKey.get(key)

@@ -136,3 +136,69 @@ describe('Supervisor', () => {
     expect(refusal).toMatchObject({ code: 'SHUTTING_DOWN' })
   })
 })
+
+describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', () => {
+  const busy = (ms: number, result: string) =>
+    job(`const end = Date.now() + ${ms}; while (Date.now() < end) {}; export default "${result}"`)
+
+  it('runs it right after the current one, both answered', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const [first, second] = await Promise.all([
+      supervisor.run(busy(100, 'first'), 't'),
+      supervisor.run(job('export default "second"'), 't'),
+    ])
+    expect(first).toMatchObject({ status: 'ok', result: 'first' })
+    expect(second).toMatchObject({ status: 'ok', result: 'second' })
+  })
+
+  it('never queues another tenant’s job behind a busy worker while another worker frees up', async () => {
+    supervisor = new Supervisor({ workers: 2 })
+    await supervisor.start()
+    const finished: string[] = []
+    const track = (name: string, outcome: Promise<unknown>) => outcome.then(() => finished.push(name))
+    const long = track('long', supervisor.run(busy(1500, 'long'), 'tenant-a'))
+    const medium = track('medium', supervisor.run(busy(200, 'medium'), 'tenant-b'))
+    // Both workers are busy now: tenant-b's next job may only wait behind tenant-b's own.
+    const short = track('short', supervisor.run(job('export default "short"'), 'tenant-b'))
+    await Promise.all([long, medium, short])
+    expect(finished).toEqual(['medium', 'short', 'long'])
+  })
+
+  it('attack: cancelling a job sent ahead answers it at once and leaves the worker serving', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const running = supervisor.run(busy(400, 'running'), 't')
+    const abort = new AbortController()
+    // If it ran, this job would get its worker killed (stuck in one built-in past its wall time).
+    const stuck = job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
+      wallMs: 200,
+      memoryMb: 512,
+    })
+    const ahead = supervisor.run(stuck, 't', abort.signal)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    abort.abort()
+    expect(await ahead).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
+    expect(await running).toMatchObject({ status: 'ok', result: 'running' })
+    // The dropped job never ran: no worker was killed, and the next job is served.
+    expect(await supervisor.run(job('export default "after"'), 't')).toMatchObject({ result: 'after' })
+    expect(supervisor.stats().restarts).toBe(0)
+  })
+
+  it('puts a job sent ahead back in the queue when its worker is killed, and runs it on the replacement', async () => {
+    supervisor = new Supervisor({ workers: 1, graceMs: 100 })
+    await supervisor.start()
+    // Stuck inside one built-in: only the supervisor's kill ends it.
+    const runaway = supervisor.run(
+      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
+        wallMs: 200,
+        memoryMb: 512,
+      }),
+      't',
+    )
+    const ahead = supervisor.run(job('export default "survived"'), 't')
+    expect(await runaway).toMatchObject({ status: 'timeout' })
+    expect(await ahead).toMatchObject({ status: 'ok', result: 'survived' })
+    expect(supervisor.stats().restarts).toBe(1)
+  })
+})

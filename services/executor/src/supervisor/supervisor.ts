@@ -44,6 +44,10 @@ interface Task {
   onAbort: (() => void) | undefined
   /** Refuses the task if it is still queued when this fires. */
   queueTimer: NodeJS.Timeout | null
+  /** Put back in the queue once already (its worker died before it was known to start). */
+  requeued: boolean
+  /** Answered (resolved or rejected); a worker may still be running or dropping it. */
+  answered: boolean
 }
 
 interface Worker {
@@ -51,6 +55,11 @@ interface Worker {
   probe: ProcessProbe
   ready: boolean
   task: Task | null
+  /**
+   * A job of the same tenant, sent ahead so the worker starts it the moment `task` ends instead of
+   * waiting for the round trip. It counts as started when the worker reports `task` done.
+   */
+  next: Task | null
   deadline: NodeJS.Timeout | null
   rssLimit: number
   startedAt: number
@@ -150,23 +159,41 @@ export class Supervisor {
         signal,
         onAbort: undefined,
         queueTimer: null,
+        requeued: false,
+        answered: false,
       }
     })
     if (task === undefined || !this.#queue.push(tenant, task)) {
       throw new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later')
     }
     const queued = task
-    queued.queueTimer = setTimeout(() => {
-      if (!this.#queue.remove(queued.tenant, queued)) return
-      detach(queued)
-      queued.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
-    }, this.#options.queueTimeoutMs)
+    this.#armQueueTimer(queued)
     if (signal !== undefined) {
       queued.onAbort = () => this.#cancel(queued)
       signal.addEventListener('abort', queued.onAbort, { once: true })
     }
     this.#pump()
     return outcome
+  }
+
+  /** Refuses the task with QUEUE_TIMEOUT if it is still queued when the queue timeout ends. */
+  #armQueueTimer(task: Task): void {
+    task.queueTimer = setTimeout(() => {
+      task.queueTimer = null
+      if (!this.#queue.remove(task.tenant, task) && !this.#dropSentAhead(task)) return
+      detach(task)
+      task.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
+    }, this.#options.queueTimeoutMs)
+  }
+
+  /** Asks the worker holding `task` ahead of time to drop it; false when no worker holds it. */
+  #dropSentAhead(task: Task): boolean {
+    for (const worker of this.#workers) {
+      if (worker.next !== task) continue
+      worker.process.send({ type: 'cancel', id: task.id } satisfies ToWorker)
+      return true
+    }
+    return false
   }
 
   stats(): SupervisorStats {
@@ -206,6 +233,7 @@ export class Supervisor {
       probe: new ProcessProbe(child.pid),
       ready: false,
       task: null,
+      next: null,
       deadline: null,
       rssLimit: 0,
       startedAt: Date.now(),
@@ -236,13 +264,31 @@ export class Supervisor {
       if (!worker.ready || worker.task !== null) continue
       const task = this.#queue.shift()
       if (task === undefined) return
-      this.#assign(worker, task)
+      this.#send(worker, task)
+      this.#start(worker, task)
+    }
+    // Every worker is busy: each may hold one more job of the tenant it is serving. Only the same
+    // tenant's, so no tenant ever waits behind another tenant's job while a worker could be free.
+    for (const worker of this.#workers) {
+      if (this.#queue.size === 0) return
+      if (!worker.ready || worker.task === null || worker.next !== null || worker.killedFor !== null) continue
+      const task = this.#queue.shiftKey(worker.task.tenant)
+      if (task === undefined) continue
+      this.#send(worker, task)
+      worker.next = task
     }
   }
 
-  #assign(worker: Worker, task: Task): void {
+  #send(worker: Worker, task: Task): void {
+    const message: ToWorker = { type: 'run', id: task.id, job: task.job }
+    worker.process.send(message)
+  }
+
+  /** From here the task is the worker's running job: its deadline and baselines start now. */
+  #start(worker: Worker, task: Task): void {
     const { limits } = task.job
     if (task.queueTimer !== null) clearTimeout(task.queueTimer)
+    task.queueTimer = null
     worker.task = task
     worker.taskStartedAt = performance.now()
     worker.taskCpuStart = worker.probe.cpuMillis() ?? 0
@@ -254,8 +300,6 @@ export class Supervisor {
         message: `wall time limit of ${limits.wallMs} ms exceeded; the worker was killed`,
       })
     }, limits.wallMs + this.#options.graceMs)
-    const message: ToWorker = { type: 'run', id: task.id, job: task.job }
-    worker.process.send(message)
   }
 
   #finish(worker: Worker, id: number, outcome: RunOutcome): void {
@@ -263,6 +307,9 @@ export class Supervisor {
     if (task === null || task.id !== id || worker.killedFor !== null) return
     this.#release(worker)
     settle(task, outcome)
+    const next = worker.next
+    worker.next = null
+    if (next !== null) this.#start(worker, next)
     this.#pump()
   }
 
@@ -305,6 +352,16 @@ export class Supervisor {
       )
       return
     }
+    // A job sent ahead that has not started is dropped by its worker (which still answers it).
+    for (const worker of this.#workers) {
+      if (worker.next !== task) continue
+      worker.process.send({ type: 'cancel', id: task.id } satisfies ToWorker)
+      settle(
+        task,
+        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
+      )
+      return
+    }
     // A running job gets a moment to finish by itself: most do within milliseconds, and killing
     // costs a worker restart (which a client could otherwise force at will by disconnecting).
     const timer = setTimeout(() => {
@@ -314,6 +371,25 @@ export class Supervisor {
       }
     }, CANCEL_GRACE_MS)
     timer.unref()
+  }
+
+  /**
+   * A job sent ahead to a worker that died: it may have started in the moment before (if the running
+   * job had just ended), so it goes back to the front of its tenant's queue once, and is answered as
+   * crashed if its next worker dies too (it may be what kills them).
+   */
+  #requeue(task: Task, killedFor: Worker['killedFor']): void {
+    if (task.answered) return
+    if (this.#stopping) {
+      settle(task, outcomeOf('killed', killedFor?.error ?? crashed()))
+      return
+    }
+    if (task.requeued || !this.#queue.unshift(task.tenant, task)) {
+      settle(task, outcomeOf('killed', crashed()))
+      return
+    }
+    task.requeued = true
+    this.#armQueueTimer(task)
   }
 
   /** Kills the worker's whole process group; its exit answers the running job with `status`. */
@@ -332,6 +408,9 @@ export class Supervisor {
     worker.probe.close()
     const task = worker.task
     this.#release(worker)
+    const next = worker.next
+    worker.next = null
+    if (next !== null) this.#requeue(next, worker.killedFor)
     if (task !== null) {
       const reason = worker.killedFor ?? { status: 'killed' as const, error: crashed() }
       settle(task, {
@@ -373,8 +452,9 @@ function outcomeOf(status: RunOutcome['status'], error: GuestError): RunOutcome 
   }
 }
 
-/** Stops listening for the task's abort signal and queue deadline. */
+/** Marks the task answered and stops listening for its abort signal and queue deadline. */
 function detach(task: Task): void {
+  task.answered = true
   if (task.queueTimer !== null) clearTimeout(task.queueTimer)
   if (task.signal !== undefined && task.onAbort !== undefined)
     task.signal.removeEventListener('abort', task.onAbort)

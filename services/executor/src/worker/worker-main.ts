@@ -15,15 +15,38 @@ const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
 ;(engines.quickjs as QuickJSEngine).warm(warmMemoryMb)
 
 let queue = Promise.resolve()
+/** Jobs received but not started, and those of them cancelled. */
+const waiting = new Set<number>()
+const cancelled = new Set<number>()
 process.on('message', (message: ToWorker) => {
+  if (message?.type === 'cancel') {
+    if (waiting.has(message.id)) cancelled.add(message.id)
+    return
+  }
   if (message?.type !== 'run') return
+  waiting.add(message.id)
   queue = queue.then(async () => {
-    send({ type: 'done', id: message.id, outcome: await runSafely(message) })
+    // Let messages that arrived during the previous job (a cancel of this one) be read first.
+    await new Promise((resolve) => setImmediate(resolve))
+    waiting.delete(message.id)
+    const skip = cancelled.delete(message.id)
+    send({ type: 'done', id: message.id, outcome: skip ? cancelledOutcome() : await runSafely(message) })
   })
 })
 process.on('disconnect', () => process.exit(0))
 
-async function runSafely({ job }: ToWorker): Promise<RunOutcome> {
+function cancelledOutcome(): RunOutcome {
+  return {
+    status: 'killed',
+    result: null,
+    stdout: '',
+    stderr: '',
+    error: { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' },
+    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+  }
+}
+
+async function runSafely({ job }: Extract<ToWorker, { type: 'run' }>): Promise<RunOutcome> {
   const engine = engines[job.engine]
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)

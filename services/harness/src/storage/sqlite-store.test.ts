@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ExecutionRecord } from '@cordon/contracts'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqliteStore } from './sqlite-store.ts'
 
@@ -49,6 +50,27 @@ describe('SqliteStore group commit', () => {
     await expect(neighbour).resolves.toBeUndefined()
     expect(store.getExecution('t', 'ex2')?.status).toBe('ok')
     expect(store.getExecution('t', 'dup')?.status).toBe('running')
+    store.close()
+  })
+
+  it('commits a running record within milliseconds even when no other write comes', async () => {
+    const { store, file } = open()
+    store.beginExecution('t', record('ex6'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // Another connection sees it without this store flushing for it: it is on disk.
+    const other = new Database(file, { readonly: true })
+    expect(other.prepare('SELECT status FROM executions WHERE id = ?').get('ex6')).toEqual({
+      status: 'running',
+    })
+    other.close()
+    store.close()
+  })
+
+  it('writes a final record that comes before its running record is committed once, as final', async () => {
+    const { store } = open()
+    store.beginExecution('t', record('ex7'))
+    await store.finishExecution('t', record('ex7'))
+    expect(store.getExecution('t', 'ex7')).toMatchObject({ status: 'ok', result: 'ex7' })
     store.close()
   })
 
