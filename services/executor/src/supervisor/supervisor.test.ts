@@ -12,6 +12,13 @@ const job = (code: string, overrides: Partial<RunJob['limits']> = {}): RunJob =>
   tenantKey: 'tenant-a',
 })
 
+/** A job stuck inside one long built-in (JSON.stringify of a huge array): only a kill ends it. */
+const stuckInBuiltin = (wallMs: number): RunJob =>
+  job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
+    wallMs,
+    memoryMb: 512,
+  })
+
 let supervisor: Supervisor | null = null
 afterEach(async () => {
   if (supervisor === null) return
@@ -45,13 +52,7 @@ describe('Supervisor', () => {
   it('kills a job that outlives its wall time inside a long built-in, and the replacement serves', async () => {
     supervisor = new Supervisor({ workers: 1, graceMs: 100 })
     await supervisor.start()
-    const stuck = await supervisor.run(
-      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
-        wallMs: 200,
-        memoryMb: 512,
-      }),
-      't',
-    )
+    const stuck = await supervisor.run(stuckInBuiltin(200), 't')
     expect(stuck).toMatchObject({ status: 'timeout', error: { code: 'WALL_TIME_LIMIT' } })
     const next = await supervisor.run(job('export default 40 + 2'), 't')
     expect(next).toMatchObject({ status: 'ok', result: 42 })
@@ -77,13 +78,7 @@ describe('Supervisor', () => {
   it('keeps other workers serving while one is killed', async () => {
     supervisor = new Supervisor({ workers: 2, graceMs: 100 })
     await supervisor.start()
-    const stuck = supervisor.run(
-      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
-        wallMs: 300,
-        memoryMb: 512,
-      }),
-      'noisy',
-    )
+    const stuck = supervisor.run(stuckInBuiltin(300), 'noisy')
     const quick = await Promise.all(
       [1, 2, 3].map((n) => supervisor?.run(job(`export default ${n}`), 'quiet')),
     )
@@ -171,10 +166,7 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     const running = supervisor.run(busy(400, 'running'), 't')
     const abort = new AbortController()
     // If it ran, this job would get its worker killed (stuck in one built-in past its wall time).
-    const stuck = job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
-      wallMs: 200,
-      memoryMb: 512,
-    })
+    const stuck = stuckInBuiltin(200)
     const ahead = supervisor.run(stuck, 't', abort.signal)
     await new Promise((resolve) => setTimeout(resolve, 50))
     abort.abort()
@@ -189,13 +181,7 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     supervisor = new Supervisor({ workers: 1, graceMs: 100 })
     await supervisor.start()
     // Stuck inside one built-in: only the supervisor's kill ends it.
-    const runaway = supervisor.run(
-      job('const a = new Array(3e6).fill({ x: 1 }); export default JSON.stringify(a).length', {
-        wallMs: 200,
-        memoryMb: 512,
-      }),
-      't',
-    )
+    const runaway = supervisor.run(stuckInBuiltin(200), 't')
     const ahead = supervisor.run(job('export default "survived"'), 't')
     expect(await runaway).toMatchObject({ status: 'timeout' })
     expect(await ahead).toMatchObject({ status: 'ok', result: 'survived' })

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { RunJob } from '../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
+import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
 import { ProcessProbe } from './process-info.ts'
@@ -439,17 +440,6 @@ export class Supervisor {
 
 function crashed(): GuestError {
   return { code: GuestErrorCode.WORKER_CRASHED, message: 'the worker process running this job died' }
-}
-
-function outcomeOf(status: RunOutcome['status'], error: GuestError): RunOutcome {
-  return {
-    status,
-    result: null,
-    stdout: '',
-    stderr: '',
-    error,
-    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-  }
 }
 
 /** Marks the task answered and stops listening for its abort signal and queue deadline. */

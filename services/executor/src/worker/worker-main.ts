@@ -1,6 +1,7 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { Engine } from '../engine.ts'
 import { QuickJSEngine } from '../engines/quickjs/quickjs-engine.ts'
+import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from './protocol.ts'
 
 // A worker process runs one job at a time for the supervisor that forked it, and exits with it.
@@ -30,21 +31,16 @@ process.on('message', (message: ToWorker) => {
     await new Promise((resolve) => setImmediate(resolve))
     waiting.delete(message.id)
     const skip = cancelled.delete(message.id)
-    send({ type: 'done', id: message.id, outcome: skip ? cancelledOutcome() : await runSafely(message) })
+    send({
+      type: 'done',
+      id: message.id,
+      outcome: skip
+        ? outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' })
+        : await runSafely(message),
+    })
   })
 })
 process.on('disconnect', () => process.exit(0))
-
-function cancelledOutcome(): RunOutcome {
-  return {
-    status: 'killed',
-    result: null,
-    stdout: '',
-    stderr: '',
-    error: { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' },
-    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-  }
-}
 
 async function runSafely({ job }: Extract<ToWorker, { type: 'run' }>): Promise<RunOutcome> {
   const engine = engines[job.engine]
@@ -52,14 +48,10 @@ async function runSafely({ job }: Extract<ToWorker, { type: 'run' }>): Promise<R
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)
     return await engine.run(job)
   } catch {
-    return {
-      status: 'error',
-      result: null,
-      stdout: '',
-      stderr: '',
-      error: { code: GuestErrorCode.ENGINE_FAULT, message: 'the engine failed while running this job' },
-      usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-    }
+    return outcomeOf('error', {
+      code: GuestErrorCode.ENGINE_FAULT,
+      message: 'the engine failed while running this job',
+    })
   }
 }
 
