@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ExecutionRecord } from '@cordon/contracts'
@@ -71,6 +71,19 @@ describe('SqliteStore group commit', () => {
     store.beginExecution('t', record('ex7'))
     await store.finishExecution('t', record('ex7'))
     expect(store.getExecution('t', 'ex7')).toMatchObject({ status: 'ok', result: 'ex7' })
+    store.close()
+  })
+
+  it('copies the log into the database file from its own thread, without this thread checkpointing', async () => {
+    const { store, file } = open()
+    const before = statSync(file).size
+    // Far below this connection's own checkpoint threshold: only the checkpointer thread moves pages.
+    for (let i = 0; i < 200; i++) await store.finishExecution('t', record(`ex-w${i}`))
+    const deadline = Date.now() + 5000
+    while (statSync(file).size === before && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    expect(statSync(file).size).toBeGreaterThan(before)
     store.close()
   })
 
