@@ -218,7 +218,7 @@ function readConfig(): Config {
   }
   return {
     durationSeconds: number('BENCH_DURATION', 5, 1, 'seconds'),
-    warmupSeconds: number('BENCH_WARMUP', 5, 0, 'seconds'),
+    warmupSeconds: number('BENCH_WARMUP', 15, 0, 'seconds'),
     rounds: number('BENCH_ROUNDS', 3, 1, 'rounds', true),
     connections: GOAL.connections,
   }
