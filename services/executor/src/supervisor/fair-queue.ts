@@ -42,6 +42,11 @@ export class FairQueue<T> {
     return undefined
   }
 
+  /** How many items one key has waiting. */
+  sizeOf(key: string): number {
+    return this.#byKey.get(key)?.length ?? 0
+  }
+
   /** Takes the oldest item of one key, leaving the rotation as it is. */
   shiftKey(key: string): T | undefined {
     const items = this.#byKey.get(key)

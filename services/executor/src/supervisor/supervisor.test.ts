@@ -160,6 +160,46 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     expect(finished).toEqual(['medium', 'short', 'long'])
   })
 
+  it('attack: one tenant’s backlog never keeps another tenant waiting for more than its turn', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const finished: string[] = []
+    const track = (name: string, outcome: Promise<unknown>) => outcome.then(() => finished.push(name))
+    const all = [track('A1', supervisor.run(busy(200, 'A1'), 'tenant-a'))]
+    for (const name of ['A2', 'A3', 'A4', 'A5'])
+      all.push(track(name, supervisor.run(busy(30, name), 'tenant-a')))
+    all.push(track('B1', supervisor.run(job('export default "B1"'), 'tenant-b')))
+    await Promise.all(all)
+    // A1 runs, A2 was sent ahead before B1 came; after that the rotation decides: B1 within two turns.
+    expect(finished.indexOf('B1')).toBeLessThanOrEqual(3)
+  })
+
+  it('attack: a cancel that reaches the worker after it started the job ahead still stops that job', async () => {
+    supervisor = new Supervisor({ workers: 1 })
+    await supervisor.start()
+    const first = supervisor.run(busy(100, 'first'), 't')
+    const abort = new AbortController()
+    const ahead = supervisor.run(stuckInBuiltin(20_000), 't', abort.signal)
+    // Keep this thread busy while the worker finishes the first job and starts the one ahead.
+    const until = Date.now() + 400
+    while (Date.now() < until) {}
+    abort.abort()
+    expect(await first).toMatchObject({ status: 'ok' })
+    expect(await ahead).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
+    // It was stopped (the worker killed and replaced), not left running for its 20 s.
+    expect(await supervisor.run(job('export default "after"'), 't')).toMatchObject({ result: 'after' })
+    expect(supervisor.stats().restarts).toBe(1)
+  }, 10_000)
+
+  it('runs a job held ahead by two workers that were killed for other jobs', async () => {
+    supervisor = new Supervisor({ workers: 2, graceMs: 100 })
+    await supervisor.start()
+    const stuck = [supervisor.run(stuckInBuiltin(200), 't'), supervisor.run(stuckInBuiltin(400), 't')]
+    const innocent = supervisor.run(job('export default "innocent"'), 't')
+    for (const outcome of await Promise.all(stuck)) expect(outcome).toMatchObject({ status: 'timeout' })
+    expect(await innocent).toMatchObject({ status: 'ok', result: 'innocent' })
+  })
+
   it('attack: cancelling a job sent ahead answers it at once and leaves the worker serving', async () => {
     supervisor = new Supervisor({ workers: 1 })
     await supervisor.start()

@@ -10,6 +10,8 @@ import { forkWorker } from './worker-process.ts'
 
 const MiB = 1024 * 1024
 /** How long a cancelled, running job may still finish by itself before its worker is killed. */
+/** How often a job held ahead may go back to the queue after its worker died. */
+const MAX_REQUEUES = 3
 const CANCEL_GRACE_MS = 50
 
 export interface SupervisorOptions {
@@ -45,8 +47,10 @@ interface Task {
   onAbort: (() => void) | undefined
   /** Refuses the task if it is still queued when this fires. */
   queueTimer: NodeJS.Timeout | null
-  /** Put back in the queue once already (its worker died before it was known to start). */
-  requeued: boolean
+  /** Times put back in the queue because the worker holding it ahead died before it started. */
+  requeues: number
+  /** Why the supervisor asked the worker holding it ahead to drop it, if it did. */
+  dropFor: 'cancel' | 'timeout' | null
   /** Answered (resolved or rejected); a worker may still be running or dropping it. */
   answered: boolean
 }
@@ -58,7 +62,8 @@ interface Worker {
   task: Task | null
   /**
    * A job of the same tenant, sent ahead so the worker starts it the moment `task` ends instead of
-   * waiting for the round trip. It counts as started when the worker reports `task` done.
+   * waiting for the round trip. It becomes `task` when the worker says it started it: in the `done`
+   * of the job before (`starting`), or in a `started` message.
    */
   next: Task | null
   deadline: NodeJS.Timeout | null
@@ -160,7 +165,8 @@ export class Supervisor {
         signal,
         onAbort: undefined,
         queueTimer: null,
-        requeued: false,
+        requeues: 0,
+        dropFor: null,
         answered: false,
       }
     })
@@ -179,18 +185,25 @@ export class Supervisor {
 
   /** Refuses the task with QUEUE_TIMEOUT if it is still queued when the queue timeout ends. */
   #armQueueTimer(task: Task): void {
+    if (task.queueTimer !== null) clearTimeout(task.queueTimer)
     task.queueTimer = setTimeout(() => {
       task.queueTimer = null
-      if (!this.#queue.remove(task.tenant, task) && !this.#dropSentAhead(task)) return
-      detach(task)
-      task.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
+      if (this.#queue.remove(task.tenant, task)) {
+        detach(task)
+        task.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
+      } else this.#dropAhead(task, 'timeout')
     }, this.#options.queueTimeoutMs)
   }
 
-  /** Asks the worker holding `task` ahead of time to drop it; false when no worker holds it. */
-  #dropSentAhead(task: Task): boolean {
+  /**
+   * Asks the worker holding `task` ahead to drop it. The answer comes with the worker's reply: the
+   * job dropped unstarted (answered for `reason`), or announced as started (then it is running).
+   * False when no worker holds it ahead.
+   */
+  #dropAhead(task: Task, reason: 'cancel' | 'timeout'): boolean {
     for (const worker of this.#workers) {
       if (worker.next !== task) continue
+      task.dropFor = reason
       worker.process.send({ type: 'cancel', id: task.id } satisfies ToWorker)
       return true
     }
@@ -250,7 +263,9 @@ export class Supervisor {
           worker.ready = true
           resolve()
           this.#pump()
-        } else if (message.type === 'done') this.#finish(worker, message.id, message.outcome)
+        } else if (message.type === 'done')
+          this.#finish(worker, message.id, message.outcome, message.starting)
+        else if (message.type === 'started') this.#startedAhead(worker, message.id)
       })
       child.on('exit', () => {
         resolve()
@@ -268,20 +283,22 @@ export class Supervisor {
       this.#send(worker, task)
       this.#start(worker, task)
     }
-    // Every worker is busy: each may hold one more job of the tenant it is serving. Only the same
-    // tenant's, so no tenant ever waits behind another tenant's job while a worker could be free.
+    // Every worker is busy: each may hold one more job of the tenant it is serving, but only while
+    // no other tenant is waiting, so sending ahead never changes whose turn comes next.
     for (const worker of this.#workers) {
       if (this.#queue.size === 0) return
       if (!worker.ready || worker.task === null || worker.next !== null || worker.killedFor !== null) continue
-      const task = this.#queue.shiftKey(worker.task.tenant)
+      const tenant = worker.task.tenant
+      if (this.#queue.sizeOf(tenant) !== this.#queue.size) continue
+      const task = this.#queue.shiftKey(tenant)
       if (task === undefined) continue
-      this.#send(worker, task)
+      this.#send(worker, task, true)
       worker.next = task
     }
   }
 
-  #send(worker: Worker, task: Task): void {
-    const message: ToWorker = { type: 'run', id: task.id, job: task.job }
+  #send(worker: Worker, task: Task, ahead = false): void {
+    const message: ToWorker = { type: 'run', id: task.id, job: task.job, ahead }
     worker.process.send(message)
   }
 
@@ -303,15 +320,50 @@ export class Supervisor {
     }, limits.wallMs + this.#options.graceMs)
   }
 
-  #finish(worker: Worker, id: number, outcome: RunOutcome): void {
+  #finish(worker: Worker, id: number, outcome: RunOutcome, starting: number | null): void {
+    if (worker.killedFor !== null) return
+    const next = worker.next
+    if (next !== null && next.id === id) {
+      // A job held ahead that the worker dropped unstarted, as asked.
+      worker.next = null
+      this.#answerDropped(next)
+      this.#pump()
+      return
+    }
     const task = worker.task
-    if (task === null || task.id !== id || worker.killedFor !== null) return
+    if (task === null || task.id !== id) return
     this.#release(worker)
     settle(task, outcome)
-    const next = worker.next
-    worker.next = null
-    if (next !== null) this.#start(worker, next)
+    if (next !== null && next.id === starting) this.#promote(worker, next)
     this.#pump()
+  }
+
+  /** The worker started the job it held ahead without announcing it in a `done` (it was idle). */
+  #startedAhead(worker: Worker, id: number): void {
+    if (worker.killedFor !== null || worker.next?.id !== id || worker.task !== null) return
+    this.#promote(worker, worker.next)
+  }
+
+  #promote(worker: Worker, task: Task): void {
+    worker.next = null
+    this.#start(worker, task)
+    // Asked to drop it too late: a cancelled job is stopped like any running one; one past its queue
+    // deadline has started after all, and runs.
+    if (task.dropFor === 'cancel') this.#cancelRunning(task)
+    task.dropFor = null
+  }
+
+  /** Answers a job its worker dropped unstarted, for the reason it was dropped. */
+  #answerDropped(task: Task): void {
+    if (task.dropFor === 'timeout') {
+      detach(task)
+      task.reject(new CordonError(ErrorCode.QUEUE_TIMEOUT, 'no worker became free in time; retry later'))
+      return
+    }
+    settle(
+      task,
+      outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
+    )
   }
 
   #release(worker: Worker): void {
@@ -353,18 +405,15 @@ export class Supervisor {
       )
       return
     }
-    // A job sent ahead that has not started is dropped by its worker (which still answers it).
-    for (const worker of this.#workers) {
-      if (worker.next !== task) continue
-      worker.process.send({ type: 'cancel', id: task.id } satisfies ToWorker)
-      settle(
-        task,
-        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
-      )
-      return
-    }
-    // A running job gets a moment to finish by itself: most do within milliseconds, and killing
-    // costs a worker restart (which a client could otherwise force at will by disconnecting).
+    if (this.#dropAhead(task, 'cancel')) return
+    this.#cancelRunning(task)
+  }
+
+  /**
+   * A running job gets a moment to finish by itself: most do within milliseconds, and killing costs a
+   * worker restart (which a client could otherwise force at will by disconnecting).
+   */
+  #cancelRunning(task: Task): void {
     const timer = setTimeout(() => {
       for (const worker of this.#workers) {
         if (worker.task === task)
@@ -375,21 +424,26 @@ export class Supervisor {
   }
 
   /**
-   * A job sent ahead to a worker that died: it may have started in the moment before (if the running
-   * job had just ended), so it goes back to the front of its tenant's queue once, and is answered as
-   * crashed if its next worker dies too (it may be what kills them).
+   * A job held ahead by a worker that died before saying it started it. It goes back to the front of
+   * its tenant's line (a job asked to be dropped is answered instead). A `started` message can be lost
+   * with the worker, so one that keeps coming back may be what kills them: after three it is
+   * answered as crashed.
    */
   #requeue(task: Task, killedFor: Worker['killedFor']): void {
     if (task.answered) return
+    if (task.dropFor !== null) {
+      this.#answerDropped(task)
+      return
+    }
     if (this.#stopping) {
       settle(task, outcomeOf('killed', killedFor?.error ?? crashed()))
       return
     }
-    if (task.requeued || !this.#queue.unshift(task.tenant, task)) {
+    if (task.requeues >= MAX_REQUEUES || !this.#queue.unshift(task.tenant, task)) {
       settle(task, outcomeOf('killed', crashed()))
       return
     }
-    task.requeued = true
+    task.requeues++
     this.#armQueueTimer(task)
   }
 

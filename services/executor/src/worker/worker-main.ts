@@ -15,34 +15,52 @@ const engines: Partial<Record<string, Engine>> = { quickjs: new QuickJSEngine() 
 const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
 ;(engines.quickjs as QuickJSEngine).warm(warmMemoryMb)
 
-let queue = Promise.resolve()
-/** Jobs received but not started, and those of them cancelled. */
-const waiting = new Set<number>()
-const cancelled = new Set<number>()
+type Run = Extract<ToWorker, { type: 'run' }>
+
+/** Jobs received and not started, in the order sent. */
+const pending: Run[] = []
+let running = false
+
 process.on('message', (message: ToWorker) => {
   if (message?.type === 'cancel') {
-    if (waiting.has(message.id)) cancelled.add(message.id)
+    // Only a job that has not started can be dropped; it is answered at once.
+    const index = pending.findIndex((run) => run.id === message.id)
+    if (index < 0) return
+    pending.splice(index, 1)
+    const outcome = outcomeOf('killed', {
+      code: GuestErrorCode.CANCELLED,
+      message: 'cancelled before it started',
+    })
+    send({ type: 'done', id: message.id, outcome, starting: null })
     return
   }
   if (message?.type !== 'run') return
-  waiting.add(message.id)
-  queue = queue.then(async () => {
-    // Let messages that arrived during the previous job (a cancel of this one) be read first.
-    await new Promise((resolve) => setImmediate(resolve))
-    waiting.delete(message.id)
-    const skip = cancelled.delete(message.id)
-    send({
-      type: 'done',
-      id: message.id,
-      outcome: skip
-        ? outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' })
-        : await runSafely(message),
-    })
-  })
+  pending.push(message)
+  if (!running) void runFrom(pending.shift(), false)
 })
+
+/** Runs jobs until none is pending; each `done` names the job started next. */
+async function runFrom(first: Run | undefined, announced: boolean): Promise<void> {
+  let run = first
+  let wasAnnounced = announced
+  running = true
+  while (run !== undefined) {
+    if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
+    const outcome = await runSafely(run)
+    // Read what arrived while the job ran (a cancel of the next one) before choosing the next: the
+    // second immediate runs after the loop has polled for input once more.
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setImmediate(resolve))
+    const next = pending.shift()
+    send({ type: 'done', id: run.id, outcome, starting: next?.id ?? null })
+    run = next
+    wasAnnounced = true
+  }
+  running = false
+}
 process.on('disconnect', () => process.exit(0))
 
-async function runSafely({ job }: Extract<ToWorker, { type: 'run' }>): Promise<RunOutcome> {
+async function runSafely({ job }: Run): Promise<RunOutcome> {
   const engine = engines[job.engine]
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)

@@ -7,7 +7,8 @@ import Database from 'better-sqlite3'
 // See `SqliteStore`.
 
 const { file, intervalMs } = workerData as { file: string; intervalMs: number }
-const db = new Database(file)
+// Never creates the file: a store closed (and its folder removed) before this thread got here ends it.
+const db = new Database(file, { fileMustExist: true })
 db.pragma('busy_timeout = 1000')
 const checkpoint = () => {
   try {

@@ -67,10 +67,16 @@ describe('SqliteStore group commit', () => {
   })
 
   it('writes a final record that comes before its running record is committed once, as final', async () => {
-    const { store } = open()
+    const { store, file } = open()
+    // Log every row inserted (an upsert that updates does not fire an insert trigger).
+    const spy = new Database(file)
+    spy.exec(`CREATE TABLE inserted (what TEXT);
+      CREATE TRIGGER log_insert AFTER INSERT ON executions BEGIN INSERT INTO inserted VALUES (new.id || ':' || new.status); END;`)
     store.beginExecution('t', record('ex7'))
     await store.finishExecution('t', record('ex7'))
     expect(store.getExecution('t', 'ex7')).toMatchObject({ status: 'ok', result: 'ex7' })
+    expect(spy.prepare('SELECT what FROM inserted').pluck().all()).toEqual(['ex7:ok'])
+    spy.close()
     store.close()
   })
 

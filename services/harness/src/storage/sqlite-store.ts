@@ -40,8 +40,15 @@ function startCheckpointer(file: string, db: Database.Database): Worker | null {
   db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`)
   const worker = new Worker(CHECKPOINTER_ENTRY, { workerData: { file, intervalMs: CHECKPOINT_INTERVAL_MS } })
   worker.unref()
-  // Should it die, the safety net checkpoints; nothing is lost either way.
-  worker.on('error', () => {})
+  // Should it die, the safety net checkpoints and nothing is lost; say so once. (It also ends, without
+  // a word, when the store was closed and its file removed before the thread could open it.)
+  worker.on('error', (error) => {
+    if (!(error instanceof Error && 'code' in error && error.code === 'SQLITE_CANTOPEN')) {
+      console.error(
+        `cordon: the SQLite checkpointer thread stopped (${error.message}); checkpoints continue every ${FALLBACK_CHECKPOINT_PAGES} pages`,
+      )
+    }
+  })
   return worker
 }
 

@@ -6,8 +6,9 @@
  * running), `[stackTop, brk)` the malloc heap. Everything QuickJS knows (runtime, context, atoms,
  * shapes, pending jobs, the allocator's own bookkeeping and `brk`) lives in the data and heap ranges,
  * so copying those two ranges back puts the module in exactly the state it had when the image was
- * taken. Heap bytes above the image are free space to the restored allocator (calloc clears what it
- * hands out), and a module only ever serves one tenant.
+ * taken. Heap bytes above the image (and the dead stack) still hold what earlier runs wrote there:
+ * free space to the restored allocator, which QuickJS initialises before any guest can read it, and
+ * only ever bytes of the same tenant, since a module serves one.
  */
 
 const KiB = 1024
