@@ -160,6 +160,23 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     expect(finished).toEqual(['medium', 'short', 'long'])
   })
 
+  it('answers every job of a steady stream with its own outcome (held-ahead jobs start in order)', async () => {
+    supervisor = new Supervisor({ workers: 2 })
+    await supervisor.start()
+    const running = supervisor
+    let next = 0
+    const wrong: unknown[] = []
+    const client = async () => {
+      while (next < 400) {
+        const n = next++
+        const outcome = await running.run(job(`export default ${n}`), 't')
+        if (outcome.status !== 'ok' || outcome.result !== n) wrong.push({ n, outcome })
+      }
+    }
+    await Promise.all(Array.from({ length: 8 }, client))
+    expect(wrong).toEqual([])
+  })
+
   it('attack: one tenant’s backlog never keeps another tenant waiting for more than its turn', async () => {
     supervisor = new Supervisor({ workers: 1 })
     await supervisor.start()

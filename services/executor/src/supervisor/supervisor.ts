@@ -277,7 +277,8 @@ export class Supervisor {
 
   #pump(): void {
     for (const worker of this.#workers) {
-      if (!worker.ready || worker.task !== null) continue
+      // A worker still holding a job ahead is not free, even between jobs: that job comes first.
+      if (!worker.ready || worker.task !== null || worker.next !== null) continue
       const task = this.#queue.shift()
       if (task === undefined) return
       this.#send(worker, task)
