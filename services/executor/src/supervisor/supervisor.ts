@@ -264,7 +264,7 @@ export class Supervisor {
           resolve()
           this.#pump()
         } else if (message.type === 'done')
-          this.#finish(worker, message.id, message.outcome, message.starting)
+          this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
         else if (message.type === 'started') this.#startedAhead(worker, message.id)
       })
       child.on('exit', () => {
@@ -321,7 +321,7 @@ export class Supervisor {
     }, limits.wallMs + this.#options.graceMs)
   }
 
-  #finish(worker: Worker, id: number, outcome: RunOutcome, starting: number | null): void {
+  #finish(worker: Worker, id: number, outcome: RunOutcome, starting: number | null, dropped: boolean): void {
     if (worker.killedFor !== null) return
     const next = worker.next
     if (next !== null && next.id === id) {
@@ -334,7 +334,9 @@ export class Supervisor {
     const task = worker.task
     if (task === null || task.id !== id) return
     this.#release(worker)
-    settle(task, outcome)
+    // Announced as next, then dropped on a cancel that arrived before it started.
+    if (dropped) this.#answerDropped(task)
+    else settle(task, outcome)
     if (next !== null && next.id === starting) this.#promote(worker, next)
     this.#pump()
   }
@@ -348,10 +350,9 @@ export class Supervisor {
   #promote(worker: Worker, task: Task): void {
     worker.next = null
     this.#start(worker, task)
-    // Asked to drop it too late: a cancelled job is stopped like any running one; one past its queue
-    // deadline has started after all, and runs.
+    // Asked to drop it: the worker may still skip it (answered as dropped), or have started it, when
+    // a cancelled job is stopped like any running one, and one past its queue deadline runs.
     if (task.dropFor === 'cancel') this.#cancelRunning(task)
-    task.dropFor = null
   }
 
   /** Answers a job its worker dropped unstarted, for the reason it was dropped. */
@@ -407,6 +408,12 @@ export class Supervisor {
       return
     }
     if (this.#dropAhead(task, 'cancel')) return
+    // Running, or announced and about to start: the worker skips it if it has not started yet.
+    for (const worker of this.#workers) {
+      if (worker.task !== task) continue
+      task.dropFor = 'cancel'
+      worker.process.send({ type: 'cancel', id: task.id } satisfies ToWorker)
+    }
     this.#cancelRunning(task)
   }
 

@@ -13,9 +13,10 @@ export type ToWorker =
 /**
  * Worker -> supervisor. `done` says which job the worker starts next (`starting`, or null), decided
  * before it is sent, so the supervisor learns a job ahead started in the same message. A job sent
- * ahead that starts unannounced (it arrived after the worker went idle) gets a `started`.
+ * ahead that starts unannounced (it arrived after the worker went idle) gets a `started`. A job
+ * dropped on a `cancel` (pending, or announced and not started yet) is answered with `dropped`.
  */
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'done'; id: number; outcome: RunOutcome; starting: number | null }
+  | { type: 'done'; id: number; outcome: RunOutcome; starting: number | null; dropped?: true }
   | { type: 'started'; id: number }

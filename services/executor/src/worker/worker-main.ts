@@ -17,48 +17,70 @@ const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
 
 type Run = Extract<ToWorker, { type: 'run' }>
 
-/** Jobs received and not started, in the order sent. */
+/** Jobs received and not chosen yet, in the order sent. */
 const pending: Run[] = []
+/** The job announced (in the last `done`) as the next to start, until it starts. */
+let announced: number | null = null
+let announcedCancelled = false
 let running = false
+
+const dropped = (id: number): FromWorker => ({
+  type: 'done',
+  id,
+  outcome: outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' }),
+  starting: null,
+  dropped: true,
+})
 
 process.on('message', (message: ToWorker) => {
   if (message?.type === 'cancel') {
-    // Only a job that has not started can be dropped; it is answered at once.
+    // Only a job that has not started can be dropped: a pending one is answered at once, the one
+    // announced next is skipped when its turn comes; a running one is left alone.
     const index = pending.findIndex((run) => run.id === message.id)
-    if (index < 0) return
-    pending.splice(index, 1)
-    const outcome = outcomeOf('killed', {
-      code: GuestErrorCode.CANCELLED,
-      message: 'cancelled before it started',
-    })
-    send({ type: 'done', id: message.id, outcome, starting: null })
+    if (index >= 0) {
+      pending.splice(index, 1)
+      send(dropped(message.id))
+    } else if (message.id === announced) announcedCancelled = true
     return
   }
   if (message?.type !== 'run') return
   pending.push(message)
-  if (!running) void runFrom(pending.shift(), false)
+  if (!running) void runAll(pending.shift())
 })
 
-/** Runs jobs until none is pending; each `done` names the job started next. */
-async function runFrom(first: Run | undefined, announced: boolean): Promise<void> {
-  let run = first
-  let wasAnnounced = announced
+/**
+ * Runs jobs until none is pending. Each `done` names the job started next, and goes out at once;
+ * before starting that job the worker lets the loop poll for input once more, so a cancel already on
+ * its way is seen and the job skipped (answered as dropped).
+ */
+async function runAll(first: Run | undefined): Promise<void> {
   running = true
+  let run = first
+  let wasAnnounced = false
   while (run !== undefined) {
+    if (wasAnnounced) {
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+      const skip = announcedCancelled
+      announced = null
+      announcedCancelled = false
+      if (skip) {
+        send(dropped(run.id))
+        run = pending.shift()
+        wasAnnounced = false
+        continue
+      }
+    }
     if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
     const outcome = await runSafely(run)
-    // Read what arrived while the job ran (a cancel of the next one) before choosing the next: the
-    // second immediate runs after the loop has polled for input once more.
-    await new Promise((resolve) => setImmediate(resolve))
-    await new Promise((resolve) => setImmediate(resolve))
     const next = pending.shift()
-    send({ type: 'done', id: run.id, outcome, starting: next?.id ?? null })
+    announced = next?.id ?? null
+    send({ type: 'done', id: run.id, outcome, starting: announced })
     run = next
     wasAnnounced = true
   }
   running = false
 }
-process.on('disconnect', () => process.exit(0))
 
 async function runSafely({ job }: Run): Promise<RunOutcome> {
   const engine = engines[job.engine]
