@@ -203,9 +203,11 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     abort.abort()
     expect(await first).toMatchObject({ status: 'ok' })
     expect(await ahead).toMatchObject({ status: 'killed', error: { code: 'CANCELLED' } })
-    // It was stopped (the worker killed and replaced), not left running for its 20 s.
+    // Either the worker saw the cancel in time and skipped it, or it had started it and was killed and
+    // replaced: never left running for its 20 s (the next job would wait behind it past this test's
+    // 10 s timeout).
     expect(await supervisor.run(job('export default "after"'), 't')).toMatchObject({ result: 'after' })
-    expect(supervisor.stats().restarts).toBe(1)
+    expect(supervisor.stats().restarts).toBeLessThanOrEqual(1)
   }, 10_000)
 
   it('runs a job held ahead by two workers that were killed for other jobs', async () => {
