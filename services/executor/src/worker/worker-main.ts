@@ -82,12 +82,20 @@ async function runAll(first: Run | undefined): Promise<void> {
   running = false
 }
 
+const reported = new Set<string>()
+
 async function runSafely({ job }: Run): Promise<RunOutcome> {
   const engine = engines[job.engine]
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)
     return await engine.run(job)
-  } catch {
+  } catch (error) {
+    // The engine itself failed (not the guest): say why on stderr, once per reason, for the operator.
+    const reason = error instanceof Error ? error.message : String(error)
+    if (!reported.has(reason) && reported.size < 100) {
+      reported.add(reason)
+      console.error(`engine fault: ${reason.slice(0, 500)}`)
+    }
     return outcomeOf('error', {
       code: GuestErrorCode.ENGINE_FAULT,
       message: 'the engine failed while running this job',
