@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestServer, type TestServer } from './helpers/server.ts'
+import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 
 let t: TestServer
 beforeAll(async () => {
@@ -294,6 +294,28 @@ describe('bad input is a 4xx JSON error', () => {
       expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+/)
     })
   }
+
+  it('counts a chunked body (no Content-Length) as it streams: 413 past the limit, accepted within it', async () => {
+    const chunked = (text: string) => {
+      const bytes = new TextEncoder().encode(text)
+      return fetch(`${t.server.url}/v1/agents/chunked`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+        body: new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < bytes.length; at += 8192) controller.enqueue(bytes.subarray(at, at + 8192))
+            controller.close()
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit)
+    }
+    const tooBig = await chunked(JSON.stringify({ sandbox: 'strict', instructions: 'x'.repeat(70_000) }))
+    expect(tooBig.status).toBe(413)
+    expect(((await tooBig.json()) as { error: { code: string } }).error.code).toBe('PAYLOAD_TOO_LARGE')
+    const fits = await chunked(JSON.stringify({ sandbox: 'strict', instructions: 'x'.repeat(1000) }))
+    expect(fits.status).toBe(200)
+  })
 
   it('asks for a bearer token with WWW-Authenticate', async () => {
     const res = await t.request('GET', '/v1/agents', { auth: null })

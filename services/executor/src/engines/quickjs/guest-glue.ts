@@ -6,7 +6,7 @@ import type {
 } from 'quickjs-emscripten-core'
 import type { OutputBuffer } from '../../output-buffer.ts'
 import { type Description, describe } from './classify.ts'
-import { MemoryImage, type MemoryLayout, verifyLayout } from './memory-image.ts'
+import { heapEnd, MemoryImage, type MemoryLayout, verifyLayout } from './memory-image.ts'
 import { locateRandomState, seedRandomState } from './random-state.ts'
 
 /**
@@ -209,11 +209,10 @@ export class GuestGlue {
       verifyLayout(memory, facts.layout)
       facts.verified = true
     }
-    const heapEnd = MemoryImage.capture(memory, facts.layout).heapEnd
     this.#randomStateAt = locateRandomState(
       memory,
       facts.layout.stackTop,
-      heapEnd,
+      heapEnd(memory, facts.layout),
       () => {
         const drawn = ctx.callFunction(random, math).unwrap()
         const value = ctx.getNumber(drawn)
@@ -282,11 +281,6 @@ export class GuestGlue {
     } catch {
       return null
     }
-  }
-
-  /** Bytes copied back before each run. */
-  get imageBytes(): number {
-    return this.#image.byteLength
   }
 
   /** Starts settling the module: answers a promise handle (the caller owns it). */

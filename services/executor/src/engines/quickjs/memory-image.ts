@@ -114,6 +114,11 @@ export class MemoryImage {
 
 const ZERO_PAGE = new Uint8Array(64 * KiB)
 
+/** Where the module's heap is last written (8-byte aligned end of its last non-zero byte). */
+export function heapEnd(memory: WebAssembly.Memory, layout: MemoryLayout): number {
+  return usedEnd(new Uint8Array(memory.buffer), layout.stackTop)
+}
+
 /** The end (8-byte aligned) of the last non-zero byte at or above `from`. */
 function usedEnd(bytes: Uint8Array, from: number): number {
   let end = bytes.length
