@@ -1,10 +1,10 @@
 // Fails when imports between workspace packages break the one-way order of the layers
-// (contracts <- policy <- executor <- harness <- gateway), form a cycle, reach into another package's
+// (contracts <- policy <- executor <- harness <- gateway <- cli), form a cycle, reach into another package's
 // files instead of its index, or use a package that package.json does not declare.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
-const ORDER = ['contracts', 'policy', 'executor', 'harness', 'gateway'] as const
+const ORDER = ['contracts', 'policy', 'executor', 'harness', 'gateway', 'cli'] as const
 const root = process.argv[2] ?? new URL('..', import.meta.url).pathname
 const problems: string[] = []
 
@@ -23,8 +23,10 @@ for (const [rank, name] of ORDER.entries()) {
   const pkgDir = join(root, 'services', name)
   const manifest = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as {
     dependencies?: Record<string, string>
+    devDependencies?: Record<string, string>
   }
   const declared = new Set(Object.keys(manifest.dependencies ?? {}))
+  const declaredForTests = new Set(Object.keys(manifest.devDependencies ?? {}))
   for (const file of sourceFiles(join(pkgDir, 'src'))) {
     const text = readFileSync(file, 'utf8')
     const where = relative(root, file)
@@ -46,7 +48,7 @@ for (const [rank, name] of ORDER.entries()) {
           problems.push(`${where}: ${name} may not depend on ${other} (layers point one way)`)
       }
       const isTest = file.endsWith('.test.ts')
-      if (!declared.has(pkg) && !(isTest && pkg === 'vitest')) {
+      if (!declared.has(pkg) && !(isTest && (pkg === 'vitest' || declaredForTests.has(pkg)))) {
         problems.push(`${where}: imports "${pkg}", which services/${name}/package.json does not declare`)
       }
     }

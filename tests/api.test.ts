@@ -180,7 +180,7 @@ describe('bad input is a 4xx JSON error', () => {
       'an unknown key in a profile',
       () =>
         t.request('PUT', '/v1/profiles/x', {
-          raw: `${yamlProfile.replace('tight', 'x')}network: { allow: [] }\n`,
+          raw: `${yamlProfile.replace('tight', 'x')}netwrk: { allow: [] }\n`,
           contentType: 'application/yaml',
         }),
       422,

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 
-const PACKAGES = ['contracts', 'policy', 'executor', 'harness', 'gateway']
+const PACKAGES = ['contracts', 'policy', 'executor', 'harness', 'gateway', 'cli']
 let root = ''
 
 /** A miniature workspace: each package's index.ts holds the given source. */

@@ -131,6 +131,32 @@ export function openAPIDocument(): Record<string, unknown> {
           responses: { 200: { description: 'items' }, ...errors(401, 403) },
         },
       },
+      '/v1/profiles/review': {
+        post: {
+          summary: 'Security review of a profile document, of { "name": profile } or of { "agent": agent }',
+          parameters: [
+            {
+              name: 'format',
+              in: 'query',
+              required: false,
+              description: 'json (default), sarif (SARIF 2.1.0) or text (a table)',
+              schema: { type: 'string', enum: ['json', 'sarif', 'text'] },
+            },
+          ],
+          requestBody: documentBody('Profile', false),
+          responses: {
+            200: {
+              description: 'findings (rule id, severity, JSON pointer, remediation) and the effective reach',
+              content: {
+                'application/json': { schema: { type: 'object' } },
+                'application/sarif+json': { schema: { type: 'object' } },
+                'text/plain': { schema: { type: 'string' } },
+              },
+            },
+            ...errors(400, 401, 403, 404, 413, 415, 422),
+          },
+        },
+      },
       '/v1/profiles/{name}': {
         parameters: [nameParam('profile')],
         get: {

@@ -1,25 +1,43 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { extname, join } from 'node:path'
-import { parseDocument, type ResolvedProfile, resolveProfile } from '@cordon/policy'
+import { type DocumentFormat, parseDocument, type ResolvedProfile, resolveProfile } from '@cordon/policy'
+
+/** A profile shipped in `sandbox-profiles/`: its document (for `extends`), resolved form and source. */
+export interface BuiltinProfile {
+  document: unknown
+  profile: ResolvedProfile
+  source: { file: string; text: string; format: DocumentFormat }
+}
 
 /**
- * Loads the built-in profiles shipped in `sandbox-profiles/`. A broken built-in is a packaging bug,
- * so it fails start-up loudly instead of being skipped.
+ * Loads the built-in profiles shipped in `sandbox-profiles/`; they may extend one another. A broken
+ * built-in is a packaging bug, so it fails start-up loudly instead of being skipped.
  */
-export function loadBuiltinProfiles(dir: string): Map<string, ResolvedProfile> {
-  const profiles = new Map<string, ResolvedProfile>()
+export function loadBuiltinProfiles(dir: string): Map<string, BuiltinProfile> {
+  const documents = new Map<string, { document: unknown; source: BuiltinProfile['source'] }>()
   for (const file of readdirSync(dir).sort()) {
     const ext = extname(file)
     if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') continue
-    const parsed = parseDocument(readFileSync(join(dir, file), 'utf8'), ext === '.json' ? 'json' : 'yaml')
+    const format = ext === '.json' ? 'json' : 'yaml'
+    const text = readFileSync(join(dir, file), 'utf8')
+    const parsed = parseDocument(text, format)
     if (!parsed.ok) throw new Error(`built-in profile ${file}: ${parsed.message}`)
-    const resolved = resolveProfile(parsed.value)
+    const name = (parsed.value as { name?: unknown } | null)?.name
+    if (typeof name !== 'string') throw new Error(`built-in profile ${file}: it has no name`)
+    documents.set(name, {
+      document: parsed.value,
+      source: { file: `sandbox-profiles/${file}`, text, format },
+    })
+  }
+  const profiles = new Map<string, BuiltinProfile>()
+  for (const [name, { document, source }] of documents) {
+    const resolved = resolveProfile(document, { lookup: (parent) => documents.get(parent)?.document })
     if (!resolved.ok) {
       throw new Error(
-        `built-in profile ${file}: ${resolved.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+        `built-in profile ${source.file}: ${resolved.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
       )
     }
-    profiles.set(resolved.profile.name, resolved.profile)
+    profiles.set(name, { document, profile: resolved.profile, source })
   }
   return profiles
 }

@@ -4,7 +4,6 @@ import {
   ErrorCode,
   type ExecutionRecord,
   GuestErrorCode,
-  type Issue,
   type JsonValue,
   type Language,
   type RunOutcome,
@@ -15,12 +14,15 @@ import {
   type DocumentFormat,
   decideRun,
   parseDocument,
-  type ResolvedProfile,
-  resolveInlineProfile,
+  type ReviewReport,
+  type ReviewSubject,
   resolveProfile,
+  reviewProfiles,
   validateAgent,
 } from '@cordon/policy'
+import type { BuiltinProfile } from './builtins.ts'
 import { newExecutionId } from './ids.ts'
+import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import type { Store, StoredDocument } from './storage/store.ts'
 
 const MAX_CACHED_AGENTS = 10_000
@@ -28,22 +30,23 @@ const MAX_CACHED_AGENTS = 10_000
 export interface HarnessOptions {
   store: Store
   supervisor: Supervisor
-  /** Profiles every tenant sees and none may overwrite. */
-  builtinProfiles: ReadonlyMap<string, ResolvedProfile>
+  /** Profiles every tenant sees, may extend, and may not overwrite. */
+  builtinProfiles: ReadonlyMap<string, BuiltinProfile>
   /** Engines this deployment can run. */
   engines: readonly EngineName[]
 }
+
+/** What `review` looks at. */
+export type ReviewTarget =
+  | { kind: 'document'; text: string; format: DocumentFormat }
+  | { kind: 'profile'; name: string }
+  | { kind: 'agent'; name: string }
 
 export interface ExecuteRequest {
   language: Language
   code: string
   input: JsonValue
   engine?: EngineName | undefined
-}
-
-export interface ProfileView {
-  profile: ResolvedProfile
-  builtin: boolean
 }
 
 /**
@@ -54,48 +57,90 @@ export interface ProfileView {
 export class Harness {
   readonly #store: Store
   readonly #supervisor: Supervisor
-  readonly #builtins: ReadonlyMap<string, ResolvedProfile>
+  readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
   /** Agents with their effective profile, as executions need them; dropped on any change. */
-  readonly #runnable = new Map<string, { agent: AgentDeclaration; profile: ResolvedProfile }>()
+  readonly #runnable = new Map<string, { agent: AgentDeclaration } & AgentProfiles>()
 
   constructor(options: HarnessOptions) {
     this.#store = options.store
     this.#supervisor = options.supervisor
-    this.#builtins = options.builtinProfiles
+    this.#profiles = new ProfileCatalog(options.store, options.builtinProfiles)
     this.#engines = options.engines
   }
 
+  /**
+   * Stores a tenant's profile. It must resolve (its `extends` chain may name the tenant's profiles and
+   * the built-ins, and may only narrow), and every profile and agent that depends on it must still
+   * resolve with it in place.
+   */
   putProfile(tenant: string, name: string, source: string, format: DocumentFormat): ProfileView {
-    if (this.#builtins.has(name)) {
+    if (this.#profiles.isBuiltin(name)) {
       throw new CordonError(
         ErrorCode.BUILTIN_PROFILE,
         `"${name}" is a built-in profile and cannot be replaced`,
       )
     }
     const document = withName(parse(source, format), name)
-    const resolved = resolveProfile(document)
-    if (!resolved.ok) throw invalid('profile', resolved.issues)
+    const profile = this.#profiles.check(tenant, name, document)
+    this.#store.putProfile(tenant, { name, document: JSON.stringify(document), source, format })
+    this.#profiles.forget(tenant)
     this.#forget(tenant)
-    this.#store.putProfile(tenant, { name, document: JSON.stringify(resolved.profile), source, format })
-    return { profile: resolved.profile, builtin: false }
+    return { profile, builtin: false }
   }
 
   getProfile(tenant: string, name: string): ProfileView {
-    const builtin = this.#builtins.get(name)
-    if (builtin !== undefined) return { profile: builtin, builtin: true }
-    const stored = this.#store.getProfile(tenant, name)
-    if (stored === null) throw new CordonError(ErrorCode.PROFILE_NOT_FOUND, `no profile named "${name}"`)
-    return { profile: revalidate(resolveProfile(JSON.parse(stored.document)), name), builtin: false }
+    return this.#profiles.get(tenant, name)
   }
 
   listProfiles(tenant: string): ProfileView[] {
-    const builtins = [...this.#builtins.values()].map((profile) => ({ profile, builtin: true }))
-    const own = this.#store.listProfiles(tenant).map((stored) => ({
-      profile: revalidate(resolveProfile(JSON.parse(stored.document)), stored.name),
-      builtin: false,
-    }))
-    return [...builtins, ...own]
+    return this.#profiles.list(tenant)
+  }
+
+  /**
+   * Reviews for risk: a profile document (resolved against the tenant's profiles, not stored), a stored
+   * or built-in profile by name, or a stored agent with the profiles it and its tools run under.
+   */
+  review(tenant: string, target: ReviewTarget): ReviewReport {
+    return reviewProfiles([this.#reviewSubject(tenant, target)])
+  }
+
+  #reviewSubject(tenant: string, target: ReviewTarget): ReviewSubject {
+    switch (target.kind) {
+      case 'document': {
+        const document = parse(target.text, target.format)
+        const result = resolveProfile(document, { lookup: this.#profiles.lookup(tenant) })
+        if (!result.ok) throw invalid('profile', result.issues)
+        return {
+          profile: result.profile,
+          source: { file: 'request', text: target.text, format: target.format },
+        }
+      }
+      case 'profile': {
+        const { profile } = this.getProfile(tenant, target.name)
+        const builtin = this.#profiles.builtin(target.name)
+        const stored = builtin === undefined ? this.#store.getProfile(tenant, target.name) : null
+        const source =
+          builtin?.source ??
+          (stored === null
+            ? undefined
+            : { file: `profiles/${target.name}`, text: stored.source, format: stored.format })
+        return { profile, ...(source === undefined ? {} : { source }) }
+      }
+      case 'agent': {
+        const stored = this.#store.getAgent(tenant, target.name)
+        if (stored === null)
+          throw new CordonError(ErrorCode.AGENT_NOT_FOUND, `no agent named "${target.name}"`)
+        const agent = JSON.parse(stored.document) as AgentDeclaration
+        const { profile, toolProfiles } = this.profilesFor(tenant, agent)
+        return {
+          profile,
+          agent,
+          toolProfiles,
+          source: { file: `agents/${target.name}`, text: stored.source, format: stored.format },
+        }
+      }
+    }
   }
 
   putAgent(tenant: string, name: string, source: string, format: DocumentFormat): AgentDeclaration {
@@ -103,17 +148,8 @@ export class Harness {
     const validated = validateAgent(document)
     if (!validated.ok) throw invalid('agent', validated.issues)
     const agent = validated.agent
-    // The profile must exist now; an inline one must itself be valid.
-    if (typeof agent.sandbox === 'string') this.getProfile(tenant, agent.sandbox)
-    else {
-      const inline = resolveInlineProfile(agent)
-      if (inline !== null && !inline.ok) {
-        throw invalid(
-          'agent',
-          inline.issues.map((i) => ({ ...i, path: i.path.replace(/^\$/, '$.sandbox') })),
-        )
-      }
-    }
+    // Every profile it names must exist now, and every inline one must resolve.
+    this.#profiles.forAgent(tenant, agent)
     this.#forget(tenant, name)
     this.#store.putAgent(tenant, { name, document: JSON.stringify(agent), source, format })
     return agent
@@ -136,12 +172,9 @@ export class Harness {
     }
   }
 
-  /** The effective profile an agent runs under. */
-  profileFor(tenant: string, agent: AgentDeclaration): ResolvedProfile {
-    if (typeof agent.sandbox === 'string') return this.getProfile(tenant, agent.sandbox).profile
-    const inline = resolveInlineProfile(agent)
-    if (inline === null || !inline.ok) throw invalid('agent', inline?.ok === false ? inline.issues : [])
-    return inline.profile
+  /** The effective profiles an agent runs under: its code's, and its tools' own where they declare one. */
+  profilesFor(tenant: string, agent: AgentDeclaration): AgentProfiles {
+    return this.#profiles.forAgent(tenant, agent)
   }
 
   /**
@@ -212,12 +245,12 @@ export class Harness {
     return finished
   }
 
-  #runnableAgent(tenant: string, name: string): { agent: AgentDeclaration; profile: ResolvedProfile } {
+  #runnableAgent(tenant: string, name: string): { agent: AgentDeclaration } & AgentProfiles {
     const key = `${tenant}\u0000${name}`
     let entry = this.#runnable.get(key)
     if (entry === undefined) {
       const agent = this.getAgent(tenant, name)
-      entry = { agent, profile: this.profileFor(tenant, agent) }
+      entry = { agent, ...this.profilesFor(tenant, agent) }
       if (this.#runnable.size >= MAX_CACHED_AGENTS) this.#runnable.clear()
       this.#runnable.set(key, entry)
     }
@@ -257,16 +290,4 @@ function withName(document: unknown, name: string): unknown {
     throw new CordonError(ErrorCode.NAME_MISMATCH, `the body names ${given} but the URL names "${name}"`)
   }
   return { ...named, name }
-}
-
-function invalid(what: string, issues: Issue[]): CordonError {
-  const first = issues[0]
-  const summary = first === undefined ? '' : `: ${first.path} ${first.message}`
-  return new CordonError(ErrorCode.VALIDATION_FAILED, `invalid ${what}${summary}`, issues)
-}
-
-/** Stored profiles were validated on write; re-checking on read guards against edited rows. */
-function revalidate(result: ReturnType<typeof resolveProfile>, name: string): ResolvedProfile {
-  if (!result.ok) throw new Error(`stored profile "${name}" no longer validates`)
-  return result.profile
 }

@@ -1,4 +1,5 @@
-export { loadBuiltinProfiles } from './builtins.ts'
-export { type ExecuteRequest, Harness, type HarnessOptions, type ProfileView } from './harness.ts'
+export { type BuiltinProfile, loadBuiltinProfiles } from './builtins.ts'
+export { type ExecuteRequest, Harness, type HarnessOptions, type ReviewTarget } from './harness.ts'
+export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export { SqliteStore } from './storage/sqlite-store.ts'
 export type { Store, StoredDocument } from './storage/store.ts'

@@ -1,12 +1,16 @@
 import { type Issue, LANGUAGES } from '@cordon/contracts'
 import { z } from 'zod'
 import { toIssues } from './issues.ts'
-import { NameSchema, type ProfileResult, ProfileSchema, resolveProfile } from './profile.ts'
+import type { ProfileResult } from './profile.ts'
+import { NameSchema, ProfileSchema, ToolNameSchema } from './profile-schema.ts'
+import { type ResolveOptions, resolveProfile } from './resolve.ts'
 
 const KiB = 1024
 
+const InlineProfileSchema = ProfileSchema.extend({ name: NameSchema.optional() })
+
 const ToolSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'must be an identifier of at most 64 characters'),
+  name: ToolNameSchema,
   description: z.string().max(2 * KiB),
   input: z.record(z.string().max(256), z.unknown()).default({ type: 'object' }),
   language: z.enum(LANGUAGES),
@@ -15,6 +19,8 @@ const ToolSchema = z.strictObject({
     .min(1)
     .max(256 * KiB),
   replay: z.enum(['safe', 'unsafe']).optional(),
+  /** The profile the tool runs under when not the agent's own; it may reach further than the agent's code. */
+  sandbox: z.union([NameSchema, InlineProfileSchema]).optional(),
 })
 
 const SkillSchema = z.strictObject({
@@ -28,8 +34,6 @@ const SkillSchema = z.strictObject({
     .max(64 * KiB)
     .optional(),
 })
-
-const InlineProfileSchema = ProfileSchema.extend({ name: NameSchema.optional() })
 
 /**
  * An agent declaration (Flue-style): model, sandbox profile (by name or inline), skills, tools and
@@ -73,12 +77,35 @@ export function validateAgent(document: unknown): AgentResult {
   return parsed.success ? { ok: true, agent: parsed.data } : { ok: false, issues: toIssues(parsed.error) }
 }
 
-/** The profile an inline `sandbox` declares, named after its agent when it has no name of its own. */
-export function resolveInlineProfile(agent: AgentDeclaration): ProfileResult | null {
+/**
+ * The profile an inline `sandbox` declares, named after its agent when it has no name of its own; it
+ * may extend a named profile found through `options.lookup`. Null when the sandbox is a name.
+ */
+export function resolveInlineProfile(
+  agent: AgentDeclaration,
+  options: ResolveOptions = {},
+): ProfileResult | null {
   if (typeof agent.sandbox === 'string') return null
-  return resolveProfile({ ...agent.sandbox, name: agent.sandbox.name ?? agent.name })
+  return resolveProfile({ ...agent.sandbox, name: agent.sandbox.name ?? agent.name }, options)
 }
 
 function unique(names: string[]): boolean {
   return new Set(names).size === names.length
+}
+
+/**
+ * The profile an inline tool `sandbox` declares, named `<agent>-<tool>` when it has no name of its own.
+ * Null when the tool has no sandbox or names a profile.
+ */
+export function resolveInlineToolProfile(
+  agent: AgentDeclaration,
+  tool: NonNullable<AgentDeclaration['tools']>[number],
+  options: ResolveOptions = {},
+): ProfileResult | null {
+  if (tool.sandbox === undefined || typeof tool.sandbox === 'string') return null
+  const fallback = `${agent.name}-${tool.name}`
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '-')
+    .slice(0, 63)
+  return resolveProfile({ ...tool.sandbox, name: tool.sandbox.name ?? fallback }, options)
 }

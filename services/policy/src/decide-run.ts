@@ -1,10 +1,6 @@
 import { ENGINE_LANGUAGES, type EngineName, type Language } from '@cordon/contracts'
+import type { Decision } from './decision.ts'
 import type { ResolvedProfile } from './profile.ts'
-
-/** A policy decision is data: what was decided, a stable code, and the profile entry that decided it. */
-export type Decision<Extra = object> =
-  | ({ effect: 'allow'; code: 'ALLOWED'; rule: string } & Extra)
-  | { effect: 'deny'; code: RunDenyCode; rule: string; message: string }
 
 export type RunDenyCode = 'LANGUAGE_NOT_ALLOWED' | 'ENGINE_NOT_ALLOWED' | 'LANGUAGE_UNSUPPORTED'
 
@@ -18,7 +14,10 @@ export interface RunRequest {
  * which engine. Without a named engine the profile's first allowed engine that can run the language
  * is chosen. Deny by default: anything not listed by the profile is refused.
  */
-export function decideRun(profile: ResolvedProfile, request: RunRequest): Decision<{ engine: EngineName }> {
+export function decideRun(
+  profile: ResolvedProfile,
+  request: RunRequest,
+): Decision<RunDenyCode, { engine: EngineName }> {
   const at = (field: string) => `profiles/${profile.name}#/${field}`
   if (!profile.languages.includes(request.language)) {
     return {

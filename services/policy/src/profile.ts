@@ -1,62 +1,92 @@
-import { ENGINES, type EngineName, type Issue, LANGUAGES, type Language } from '@cordon/contracts'
-import { z } from 'zod'
-import { toIssues } from './issues.ts'
-import { type Limits, LimitsSchema } from './limits.ts'
-
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/
-export const NameSchema = z
-  .string()
-  .regex(NAME_PATTERN, 'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit')
-
-const uniqueList = <T extends string>(values: readonly [T, ...T[]], what: string) =>
-  z
-    .array(z.enum(values))
-    .min(1, `must allow at least one ${what}`)
-    .max(values.length)
-    .refine((list) => new Set(list).size === list.length, `lists a ${what} twice`)
-
-/**
- * A sandbox profile as written by a user (YAML or JSON). Unknown keys are errors: a misspelt or
- * not-yet-supported section must never be silently ignored, because ignoring a restriction widens.
- */
-export const ProfileSchema = z.strictObject({
-  name: NameSchema,
-  description: z.string().max(1000).optional(),
-  engines: uniqueList(ENGINES, 'engine'),
-  languages: uniqueList(LANGUAGES, 'language'),
-  limits: LimitsSchema,
-})
-
-export type ProfileInput = z.infer<typeof ProfileSchema>
+import type { EngineName, Issue, Language } from '@cordon/contracts'
+import type { Limits } from './limits.ts'
+import type { Access, HttpMethod, Scheme } from './profile-schema.ts'
 
 declare const resolvedBrand: unique symbol
 
+/** An egress allow rule with every field explicit; `host` is a canonical host pattern. */
+export interface ResolvedAllowRule {
+  readonly host: string
+  readonly schemes: readonly Scheme[]
+  readonly ports: readonly number[]
+  readonly methods: readonly HttpMethod[]
+  readonly paths: readonly string[]
+}
+
+/** An egress deny rule; a field left out denies every port, method or path of the host. */
+export interface ResolvedDenyRule {
+  readonly host: string
+  readonly ports?: readonly number[]
+  readonly methods?: readonly HttpMethod[]
+  readonly paths?: readonly string[]
+}
+
+export interface ResolvedSecret {
+  readonly from: string
+  readonly hosts: readonly string[]
+}
+
+/** The virtual filesystem: `paths` are globs a path must match, `deny` globs refused regardless. */
+export interface ResolvedFilesystem {
+  readonly root: string
+  readonly access: Access
+  readonly quotaBytes: number
+  readonly paths: readonly string[]
+  readonly deny: readonly string[]
+}
+
+/** The agent's key-value namespace: `keys` are globs a key must match, `deny` globs refused regardless. */
+export interface ResolvedKv {
+  readonly access: Access
+  readonly quotaBytes: number
+  readonly keys: readonly string[]
+  readonly deny: readonly string[]
+}
+
 /**
- * A profile that passed validation, with every limit explicit. Only this package mints it; engines
- * and the harness accept nothing else.
+ * A profile that passed validation and resolved its `extends` chain: every limit explicit, every
+ * section present (an absent capability is an explicit denial), hosts and globs canonical. Only this
+ * package mints it; engines, bindings and the harness accept nothing else. Frozen all the way down.
  */
 export interface ResolvedProfile {
   readonly name: string
   readonly description?: string
+  /** The chain this profile resolved through, itself first (`["mine", "web-reader", "strict"]`). */
+  readonly chain: readonly string[]
   readonly engines: readonly EngineName[]
   readonly languages: readonly Language[]
   readonly limits: Readonly<Limits>
+  readonly network: {
+    readonly allow: readonly ResolvedAllowRule[]
+    readonly deny: readonly ResolvedDenyRule[]
+    readonly allowPrivateAddresses: boolean
+  }
+  readonly secrets: Readonly<Record<string, ResolvedSecret>>
+  readonly filesystem: ResolvedFilesystem
+  readonly kv: ResolvedKv
+  readonly tools: readonly string[]
   readonly [resolvedBrand]: true
 }
 
 export type ProfileResult = { ok: true; profile: ResolvedProfile } | { ok: false; issues: Issue[] }
 
-/** Validates a parsed profile document and resolves it into its effective form. Pure. */
-export function resolveProfile(document: unknown): ProfileResult {
-  const parsed = ProfileSchema.safeParse(document)
-  if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) }
-  const { name, description, engines, languages, limits } = parsed.data
-  const profile = {
-    name,
-    ...(description === undefined ? {} : { description }),
-    engines: Object.freeze([...engines]),
-    languages: Object.freeze([...languages]),
-    limits: Object.freeze({ ...limits }),
+/** A resolved profile before it is frozen and branded. */
+export type ProfileValue = Omit<ResolvedProfile, typeof resolvedBrand>
+
+/** Freezes a plain resolved value and brands it. Only `resolve.ts` calls this. */
+export function mintProfile(value: ProfileValue): ResolvedProfile {
+  return deepFreeze(value) as ResolvedProfile
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
   }
-  return { ok: true, profile: Object.freeze(profile) as unknown as ResolvedProfile }
+  return value
+}
+
+/** A pointer into a resolved profile, as decisions and findings name the entry that decided them. */
+export function ruleRef(profile: Pick<ResolvedProfile, 'name'>, pointer: string): string {
+  return `profiles/${profile.name}#${pointer}`
 }

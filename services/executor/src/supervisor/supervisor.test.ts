@@ -2,7 +2,15 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { RunJob } from '../engine.ts'
 import { Supervisor } from './supervisor.ts'
 
-const limits = { cpuMs: 2000, wallMs: 3000, memoryMb: 16, outputBytes: 4096, bindingCalls: 0 }
+const limits = {
+  cpuMs: 2000,
+  wallMs: 3000,
+  memoryMb: 16,
+  outputBytes: 4096,
+  bindingCalls: 0,
+  processes: 32,
+  openFiles: 64,
+}
 const job = (code: string, overrides: Partial<RunJob['limits']> = {}): RunJob => ({
   engine: 'quickjs',
   language: 'javascript',

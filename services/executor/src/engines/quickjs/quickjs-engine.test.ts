@@ -4,7 +4,15 @@ import type { RunJob } from '../../engine.ts'
 import { QuickJSEngine } from './quickjs-engine.ts'
 
 const engine = new QuickJSEngine()
-const limits = { cpuMs: 1000, wallMs: 2000, memoryMb: 32, outputBytes: 65536, bindingCalls: 0 }
+const limits = {
+  cpuMs: 1000,
+  wallMs: 2000,
+  memoryMb: 32,
+  outputBytes: 65536,
+  bindingCalls: 0,
+  processes: 32,
+  openFiles: 64,
+}
 const run = (code: string, extra: Partial<RunJob> = {}): Promise<RunOutcome> =>
   engine.run({
     engine: 'quickjs',

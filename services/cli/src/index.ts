@@ -1,0 +1,1 @@
+export { type CommandResult, reviewCommand } from './review-command.ts'

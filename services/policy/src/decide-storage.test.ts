@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest'
+import { decideFile, decideKv, normalisePath } from './decide-storage.ts'
+import type { ResolvedProfile } from './profile.ts'
+import { resolveProfile } from './resolve.ts'
+
+const limits = { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 10 }
+
+function profile(extra: object): ResolvedProfile {
+  const result = resolveProfile({
+    name: 'p',
+    engines: ['quickjs'],
+    languages: ['javascript'],
+    limits,
+    ...extra,
+  })
+  if (!result.ok) throw new Error(JSON.stringify(result.issues))
+  return result.profile
+}
+
+const fsProfile = profile({
+  filesystem: {
+    access: 'read-write',
+    quotaBytes: 1000,
+    paths: ['/workspace/data/**', '/workspace/out.txt'],
+    deny: ['/workspace/data/secret/**', '/workspace/**/*.key'],
+  },
+})
+const readOnly = profile({ filesystem: { access: 'read' } })
+
+describe('normalisePath', () => {
+  it.each([
+    ['a relative path', 'data/a.txt', '/workspace/data/a.txt'],
+    ['a dot segment', '/workspace/./data/a.txt', '/workspace/data/a.txt'],
+    ['a repeated slash', '/workspace//data///a.txt', '/workspace/data/a.txt'],
+    ['a dot-dot that stays inside', '/workspace/data/x/../a.txt', '/workspace/data/a.txt'],
+    ['a dot-dot that leaves the root', '/workspace/../etc/passwd', '/etc/passwd'],
+    ['a relative climb', '../etc/passwd', '/etc/passwd'],
+  ])('resolves %s', (_what, input, path) => {
+    expect(normalisePath(input, '/workspace')).toEqual({ ok: true, path })
+  })
+
+  it.each([
+    ['NUL', '/workspace/a\u0000.txt'],
+    ['a newline', '/workspace/a\n.txt'],
+    ['DEL', '/workspace/a\u007f'],
+    ['a backslash', '/workspace\\..\\etc'],
+    ['an empty path', ''],
+    ['a path above "/"', '/../../..'],
+    ['an overlong path', `/workspace/${'a'.repeat(5000)}`],
+  ])('refuses %s', (_what, input) => {
+    expect(normalisePath(input, '/workspace').ok).toBe(false)
+  })
+})
+
+describe('decideFile', () => {
+  it('allows a path under an allowed glob, pointing at it', () => {
+    expect(decideFile(fsProfile, 'data/report.csv', 'write')).toMatchObject({
+      effect: 'allow',
+      rule: 'profiles/p#/filesystem/paths/0',
+      path: { path: '/workspace/data/report.csv', operation: 'write' },
+    })
+    expect(decideFile(fsProfile, '/workspace/out.txt', 'read')).toMatchObject({
+      rule: 'profiles/p#/filesystem/paths/1',
+    })
+  })
+
+  it.each([
+    ['traversal out of the root', '/workspace/data/../../etc/passwd', 'PATH_OUTSIDE_ROOT', 'root'],
+    ['a relative climb', '../etc/shadow', 'PATH_OUTSIDE_ROOT', 'root'],
+    ['a climb above "/"', '../../../etc/shadow', 'PATH_INVALID', 'root'],
+    ['an absolute path elsewhere', '/etc/passwd', 'PATH_OUTSIDE_ROOT', 'root'],
+    ['a sibling that shares a prefix', '/workspace-other/a', 'PATH_OUTSIDE_ROOT', 'root'],
+    ['traversal into a denied folder', '/workspace/data/x/../secret/a', 'FS_DENIED', 'deny/0'],
+    ['a denied suffix deep down', '/workspace/data/a/b/id.key', 'FS_DENIED', 'deny/1'],
+    ['a path no glob allows', '/workspace/other.txt', 'PATH_NOT_ALLOWED', 'paths'],
+    ['a NUL byte', '/workspace/data/a\u0000/../../x', 'PATH_INVALID', 'root'],
+  ])('denies %s', (_what, path, code, rule) => {
+    expect(decideFile(fsProfile, path, 'read')).toMatchObject({
+      effect: 'deny',
+      code,
+      rule: `profiles/p#/filesystem/${rule}`,
+    })
+  })
+
+  it('denies writes and deletes on a read-only filesystem, but allows reads', () => {
+    expect(decideFile(readOnly, 'a.txt', 'read')).toMatchObject({ effect: 'allow' })
+    expect(decideFile(readOnly, 'a.txt', 'write')).toMatchObject({
+      code: 'READ_ONLY',
+      rule: 'profiles/p#/filesystem/access',
+    })
+    expect(decideFile(readOnly, 'a.txt', 'delete')).toMatchObject({ code: 'READ_ONLY' })
+  })
+
+  it('denies everything without a filesystem', () => {
+    expect(decideFile(profile({}), '/workspace/a', 'read')).toMatchObject({ code: 'FS_NOT_ALLOWED' })
+  })
+})
+
+describe('decideKv', () => {
+  const kv = profile({
+    kv: { access: 'read-write', quotaBytes: 100, keys: ['cache/**', 'state'], deny: ['cache/private/**'] },
+  })
+
+  it('allows keys its globs match', () => {
+    expect(decideKv(kv, 'cache/a/b', 'write')).toMatchObject({
+      effect: 'allow',
+      rule: 'profiles/p#/kv/keys/0',
+    })
+    expect(decideKv(kv, 'state', 'read')).toMatchObject({
+      effect: 'allow',
+      key: { key: 'state', operation: 'read' },
+    })
+  })
+
+  it.each([
+    ['a denied key', 'cache/private/x', 'KV_DENIED'],
+    ['a key no glob allows', 'other', 'KEY_NOT_ALLOWED'],
+    ['an empty key', '', 'KEY_INVALID'],
+    ['a key with NUL', 'cache/a\u0000b', 'KEY_INVALID'],
+    ['a lone surrogate', 'cache/\ud800', 'KEY_INVALID'],
+    ['an overlong key', `cache/${'k'.repeat(600)}`, 'KEY_INVALID'],
+  ])('denies %s', (_what, key, code) => {
+    expect(decideKv(kv, key, 'read')).toMatchObject({ effect: 'deny', code })
+  })
+
+  it('denies writes to a read-only store and everything without one', () => {
+    const readOnlyKv = profile({ kv: { access: 'read' } })
+    expect(decideKv(readOnlyKv, 'a', 'read')).toMatchObject({ effect: 'allow' })
+    expect(decideKv(readOnlyKv, 'a', 'write')).toMatchObject({ code: 'READ_ONLY' })
+    expect(decideKv(profile({}), 'a', 'read')).toMatchObject({ code: 'KV_NOT_ALLOWED' })
+  })
+})

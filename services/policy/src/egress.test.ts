@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest'
+import { decideAddress, decideEgress } from './egress.ts'
+import type { ResolvedProfile } from './profile.ts'
+import { resolveProfile } from './resolve.ts'
+
+const limits = { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 10 }
+
+function profile(network: unknown): ResolvedProfile {
+  const result = resolveProfile({
+    name: 'p',
+    engines: ['quickjs'],
+    languages: ['javascript'],
+    limits,
+    network,
+  })
+  if (!result.ok) throw new Error(JSON.stringify(result.issues))
+  return result.profile
+}
+
+const web = profile({
+  allow: [
+    { host: 'allowed.example', methods: ['GET', 'POST'], paths: ['/api/**', '/index.html'] },
+    { host: '*.cdn.example', schemes: ['https', 'http'] },
+    { host: 'bücher.example' },
+    { host: '10.1.2.3', ports: [8080], schemes: ['http'] },
+  ],
+  deny: [{ host: 'allowed.example', paths: ['/api/admin/**'] }, { host: 'evil.cdn.example' }],
+})
+
+const decide = (url: string, method?: string) => decideEgress(web, { url, method })
+/** Any host over http or https: only the private-address check stands between guest and loopback. */
+const anyHost = profile({ allow: [{ host: '*', schemes: ['https', 'http'] }] })
+
+describe('decideEgress: normalisation before matching', () => {
+  it.each([
+    ['an exact host', 'https://allowed.example/api/x'],
+    ['upper case', 'https://ALLOWED.Example/api/x'],
+    ['a trailing dot', 'https://allowed.example./api/x'],
+    ['upper case and a trailing dot', 'https://ALLOWED.example./index.html'],
+    ['the default port written out', 'https://allowed.example:443/api/x'],
+    ['dot segments that resolve inside', 'https://allowed.example/api/a/../b'],
+    ['percent-encoded dot segments', 'https://allowed.example/api/a/%2e%2e/b'],
+    ['a Unicode host written in Unicode', 'https://bücher.example/'],
+    ['the same host in punycode', 'https://xn--bcher-kva.example/'],
+    ['a subdomain of a wildcard', 'https://img.cdn.example/x.png'],
+    ['a deep subdomain of a wildcard', 'http://a.b.cdn.example/x.png'],
+    ['a lower-case method', 'https://allowed.example/api/x'],
+  ])('allows %s', (_what, url) => {
+    expect(decide(url, 'get')).toMatchObject({ effect: 'allow', code: 'ALLOWED' })
+  })
+
+  it('hands back the canonical request it allowed', () => {
+    const decision = decide('https://ALLOWED.example.:443/api/a/../b?q=1')
+    expect(decision).toMatchObject({
+      effect: 'allow',
+      rule: 'profiles/p#/network/allow/0',
+      request: {
+        url: 'https://allowed.example/api/b?q=1',
+        host: 'allowed.example',
+        port: 443,
+        method: 'GET',
+        path: '/api/b',
+        address: null,
+        privateAllowed: false,
+      },
+    })
+  })
+
+  it.each([
+    ['decimal', 'http://2130706433/'],
+    ['hex with a short form', 'http://0x7f.1/'],
+    ['octal', 'http://0177.0.0.1/'],
+    ['IPv4-mapped IPv6', 'http://[::ffff:127.0.0.1]/'],
+    ['IPv4-mapped IPv6 in hex', 'http://[::ffff:7f00:1]/'],
+    ['plain loopback', 'http://127.0.0.1/'],
+  ])('sees loopback written in %s as 127.0.0.1, denied as a private address', (_what, url) => {
+    expect(decideEgress(anyHost, { url })).toMatchObject({
+      effect: 'deny',
+      code: 'PRIVATE_ADDRESS',
+      rule: 'profiles/p#/network/allowPrivateAddresses',
+      message: '127.0.0.1 is a loopback address',
+    })
+  })
+
+  it('refuses cloud metadata addresses reached through a wildcard rule', () => {
+    expect(decideEgress(anyHost, { url: 'http://169.254.169.254/latest/meta-data/' })).toMatchObject({
+      code: 'PRIVATE_ADDRESS',
+    })
+    expect(decideEgress(anyHost, { url: 'http://[fd00:ec2::254]/' })).toMatchObject({
+      code: 'PRIVATE_ADDRESS',
+    })
+    expect(decideEgress(anyHost, { url: 'http://[::ffff:a9fe:a9fe]/' })).toMatchObject({
+      code: 'PRIVATE_ADDRESS',
+    })
+  })
+
+  it('allows a private address that a rule names literally, and only there', () => {
+    expect(decide('http://10.1.2.3:8080/')).toMatchObject({
+      effect: 'allow',
+      request: { address: '10.1.2.3', privateAllowed: true },
+    })
+    expect(decide('http://167838211:8080/')).toMatchObject({ effect: 'allow' })
+    expect(decide('http://10.1.2.4:8080/')).toMatchObject({ effect: 'deny', code: 'HOST_NOT_ALLOWED' })
+  })
+
+  it('refuses userinfo: http://allowed.example@evil.example/ goes to evil.example', () => {
+    expect(decide('https://allowed.example@evil.example/api/x')).toMatchObject({ code: 'USERINFO_REFUSED' })
+    expect(decide('https://user:pw@allowed.example/api/x')).toMatchObject({ code: 'USERINFO_REFUSED' })
+  })
+
+  it.each([
+    ['an encoded slash', 'https://allowed.example/api/..%2fadmin'],
+    ['an encoded backslash', 'https://allowed.example/api/..%5cadmin'],
+    ['an encoded NUL', 'https://allowed.example/api/x%00.html'],
+    ['a Tomcat-style ..;', 'https://allowed.example/api/..;/secret'],
+    ['a malformed escape', 'https://allowed.example/api/%zz'],
+    ['an escape that is not UTF-8', 'https://allowed.example/api/%ff'],
+  ])('refuses an ambiguous path: %s', (_what, url) => {
+    expect(decide(url)).toMatchObject({ effect: 'deny', code: 'PATH_AMBIGUOUS' })
+  })
+
+  it('matches paths after the URL parser resolved dot segments, so traversal out of /api is seen', () => {
+    expect(decide('https://allowed.example/api/../secret')).toMatchObject({ code: 'PATH_NOT_ALLOWED' })
+    expect(decide('https://allowed.example/api/%2e%2e/secret')).toMatchObject({ code: 'PATH_NOT_ALLOWED' })
+    expect(decide('https://allowed.example/api\\..\\secret')).toMatchObject({ code: 'PATH_NOT_ALLOWED' })
+  })
+})
+
+describe('decideEgress: decisions name their rule', () => {
+  it('lets an explicit deny beat an allow', () => {
+    expect(decide('https://allowed.example/api/admin/users')).toMatchObject({
+      effect: 'deny',
+      code: 'EGRESS_DENIED',
+      rule: 'profiles/p#/network/deny/0',
+    })
+    expect(decide('https://evil.cdn.example/')).toMatchObject({
+      code: 'EGRESS_DENIED',
+      rule: 'profiles/p#/network/deny/1',
+    })
+    expect(decide('https://EVIL.cdn.example./')).toMatchObject({ code: 'EGRESS_DENIED' })
+  })
+
+  it.each([
+    ['a host no rule names', 'https://evil.example/', 'GET', 'HOST_NOT_ALLOWED', 'profiles/p#/network/allow'],
+    [
+      'the apex of a wildcard',
+      'https://cdn.example/',
+      'GET',
+      'HOST_NOT_ALLOWED',
+      'profiles/p#/network/allow',
+    ],
+    [
+      'a host that only ends like an allowed one',
+      'https://notallowed.example/',
+      'GET',
+      'HOST_NOT_ALLOWED',
+      'profiles/p#/network/allow',
+    ],
+    [
+      'plain http where https is required',
+      'http://allowed.example/api/x',
+      'GET',
+      'SCHEME_NOT_ALLOWED',
+      'profiles/p#/network/allow/0/schemes',
+    ],
+    [
+      'another port',
+      'https://allowed.example:444/api/x',
+      'GET',
+      'PORT_NOT_ALLOWED',
+      'profiles/p#/network/allow/0/ports',
+    ],
+    [
+      'another method',
+      'https://allowed.example/api/x',
+      'DELETE',
+      'METHOD_NOT_ALLOWED',
+      'profiles/p#/network/allow/0/methods',
+    ],
+    [
+      'another path',
+      'https://allowed.example/other',
+      'GET',
+      'PATH_NOT_ALLOWED',
+      'profiles/p#/network/allow/0/paths',
+    ],
+    [
+      'a method HTTP rules never list',
+      'https://allowed.example/api/x',
+      'TRACE',
+      'METHOD_NOT_ALLOWED',
+      'profiles/p#/network',
+    ],
+    ['a scheme that is not HTTP', 'file:///etc/passwd', 'GET', 'SCHEME_NOT_ALLOWED', 'profiles/p#/network'],
+    ['javascript:', 'javascript:alert(1)', 'GET', 'SCHEME_NOT_ALLOWED', 'profiles/p#/network'],
+    ['a URL that does not parse', 'https://', 'GET', 'INVALID_URL', 'profiles/p#/network'],
+    ['a wildcard in the request', 'https://*.cdn.example/', 'GET', 'INVALID_HOST', 'profiles/p#/network'],
+    [
+      'an overlong URL',
+      `https://allowed.example/api/${'a'.repeat(9000)}`,
+      'GET',
+      'INVALID_URL',
+      'profiles/p#/network',
+    ],
+  ])('denies %s', (_what, url, method, code, rule) => {
+    expect(decide(url, method)).toMatchObject({ effect: 'deny', code, rule, message: expect.any(String) })
+  })
+
+  it('denies everything when the profile allows no egress', () => {
+    expect(decideEgress(profile(undefined), { url: 'https://example.com/' })).toMatchObject({
+      effect: 'deny',
+      code: 'HOST_NOT_ALLOWED',
+    })
+  })
+})
+
+describe('decideAddress: what DNS answered', () => {
+  const allowed = decide('https://allowed.example/api/x')
+  if (allowed.effect !== 'allow') throw new Error('fixture')
+
+  it.each([
+    ['loopback', '127.0.0.1'],
+    ['RFC 1918', '192.168.1.10'],
+    ['CGNAT', '100.64.0.1'],
+    ['cloud metadata', '169.254.169.254'],
+    ['IPv6 loopback', '::1'],
+    ['IPv4-mapped loopback', '::ffff:127.0.0.1'],
+    ['unique local', 'fd12::1'],
+  ])('refuses a name that resolves to %s (DNS rebinding)', (_what, address) => {
+    expect(decideAddress(web, allowed.request, address)).toMatchObject({
+      effect: 'deny',
+      code: 'PRIVATE_ADDRESS',
+    })
+  })
+
+  it('accepts a public address, and refuses what is not an address', () => {
+    expect(decideAddress(web, allowed.request, '93.184.215.14')).toMatchObject({ effect: 'allow' })
+    expect(decideAddress(web, allowed.request, 'example.com')).toMatchObject({ code: 'INVALID_ADDRESS' })
+  })
+
+  it('accepts private addresses when the profile allows them', () => {
+    const open = profile({ allow: [{ host: 'intranet.example' }], allowPrivateAddresses: true })
+    const decision = decideEgress(open, { url: 'https://intranet.example/' })
+    if (decision.effect !== 'allow') throw new Error('fixture')
+    expect(decideAddress(open, decision.request, '10.0.0.5')).toMatchObject({ effect: 'allow' })
+  })
+})

@@ -1,0 +1,227 @@
+import { type Decision, deny } from './decision.ts'
+import { globMatches } from './globs.ts'
+import { canonicalHostname, type HostPattern, hostMatches, parseHostPattern } from './hosts.ts'
+import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
+import { type ResolvedProfile, ruleRef } from './profile.ts'
+import { HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
+
+declare const checkedBrand: unique symbol
+
+/**
+ * An outgoing request the egress policy allowed. Bindings connect only with one of these (it cannot be
+ * built outside this package), to `host`:`port` as given, and only after every resolved address has
+ * passed {@link decideAddress}.
+ */
+export interface CheckedEgress {
+  /** The URL to request: the WHATWG parse of the guest's URL with the canonical host. */
+  readonly url: string
+  readonly scheme: Scheme
+  /** Canonical host: lowercase punycode without trailing dot, or an IP literal (IPv6 bracketed). */
+  readonly host: string
+  readonly port: number
+  readonly method: HttpMethod
+  /** The percent-decoded path the rules were matched against. */
+  readonly path: string
+  /** The IP address when the host is a literal (no DNS lookup is needed), else null. */
+  readonly address: string | null
+  /** Whether a blocked (private, loopback, metadata...) address may be connected to. */
+  readonly privateAllowed: boolean
+  readonly rule: string
+  readonly [checkedBrand]: true
+}
+
+export type EgressDenyCode =
+  | 'INVALID_URL'
+  | 'SCHEME_NOT_ALLOWED'
+  | 'USERINFO_REFUSED'
+  | 'INVALID_HOST'
+  | 'PATH_AMBIGUOUS'
+  | 'EGRESS_DENIED'
+  | 'HOST_NOT_ALLOWED'
+  | 'PORT_NOT_ALLOWED'
+  | 'METHOD_NOT_ALLOWED'
+  | 'PATH_NOT_ALLOWED'
+  | 'PRIVATE_ADDRESS'
+
+export interface EgressRequest {
+  url: string
+  /** Defaults to GET; compared case-insensitively. */
+  method?: string | undefined
+}
+
+const MAX_URL_LENGTH = 8192
+const DEFAULT_PORTS: Record<Scheme, number> = { https: 443, http: 80 }
+/** Parsed host patterns of resolved (frozen) rules; a memo, invisible to callers. */
+const patterns = new WeakMap<object, HostPattern | null>()
+
+/**
+ * Decides an outgoing HTTP request. The URL is parsed once (WHATWG) and normalised before matching:
+ * host case, trailing dot, IDNA and every IPv4 spelling a URL accepts, the scheme's default port, dot
+ * segments. Userinfo, encoded separators and ambiguous dot segments are refused outright. An explicit
+ * deny rule beats any allow rule; without an allow rule that matches host, scheme, port, method and
+ * path the request is denied. A literal address in a blocked range is denied unless the profile allows
+ * private addresses or the matching rule names that very address.
+ */
+export function decideEgress(
+  profile: ResolvedProfile,
+  request: EgressRequest,
+): Decision<EgressDenyCode, { request: CheckedEgress }> {
+  const at = (pointer: string) => ruleRef(profile, pointer)
+  if (request.url.length > MAX_URL_LENGTH) return deny('INVALID_URL', at('/network'), 'the URL is too long')
+  let url: URL
+  try {
+    url = new URL(request.url)
+  } catch {
+    return deny('INVALID_URL', at('/network'), 'the URL does not parse')
+  }
+  const scheme = url.protocol.slice(0, -1)
+  if (scheme !== 'https' && scheme !== 'http') {
+    return deny('SCHEME_NOT_ALLOWED', at('/network'), `scheme "${scheme.slice(0, 20)}" is never allowed`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    return deny('USERINFO_REFUSED', at('/network'), 'URLs with credentials (user@host) are refused')
+  }
+  const host = canonicalHostname(url.hostname)
+  if (host === null) return deny('INVALID_HOST', at('/network'), 'the URL has no valid host')
+  const method = (request.method ?? 'GET').toUpperCase()
+  if (!(HTTP_METHODS as readonly string[]).includes(method)) {
+    return deny('METHOD_NOT_ALLOWED', at('/network'), `method "${method.slice(0, 20)}" is never allowed`)
+  }
+  const path = decodedPath(url.pathname)
+  if (path === null) {
+    return deny(
+      'PATH_AMBIGUOUS',
+      at('/network'),
+      'the path has encoded separators, control characters or dot segments',
+    )
+  }
+  const port = url.port === '' ? DEFAULT_PORTS[scheme] : Number(url.port)
+  const target = { scheme, host, port, method: method as HttpMethod, path }
+
+  const { allow, deny: denials } = profile.network
+  for (const [i, rule] of denials.entries()) {
+    if (
+      matchesHost(rule, host) &&
+      (rule.ports?.includes(port) ?? true) &&
+      (rule.methods?.includes(target.method) ?? true) &&
+      (rule.paths?.some((glob) => globMatches(glob, path)) ?? true)
+    ) {
+      return deny('EGRESS_DENIED', at(`/network/deny/${i}`), `${describe(target)} is denied by a deny rule`)
+    }
+  }
+
+  let closest: ReturnType<typeof deny<EgressDenyCode>> | null = null
+  for (const [i, rule] of allow.entries()) {
+    if (!matchesHost(rule, host)) continue
+    const miss = (code: EgressDenyCode, field: string, what: string) =>
+      deny(code, at(`/network/allow/${i}/${field}`), `${what} is not allowed for host "${rule.host}"`)
+    const problem = !rule.schemes.includes(scheme)
+      ? miss('SCHEME_NOT_ALLOWED', 'schemes', `scheme ${scheme}`)
+      : !rule.ports.includes(port)
+        ? miss('PORT_NOT_ALLOWED', 'ports', `port ${port}`)
+        : !rule.methods.includes(target.method)
+          ? miss('METHOD_NOT_ALLOWED', 'methods', `method ${method}`)
+          : !rule.paths.some((glob) => globMatches(glob, path))
+            ? miss('PATH_NOT_ALLOWED', 'paths', `path "${path.slice(0, 200)}"`)
+            : null
+    if (problem !== null) {
+      closest ??= problem
+      continue
+    }
+    const address = literalAddress(host)
+    const namesAddress = address !== null && rule.host === host
+    const privateAllowed = profile.network.allowPrivateAddresses || namesAddress
+    if (address !== null && !privateAllowed) {
+      const range = blockedRange(unmapIPv4(address))
+      if (range !== null) {
+        return deny(
+          'PRIVATE_ADDRESS',
+          at('/network/allowPrivateAddresses'),
+          `${host} is a ${range.name} address`,
+        )
+      }
+    }
+    url.hostname = host
+    const checked = {
+      url: url.href,
+      ...target,
+      address: address === null ? null : host.replace(/^\[|\]$/g, ''),
+      privateAllowed,
+      rule: at(`/network/allow/${i}`),
+    }
+    return {
+      effect: 'allow',
+      code: 'ALLOWED',
+      rule: checked.rule,
+      request: Object.freeze(checked) as CheckedEgress,
+    }
+  }
+  return closest ?? deny('HOST_NOT_ALLOWED', at('/network/allow'), `host "${host}" is not in the allow list`)
+}
+
+export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS'
+
+/**
+ * Decides one address a checked request's host resolved to (DNS is the caller's job; every resolved
+ * address must pass, and the connection must go to the address that passed). IPv4-mapped IPv6 is
+ * judged as the IPv4 address it maps.
+ */
+export function decideAddress(
+  profile: ResolvedProfile,
+  request: CheckedEgress,
+  address: string,
+): Decision<AddressDenyCode, { address: string }> {
+  const ip = parseIP(address)
+  if (ip === null) return deny('INVALID_ADDRESS', request.rule, 'not an IP address')
+  const range = blockedRange(unmapIPv4(ip))
+  if (range !== null && !request.privateAllowed) {
+    return deny(
+      'PRIVATE_ADDRESS',
+      ruleRef(profile, '/network/allowPrivateAddresses'),
+      `${request.host} resolves to a ${range.name} address`,
+    )
+  }
+  return { effect: 'allow', code: 'ALLOWED', rule: request.rule, address }
+}
+
+function matchesHost(rule: { readonly host: string }, host: string): boolean {
+  let pattern = patterns.get(rule)
+  if (pattern === undefined) {
+    const parsed = parseHostPattern(rule.host)
+    pattern = parsed.ok ? parsed.pattern : null
+    patterns.set(rule, pattern)
+  }
+  return pattern !== null && hostMatches(pattern, host)
+}
+
+function literalAddress(host: string) {
+  return parseIP(host)
+}
+
+/**
+ * The path as servers will read it, or null when readings could differ: encoded `/`, `\` or control
+ * characters, malformed escapes, and `.`/`..` segments (also `..;`, which some servers strip to `..`).
+ */
+export function decodedPath(pathname: string): string | null {
+  if (/%(2f|5c|[01][0-9a-f]|7f)/i.test(pathname)) return null
+  let path: string
+  try {
+    path = decodeURIComponent(pathname)
+  } catch {
+    return null
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f\\]/.test(path)) return null
+  if (path.split('/').some((segment) => /^\.\.?(;|$)/.test(segment))) return null
+  return path
+}
+
+function describe(target: {
+  scheme: string
+  host: string
+  port: number
+  method: string
+  path: string
+}): string {
+  return `${target.method} ${target.scheme}://${target.host}:${target.port}${target.path.slice(0, 200)}`
+}

@@ -1,0 +1,103 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { resolveInlineProfile, resolveInlineToolProfile, validateAgent } from '../agent.ts'
+import { parseDocument } from '../documents.ts'
+import type { ResolvedProfile } from '../profile.ts'
+import { resolveProfile } from '../resolve.ts'
+import { formatReviewText } from './format-text.ts'
+import { type ReviewSubject, reviewProfiles } from './review.ts'
+import { RULES } from './rules.ts'
+
+const fixtures = new URL('./fixtures/', import.meta.url)
+const builtins = new URL('../../../../sandbox-profiles/', import.meta.url)
+
+/** Reads a profile or an agent (a document with `sandbox`) from a YAML file into a review subject. */
+function subject(dir: URL, file: string): ReviewSubject {
+  const text = readFileSync(new URL(file, dir), 'utf8')
+  const parsed = parseDocument(text, 'yaml')
+  if (!parsed.ok) throw new Error(`${file}: ${parsed.message}`)
+  const source = { file, text, format: 'yaml' as const }
+  const value = parsed.value as Record<string, unknown>
+  if (!('sandbox' in value)) return { profile: ok(resolveProfile(value)), source }
+  const agent = validateAgent(value)
+  if (!agent.ok) throw new Error(`${file}: ${JSON.stringify(agent.issues)}`)
+  const toolProfiles: Record<string, ResolvedProfile> = {}
+  for (const tool of agent.agent.tools ?? []) {
+    const own = resolveInlineToolProfile(agent.agent, tool)
+    if (own !== null) toolProfiles[tool.name] = ok(own)
+  }
+  const profile = resolveInlineProfile(agent.agent)
+  if (profile === null) throw new Error('fixture agents declare their sandbox inline')
+  return { profile: ok(profile), agent: agent.agent, toolProfiles, source }
+}
+
+function ok(result: ReturnType<typeof resolveProfile>): ResolvedProfile {
+  if (!result.ok) throw new Error(JSON.stringify(result.issues))
+  return result.profile
+}
+
+const rules = Object.values(RULES)
+const fixtureFiles = readdirSync(fixtures).filter((f) => f.endsWith('.yaml'))
+
+describe('review rules', () => {
+  it('has at least 15 rules, unique stable ids, and one fixture per rule', () => {
+    expect(rules.length).toBeGreaterThanOrEqual(15)
+    expect(new Set(rules.map((r) => r.id)).size).toBe(rules.length)
+    for (const rule of rules) expect(rule.id).toMatch(/^CORDON-[A-Z]+-\d{3}$/)
+    expect(fixtureFiles.sort()).toEqual(rules.map((r) => `${r.id}.yaml`).sort())
+  })
+
+  it.each(rules.map((rule) => [rule.id, rule] as const))(
+    '%s fires on its fixture, at a line of the file',
+    (id, rule) => {
+      const report = reviewProfiles([subject(fixtures, `${id}.yaml`)])
+      const finding = report.findings.find((f) => f.ruleId === id)
+      expect(finding).toMatchObject({
+        severity: rule.severity,
+        remediation: rule.remediation,
+        pointer: expect.stringMatching(/^\//),
+        location: { file: `${id}.yaml`, line: expect.any(Number), column: expect.any(Number) },
+      })
+      expect(finding?.location?.line).toBeGreaterThan(1)
+    },
+  )
+
+  it('points a finding at the line and column of the offending field', () => {
+    const report = reviewProfiles([subject(fixtures, 'CORDON-NET-003.yaml')])
+    const finding = report.findings.find((f) => f.ruleId === 'CORDON-NET-003')
+    expect(finding).toMatchObject({
+      pointer: '/network/allowPrivateAddresses',
+      location: { line: 8, column: 26 },
+    })
+  })
+})
+
+describe('review of the built-in profiles', () => {
+  const files = readdirSync(builtins).filter((f) => f.endsWith('.yaml'))
+
+  it('ships strict, web-reader, tool-runner and data-analysis', () => {
+    expect(files.sort()).toEqual(['data-analysis.yaml', 'strict.yaml', 'tool-runner.yaml', 'web-reader.yaml'])
+  })
+
+  it.each(files)('%s has no high or critical finding', (file) => {
+    const report = reviewProfiles([subject(builtins, file)])
+    expect(report.findings.filter((f) => f.severity === 'critical' || f.severity === 'high')).toEqual([])
+  })
+})
+
+describe('reach', () => {
+  it('is the union of what the code and the tools it may call can touch', () => {
+    const report = reviewProfiles([subject(fixtures, 'CORDON-TOOL-001.yaml')])
+    expect(report.reach[0]?.entries.map((e) => [e.via, e.egress])).toEqual([
+      ['code', []],
+      ['tool lookup', ['GET,HEAD https://dict.example.com:443/**']],
+    ])
+  })
+
+  it('is stated in the text report, with a summary line', () => {
+    const text = formatReviewText(reviewProfiles([subject(fixtures, 'CORDON-NET-001.yaml')]))
+    expect(text).toContain('CRITICAL  CORDON-NET-001  CORDON-NET-001.yaml:7:15')
+    expect(text).toContain('egress     GET,HEAD https://*:443/**')
+    expect(text).toContain('1 reviewed: 1 critical,')
+  })
+})
