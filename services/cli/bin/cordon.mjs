@@ -18,7 +18,10 @@ if (!existsSync(node)) {
   )
   process.exit(2)
 }
+// Node's compile cache keeps the type-stripped, compiled modules between runs (about 0.45 s -> 0.3 s).
+const compileCache = fileURLToPath(new URL('../../../.cache/compile', import.meta.url))
 const result = spawnSync(node, ['--disable-warning=ExperimentalWarning', entry, ...process.argv.slice(2)], {
   stdio: 'inherit',
+  env: { NODE_COMPILE_CACHE: compileCache, ...process.env },
 })
 process.exit(result.status ?? 2)

@@ -60,7 +60,10 @@ export function reviewCommand(argv: readonly string[], cwd = process.cwd()): Com
   }
   const { format, failOn, builtins, paths } = parsed
   const errors: string[] = []
-  const display = (file: string) => relative(cwd, file).split(sep).join('/') || file
+  const display = (file: string) => {
+    const shown = relative(cwd, file)
+    return shown === '' || shown.startsWith('..') ? file : shown.split(sep).join('/')
+  }
   const sources: Source[] = []
   for (const file of collectFiles(
     paths.map((p) => resolve(cwd, p)),
@@ -129,7 +132,9 @@ export function reviewCommand(argv: readonly string[], cwd = process.cwd()): Com
       : format === 'sarif'
         ? `${JSON.stringify(toSARIF(report, VERSION), null, 2)}\n`
         : formatReviewText(report)
-  if (errors.length > 0) return { stdout, stderr: `${errors.join('\n')}\n`, exitCode: 2 }
+  if (errors.length > 0) {
+    return { stdout: subjects.length > 0 ? stdout : '', stderr: `${errors.join('\n')}\n`, exitCode: 2 }
+  }
   const gate = failOn === 'none' ? -1 : SEVERITIES.indexOf(failOn)
   const failing = report.findings.filter((f) => SEVERITIES.indexOf(f.severity) <= gate)
   const stderr =

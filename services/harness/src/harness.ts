@@ -108,7 +108,11 @@ export class Harness {
   #reviewSubject(tenant: string, target: ReviewTarget): ReviewSubject {
     switch (target.kind) {
       case 'document': {
-        const document = parse(target.text, target.format)
+        // A document under review needs no name of its own.
+        const parsed = parse(target.text, target.format)
+        const unnamed =
+          parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !('name' in parsed)
+        const document = unnamed ? { ...parsed, name: 'request' } : parsed
         const result = resolveProfile(document, { lookup: this.#profiles.lookup(tenant) })
         if (!result.ok) throw invalid('profile', result.issues)
         return {

@@ -1,6 +1,6 @@
 import { ENGINE_LANGUAGES, type EngineName, type Language } from '@cordon/contracts'
 import type { Decision } from './decision.ts'
-import type { ResolvedProfile } from './profile.ts'
+import { type ResolvedProfile, ruleRef } from './profile.ts'
 
 export type RunDenyCode = 'LANGUAGE_NOT_ALLOWED' | 'ENGINE_NOT_ALLOWED' | 'LANGUAGE_UNSUPPORTED'
 
@@ -18,7 +18,7 @@ export function decideRun(
   profile: ResolvedProfile,
   request: RunRequest,
 ): Decision<RunDenyCode, { engine: EngineName }> {
-  const at = (field: string) => `profiles/${profile.name}#/${field}`
+  const at = (field: string) => ruleRef(profile, `/${field}`)
   if (!profile.languages.includes(request.language)) {
     return {
       effect: 'deny',
@@ -44,7 +44,12 @@ export function decideRun(
         message: `engine "${request.engine}" cannot run ${request.language}`,
       }
     }
-    return { effect: 'allow', code: 'ALLOWED', rule: at('engines'), engine: request.engine }
+    return {
+      effect: 'allow',
+      code: 'ALLOWED',
+      rule: at(`engines/${profile.engines.indexOf(request.engine)}`),
+      engine: request.engine,
+    }
   }
   const engine = profile.engines.find((candidate) => ENGINE_LANGUAGES[candidate].includes(request.language))
   if (engine === undefined) {
@@ -55,5 +60,5 @@ export function decideRun(
       message: `none of the engines of profile "${profile.name}" (${profile.engines.join(', ')}) can run ${request.language}`,
     }
   }
-  return { effect: 'allow', code: 'ALLOWED', rule: at('engines'), engine }
+  return { effect: 'allow', code: 'ALLOWED', rule: at(`engines/${profile.engines.indexOf(engine)}`), engine }
 }

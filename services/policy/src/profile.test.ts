@@ -336,7 +336,11 @@ describe('decideRun', () => {
   const p = () => ok(resolveProfile(valid))
 
   it('allows a listed language on the first engine that can run it', () => {
-    expect(decideRun(p(), { language: 'python' })).toMatchObject({ effect: 'allow', engine: 'container' })
+    expect(decideRun(p(), { language: 'python' })).toMatchObject({
+      effect: 'allow',
+      engine: 'container',
+      rule: 'profiles/p#/engines/1',
+    })
     expect(decideRun(p(), { language: 'javascript' })).toMatchObject({ effect: 'allow', engine: 'quickjs' })
   })
 
