@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { decideSecret, decideTool } from './decide-grants.ts'
 import { decideEgress } from './egress.ts'
-import type { ResolvedProfile } from './profile.ts'
-import { resolveProfile } from './resolve.ts'
+import { testProfile } from './test-profile.ts'
 
-const limits = { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 10 }
-
-function profile(extra: object): ResolvedProfile {
-  const result = resolveProfile({
-    name: 'p',
-    engines: ['quickjs'],
-    languages: ['javascript'],
-    limits,
-    ...extra,
-  })
-  if (!result.ok) throw new Error(JSON.stringify(result.issues))
-  return result.profile
-}
+const profile = testProfile
 
 describe('decideTool', () => {
   it('allows listed tools and denies others', () => {

@@ -1,21 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { decideFile, decideKv, normalisePath } from './decide-storage.ts'
-import type { ResolvedProfile } from './profile.ts'
-import { resolveProfile } from './resolve.ts'
+import { testProfile } from './test-profile.ts'
 
-const limits = { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 10 }
-
-function profile(extra: object): ResolvedProfile {
-  const result = resolveProfile({
-    name: 'p',
-    engines: ['quickjs'],
-    languages: ['javascript'],
-    limits,
-    ...extra,
-  })
-  if (!result.ok) throw new Error(JSON.stringify(result.issues))
-  return result.profile
-}
+const profile = testProfile
 
 const fsProfile = profile({
   filesystem: {
