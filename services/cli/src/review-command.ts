@@ -112,7 +112,8 @@ export function reviewCommand(argv: readonly string[], cwd = process.cwd()): Com
       fail(source, profile.issues, typeof agent.agent.sandbox === 'string' ? [] : ['sandbox'])
       continue
     }
-    const toolProfiles: Record<string, ResolvedProfile> = {}
+    // Null prototype: a tool may be named `__proto__` or `constructor`.
+    const toolProfiles: Record<string, ResolvedProfile> = Object.create(null)
     agent.agent.tools?.forEach((tool, i) => {
       if (tool.sandbox === undefined) return
       const own =

@@ -120,7 +120,8 @@ export class ProfileCatalog {
       typeof agent.sandbox === 'string'
         ? this.get(tenant, agent.sandbox).profile
         : resolved(resolveInlineProfile(agent, { lookup }), agent.name)
-    const toolProfiles: Record<string, ResolvedProfile> = {}
+    // Null prototype: a tool may be named `__proto__` or `constructor`.
+    const toolProfiles: Record<string, ResolvedProfile> = Object.create(null)
     for (const tool of agent.tools ?? []) {
       if (tool.sandbox === undefined) continue
       toolProfiles[tool.name] =

@@ -90,6 +90,21 @@ describe('decideEgress: normalisation before matching', () => {
     expect(decide('http://10.1.2.4:8080/')).toMatchObject({ effect: 'deny', code: 'HOST_NOT_ALLOWED' })
   })
 
+  it('allows a private address named by a later rule even when an earlier "*" rule matches first', () => {
+    // Found by the property test: the first full match used to decide alone.
+    const both = profile({
+      allow: [
+        { host: '*', schemes: ['http'] },
+        { host: '127.0.0.1', schemes: ['http'] },
+      ],
+    })
+    expect(decideEgress(both, { url: 'http://[::ffff:127.0.0.1]/' })).toMatchObject({
+      effect: 'allow',
+      rule: 'profiles/p#/network/allow/1',
+    })
+    expect(decideEgress(both, { url: 'http://127.0.0.2/' })).toMatchObject({ code: 'PRIVATE_ADDRESS' })
+  })
+
   it('refuses userinfo: http://allowed.example@evil.example/ goes to evil.example', () => {
     expect(decide('https://allowed.example@evil.example/api/x')).toMatchObject({ code: 'USERINFO_REFUSED' })
     expect(decide('https://user:pw@allowed.example/api/x')).toMatchObject({ code: 'USERINFO_REFUSED' })

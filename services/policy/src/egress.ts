@@ -111,6 +111,7 @@ export function decideEgress(
   }
 
   let closest: ReturnType<typeof deny<EgressDenyCode>> | null = null
+  let blocked: ReturnType<typeof deny<EgressDenyCode>> | null = null
   for (const [i, rule] of allow.entries()) {
     if (!matchesHost(rule, host)) continue
     const miss = (code: EgressDenyCode, field: string, what: string) =>
@@ -134,11 +135,13 @@ export function decideEgress(
     if (address !== null && !privateAllowed) {
       const range = blockedRange(unmapIPv4(address))
       if (range !== null) {
-        return deny(
+        // A later rule may name this very address; only if none does is the request refused.
+        blocked ??= deny(
           'PRIVATE_ADDRESS',
           at('/network/allowPrivateAddresses'),
           `${host} is a ${range.name} address`,
         )
+        continue
       }
     }
     url.hostname = host
@@ -156,7 +159,11 @@ export function decideEgress(
       request: Object.freeze(checked) as CheckedEgress,
     }
   }
-  return closest ?? deny('HOST_NOT_ALLOWED', at('/network/allow'), `host "${host}" is not in the allow list`)
+  return (
+    blocked ??
+    closest ??
+    deny('HOST_NOT_ALLOWED', at('/network/allow'), `host "${host}" is not in the allow list`)
+  )
 }
 
 export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS'

@@ -175,7 +175,7 @@ function resolvedPair(
   return child.ok ? { parent: parent.profile, child: child.profile } : null
 }
 
-const RUNS = { numRuns: 400 }
+const RUNS = { numRuns: 1000 }
 
 /**
  * A child drawn from its resolved parent: each section left out or narrowed from the parent's values,

@@ -1,6 +1,7 @@
 import type { Issue } from '@cordon/contracts'
 import { globCovers } from './globs.ts'
 import { hostPatternCovers, parseHostPattern } from './hosts.ts'
+import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
 import { LIMIT_NAMES, type Limits } from './limits.ts'
 import type { ProfileValue, ResolvedAllowRule, ResolvedProfile, ResolvedSecret } from './profile.ts'
 import { ACCESS_LEVELS, type Access, type ProfileInput } from './profile-schema.ts'
@@ -49,7 +50,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
   }
 
   own.allow?.forEach((rule, i) => {
-    const problem = allowProblem(rule, parent.network.allow)
+    const problem = allowProblem(rule, parent.network.allow, parent.network.allowPrivateAddresses)
     if (problem !== null)
       wider(`$.network.allow[${i}]${problem.field}`, `${problem.message}; ${from} ${problem.parent}`)
   })
@@ -61,7 +62,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
   const secrets: Record<string, ResolvedSecret> = own.secretHosts === undefined ? { ...parent.secrets } : {}
   for (const [name, hosts] of Object.entries(own.secretHosts ?? {})) {
     const path = `$.secrets.${name}`
-    const theirs = parent.secrets[name]
+    const theirs = Object.hasOwn(parent.secrets, name) ? parent.secrets[name] : undefined
     const source = input.secrets?.[name]?.from ?? ''
     if (theirs === undefined) {
       wider(path, `${from} grants no secret "${name}" (it grants: ${listed(Object.keys(parent.secrets))})`)
@@ -149,9 +150,27 @@ interface AllowProblem {
   parent: string
 }
 
-/** Why no parent rule covers `rule`, against the first parent rule that covers its host; null if one does. */
-function allowProblem(rule: ResolvedAllowRule, parents: readonly ResolvedAllowRule[]): AllowProblem | null {
-  const sameHost = parents.filter((outer) => patternCovers(outer.host, rule.host))
+/**
+ * Why no parent rule covers `rule`, against the first parent rule that covers its host; null if one
+ * does. A rule naming a blocked address (loopback, private, metadata...) lets requests reach it, so
+ * unless the parent allows private addresses it is covered only by a parent rule naming that address.
+ */
+function allowProblem(
+  rule: ResolvedAllowRule,
+  parents: readonly ResolvedAllowRule[],
+  parentAllowsPrivate: boolean,
+): AllowProblem | null {
+  const namesBlocked = !parentAllowsPrivate && isBlockedLiteral(rule.host)
+  const sameHost = parents.filter(
+    (outer) => patternCovers(outer.host, rule.host) && (!namesBlocked || outer.host === rule.host),
+  )
+  if (sameHost.length === 0 && namesBlocked) {
+    return {
+      field: '.host',
+      message: `host "${rule.host}" is a blocked address, which only a rule naming it may allow`,
+      parent: `names no such rule and does not allow private addresses`,
+    }
+  }
   if (sameHost.length === 0) {
     return {
       field: '.host',
@@ -192,6 +211,11 @@ function patternCovers(outer: string, inner: string): boolean {
   const o = parseHostPattern(outer)
   const i = parseHostPattern(inner)
   return o.ok && i.ok && hostPatternCovers(o.pattern, i.pattern)
+}
+
+function isBlockedLiteral(host: string): boolean {
+  const ip = parseIP(host)
+  return ip !== null && blockedRange(unmapIPv4(ip)) !== null
 }
 
 function rank(access: Access): number {

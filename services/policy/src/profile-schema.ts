@@ -74,7 +74,8 @@ export const NetworkSchema = z.strictObject({
   allowPrivateAddresses: z.boolean().optional(),
 })
 
-export const SECRET_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+/** Environment-variable style (`GITHUB_TOKEN`): never the name of an `Object.prototype` member. */
+export const SECRET_NAME_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/
 export const SecretSchema = z.strictObject({
   from: z
     .string()
@@ -84,7 +85,9 @@ export const SecretSchema = z.strictObject({
 })
 export const SecretsSchema = z
   .record(
-    z.string().regex(SECRET_NAME_PATTERN, 'must be an identifier of at most 64 characters'),
+    z
+      .string()
+      .regex(SECRET_NAME_PATTERN, 'must be 1-64 characters of A-Z, 0-9 and "_", starting with a letter'),
     SecretSchema,
   )
   .refine((secrets) => Object.keys(secrets).length <= 32, 'must declare at most 32 secrets')

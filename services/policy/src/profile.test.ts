@@ -142,9 +142,22 @@ describe('resolveProfile: a profile without extends', () => {
       { ...valid, network: { allow: Array.from({ length: 65 }, () => ({ host: 'a.example' })) } },
       '$.network.allow',
     ],
+    [
+      'a secret named constructor',
+      { ...valid, secrets: { constructor: { from: 'env:T', hosts: ['a.example'] } } },
+      '$.secrets.constructor',
+    ],
   ])('refuses %s, naming the field', (_what, document, path) => {
     expect(issues(resolveProfile(document)).map((i) => i.path)).toContain(path)
   })
+})
+
+it('refuses a secret named __proto__ (a key JSON.parse keeps as an own property)', () => {
+  const document = {
+    ...valid,
+    secrets: JSON.parse('{"__proto__": { "from": "env:T", "hosts": ["a.example"] }}'),
+  }
+  expect(resolveProfile(document).ok).toBe(false)
 })
 
 describe('resolveProfile: extends', () => {
@@ -299,6 +312,30 @@ describe('resolveProfile: extends', () => {
     const issue = found.find((i) => i.path === path)
     expect(issue?.message).toContain('parent "parent"')
     expect(issue?.message).toContain(parentValue)
+  })
+
+  it('refuses a rule naming a blocked address under a parent that only allows it through "*"', () => {
+    // Found by the property test: a rule that names an address may reach it even when private
+    // addresses are off, so "*" in the parent must not cover a child rule naming 127.0.0.1.
+    const any = { ...valid, name: 'any', network: { allow: [{ host: '*', schemes: ['http', 'https'] }] } }
+    const child = {
+      name: 'child',
+      extends: 'any',
+      network: { allow: [{ host: '127.0.0.1', schemes: ['http'] }] },
+    }
+    expect(issues(resolveWith(child, any))).toEqual([
+      {
+        path: '$.network.allow[0].host',
+        message:
+          'host "127.0.0.1" is a blocked address, which only a rule naming it may allow; parent "any" names no such rule and does not allow private addresses',
+      },
+    ])
+    const named = { ...any, network: { allow: [{ host: '127.0.0.1', schemes: ['http', 'https'] }] } }
+    expect(resolveWith(child, named).ok).toBe(true)
+    const open = { ...any, network: { ...any.network, allowPrivateAddresses: true } }
+    expect(resolveWith(child, open).ok).toBe(true)
+    const publicAddress = { ...child, network: { allow: [{ host: '93.184.215.14', schemes: ['http'] }] } }
+    expect(resolveWith(publicAddress, any).ok).toBe(true)
   })
 
   it('refuses a missing parent at $.extends', () => {

@@ -36,6 +36,9 @@ export function resolveProfile(document: unknown, options: ResolveOptions = {}):
 }
 
 function resolveChain(document: unknown, lookup: (name: string) => unknown, below: string[]): ProfileResult {
+  const proto = protoKeyPath(document, '$', 0)
+  if (proto !== null)
+    return { ok: false, issues: [{ path: proto, message: 'the key "__proto__" is not allowed' }] }
   const parsed = ProfileSchema.safeParse(document)
   if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) }
   const input = parsed.data
@@ -195,6 +198,21 @@ function rootProfile(input: ProfileInput, own: Normalised): ProfileResult {
       tools: input.tools ?? [],
     }),
   }
+}
+
+/**
+ * Where a document holds an own `__proto__` key (JSON.parse and YAML keep one as data). Validation
+ * would drop it silently, and a dropped key is an ignored one; it is refused instead.
+ */
+function protoKeyPath(value: unknown, path: string, depth: number): string | null {
+  if (value === null || typeof value !== 'object' || depth > 64) return null
+  for (const [key, inner] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`
+    if (key === '__proto__') return at
+    const found = protoKeyPath(inner, at, depth + 1)
+    if (found !== null) return found
+  }
+  return null
 }
 
 function quote(name: string): string {

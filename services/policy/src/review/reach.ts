@@ -28,10 +28,16 @@ export interface Reach {
   entries: ReachEntry[]
 }
 
+/** The tool's own profile, if it has one (own properties only, whatever the tool is called). */
+export function toolProfile(subject: ReviewSubject, name: string): ResolvedProfile | undefined {
+  const profiles = subject.toolProfiles
+  return profiles !== undefined && Object.hasOwn(profiles, name) ? profiles[name] : undefined
+}
+
 export function describeReach(subject: ReviewSubject): Reach {
   const entries = [entry('code', subject.profile)]
   for (const name of subject.profile.tools) {
-    const own = subject.toolProfiles?.[name]
+    const own = toolProfile(subject, name)
     if (own !== undefined) entries.push(entry(`tool ${name}`, own))
   }
   return {

@@ -21,7 +21,7 @@ function subject(dir: URL, file: string): ReviewSubject {
   if (!('sandbox' in value)) return { profile: ok(resolveProfile(value)), source }
   const agent = validateAgent(value)
   if (!agent.ok) throw new Error(`${file}: ${JSON.stringify(agent.issues)}`)
-  const toolProfiles: Record<string, ResolvedProfile> = {}
+  const toolProfiles: Record<string, ResolvedProfile> = Object.create(null)
   for (const tool of agent.agent.tools ?? []) {
     const own = resolveInlineToolProfile(agent.agent, tool)
     if (own !== null) toolProfiles[tool.name] = ok(own)
@@ -86,6 +86,46 @@ describe('review of the built-in profiles', () => {
 })
 
 describe('reach', () => {
+  it('survives tools named like Object.prototype members', () => {
+    const sandbox = {
+      engines: ['quickjs'],
+      languages: ['javascript'],
+      limits: { cpuMs: 1, wallMs: 1, memoryMb: 4, outputBytes: 64, bindingCalls: 1 },
+    }
+    const tool = (name: string) => ({
+      name,
+      description: 'd',
+      language: 'javascript',
+      code: 'export default 1',
+      sandbox: { ...sandbox, network: { allow: [{ host: 'x.example' }] } },
+    })
+    const agent = validateAgent(
+      JSON.parse(
+        JSON.stringify({
+          name: 'odd',
+          sandbox: { ...sandbox, tools: ['constructor', '__proto__', 'toString'] },
+          tools: [tool('constructor'), tool('__proto__')],
+        }),
+      ),
+    )
+    if (!agent.ok) throw new Error(JSON.stringify(agent.issues))
+    const toolProfiles: Record<string, ResolvedProfile> = Object.create(null)
+    for (const t of agent.agent.tools ?? [])
+      toolProfiles[t.name] = ok(resolveInlineToolProfile(agent.agent, t) ?? resolveProfile(null))
+    const report = reviewProfiles([
+      {
+        profile: ok(resolveInlineProfile(agent.agent) ?? resolveProfile(null)),
+        agent: agent.agent,
+        toolProfiles,
+      },
+    ])
+    expect(report.reach[0]?.entries.map((e) => e.via)).toEqual(['code', 'tool constructor', 'tool __proto__'])
+    expect(report.findings.filter((f) => f.ruleId === 'CORDON-TOOL-001')).toHaveLength(2)
+    expect(report.findings.filter((f) => f.ruleId === 'CORDON-TOOL-002').map((f) => f.message)).toEqual([
+      'tool "toString" is granted but not declared',
+    ])
+  })
+
   it('is the union of what the code and the tools it may call can touch', () => {
     const report = reviewProfiles([subject(fixtures, 'CORDON-TOOL-001.yaml')])
     expect(report.reach[0]?.entries.map((e) => [e.via, e.egress])).toEqual([

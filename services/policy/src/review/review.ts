@@ -5,7 +5,7 @@ import { type HostPattern, hostPatternCovers, parseHostPattern } from '../hosts.
 import { blockedRange, parseIP, unmapIPv4 } from '../ip-address.ts'
 import { widenings } from '../narrowing.ts'
 import type { ResolvedAllowRule, ResolvedProfile } from '../profile.ts'
-import { describeReach, type Reach } from './reach.ts'
+import { describeReach, type Reach, toolProfile } from './reach.ts'
 import { RULES, type Rule, SEVERITIES, type Severity } from './rules.ts'
 import { locate, type SourceLocation } from './source-map.ts'
 
@@ -279,7 +279,7 @@ function reviewAgent(subject: ReviewSubject, agent: AgentDeclaration, report: Re
   profile.tools.forEach((name, i) => {
     if (!declared.has(name))
       report(RULES.toolUndeclared, `/tools/${i}`, `tool "${name}" is granted but not declared`)
-    const own = subject.toolProfiles?.[name]
+    const own = toolProfile(subject, name)
     if (own === undefined) return
     const wider = widenings(own, profile)
     if (wider.length > 0) {
