@@ -1,6 +1,6 @@
 import { type Issue, LANGUAGES } from '@cordon/contracts'
 import { z } from 'zod'
-import { toIssues } from './issues.ts'
+import { protoKeyPath, toIssues } from './issues.ts'
 import type { ProfileResult } from './profile.ts'
 import { NameSchema, ProfileSchema, ToolNameSchema } from './profile-schema.ts'
 import { type ResolveOptions, resolveProfile } from './resolve.ts'
@@ -73,6 +73,9 @@ export type AgentResult = { ok: true; agent: AgentDeclaration } | { ok: false; i
 
 /** Validates a parsed agent document. Pure. */
 export function validateAgent(document: unknown): AgentResult {
+  const proto = protoKeyPath(document)
+  if (proto !== null)
+    return { ok: false, issues: [{ path: proto, message: 'the key "__proto__" is not allowed' }] }
   const parsed = AgentSchema.safeParse(document)
   return parsed.success ? { ok: true, agent: parsed.data } : { ok: false, issues: toIssues(parsed.error) }
 }

@@ -57,6 +57,11 @@ describe('validateAgent', () => {
       { name: 'a', sandbox: 'strict', skills: [{ name: 'Bad Name', description: 'd' }] },
     ],
     ['no sandbox', { name: 'a' }],
+    [
+      'a __proto__ key (kept as data by JSON.parse)',
+      JSON.parse('{"name":"a","sandbox":"strict","__proto__":{"x":1}}'),
+    ],
+    ['a nested __proto__ key', JSON.parse('{"name":"a","sandbox":"strict","tools":[{"__proto__":{}}]}')],
   ])('refuses %s', (_what, document) => {
     expect(validateAgent(document).ok).toBe(false)
   })

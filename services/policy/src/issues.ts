@@ -11,3 +11,18 @@ export function jsonPath(path: readonly PropertyKey[]): string {
   for (const key of path) out += typeof key === 'number' ? `[${key}]` : `.${String(key)}`
   return out
 }
+
+/**
+ * Where a document holds an own `__proto__` key (JSON.parse and YAML keep one as data). Validation
+ * would drop it silently, and a dropped key is an ignored one; it is refused instead.
+ */
+export function protoKeyPath(value: unknown, path = '$', depth = 0): string | null {
+  if (value === null || typeof value !== 'object' || depth > 64) return null
+  for (const [key, inner] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`
+    if (key === '__proto__') return at
+    const found = protoKeyPath(inner, at, depth + 1)
+    if (found !== null) return found
+  }
+  return null
+}

@@ -1,7 +1,7 @@
 import type { Issue } from '@cordon/contracts'
 import { globProblem } from './globs.ts'
 import { formatHostPattern, parseHostPattern } from './hosts.ts'
-import { toIssues } from './issues.ts'
+import { protoKeyPath, toIssues } from './issues.ts'
 import { CORE_LIMITS, ENGINE_LIMIT_DEFAULTS, type Limits } from './limits.ts'
 import { narrowProfile } from './narrowing.ts'
 import { mintProfile, type ProfileResult, type ResolvedAllowRule, type ResolvedDenyRule } from './profile.ts'
@@ -36,7 +36,7 @@ export function resolveProfile(document: unknown, options: ResolveOptions = {}):
 }
 
 function resolveChain(document: unknown, lookup: (name: string) => unknown, below: string[]): ProfileResult {
-  const proto = protoKeyPath(document, '$', 0)
+  const proto = protoKeyPath(document)
   if (proto !== null)
     return { ok: false, issues: [{ path: proto, message: 'the key "__proto__" is not allowed' }] }
   const parsed = ProfileSchema.safeParse(document)
@@ -198,21 +198,6 @@ function rootProfile(input: ProfileInput, own: Normalised): ProfileResult {
       tools: input.tools ?? [],
     }),
   }
-}
-
-/**
- * Where a document holds an own `__proto__` key (JSON.parse and YAML keep one as data). Validation
- * would drop it silently, and a dropped key is an ignored one; it is refused instead.
- */
-function protoKeyPath(value: unknown, path: string, depth: number): string | null {
-  if (value === null || typeof value !== 'object' || depth > 64) return null
-  for (const [key, inner] of Object.entries(value)) {
-    const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`
-    if (key === '__proto__') return at
-    const found = protoKeyPath(inner, at, depth + 1)
-    if (found !== null) return found
-  }
-  return null
 }
 
 function quote(name: string): string {
