@@ -1,6 +1,7 @@
 import { CordonError, ErrorCode, type Issue } from '@cordon/contracts'
 import {
   type AgentDeclaration,
+  MAX_CHAIN_LENGTH,
   type ProfileResult,
   type ResolvedProfile,
   resolveInlineProfile,
@@ -81,19 +82,24 @@ export class ProfileCatalog {
 
   /**
    * Resolves `document` as the tenant's profile `name` and checks that every profile and inline
-   * sandbox of the tenant still resolves with it in place. Does not store anything.
+   * sandbox of the tenant that extends it (directly or through others) still resolves with it in
+   * place; the others are not touched. Does not store anything.
    */
   check(tenant: string, name: string, document: unknown): ResolvedProfile {
     const lookup = this.lookup(tenant, { name, document })
     const result = resolveProfile(document, { lookup })
     if (!result.ok) throw invalid('profile', result.issues)
     for (const other of this.#store.listProfiles(tenant)) {
-      if (other.name === name) continue
-      const dependent = resolveProfile(JSON.parse(other.document), { lookup })
+      const otherDocument: unknown = JSON.parse(other.document)
+      if (other.name === name || !extendsFrom(otherDocument, name, lookup)) continue
+      const dependent = resolveProfile(otherDocument, { lookup })
       if (!dependent.ok) throw inUse(name, `profile "${other.name}"`, dependent.issues)
     }
     for (const stored of this.#store.listAgents(tenant)) {
       const agent = JSON.parse(stored.document) as AgentDeclaration
+      const inline = [agent.sandbox, ...(agent.tools ?? []).map((tool) => tool.sandbox)]
+      if (!inline.some((sandbox) => typeof sandbox === 'object' && extendsFrom(sandbox, name, lookup)))
+        continue
       const problem = this.#agentProblem(agent, lookup)
       if (problem !== null) throw inUse(name, `agent "${agent.name}"`, problem)
     }
@@ -155,6 +161,18 @@ export class ProfileCatalog {
     }
     return null
   }
+}
+
+/** Whether `document`'s `extends` chain reaches `name` (a chain too long to follow counts as yes). */
+function extendsFrom(document: unknown, name: string, lookup: (name: string) => unknown): boolean {
+  let current = document
+  for (let depth = 0; depth <= MAX_CHAIN_LENGTH; depth++) {
+    const parent = (current as { extends?: unknown } | null)?.extends
+    if (typeof parent !== 'string') return false
+    if (parent === name) return true
+    current = lookup(parent)
+  }
+  return true
 }
 
 function resolved(result: ProfileResult | null, name: string): ResolvedProfile {

@@ -1,5 +1,5 @@
 import { type Decision, deny } from './decision.ts'
-import { globMatches } from './globs.ts'
+import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
 import { type ResolvedProfile, ruleRef } from './profile.ts'
 
 declare const pathBrand: unique symbol
@@ -54,6 +54,8 @@ export function normalisePath(input: string, root: string): PathResult {
       if (segments.pop() === undefined) return { ok: false, message: 'climbs above "/"' }
     } else segments.push(segment)
   }
+  if (segments.length >= MAX_NAME_SEGMENTS)
+    return { ok: false, message: `has more than ${MAX_NAME_SEGMENTS - 1} segments` }
   return { ok: true, path: `/${segments.join('/')}` }
 }
 
@@ -100,7 +102,13 @@ export function decideKv(
   const at = (pointer: string) => ruleRef(profile, `/kv${pointer}`)
   if (kv.access === 'none')
     return deny('KV_NOT_ALLOWED', at('/access'), 'the profile grants no key-value store')
-  if (key.length === 0 || key.length > MAX_KEY_LENGTH || CONTROL.test(key) || !key.isWellFormed()) {
+  if (
+    key.length === 0 ||
+    key.length > MAX_KEY_LENGTH ||
+    CONTROL.test(key) ||
+    !key.isWellFormed() ||
+    key.split('/').length > MAX_NAME_SEGMENTS
+  ) {
     return deny(
       'KEY_INVALID',
       at('/keys'),

@@ -1,5 +1,5 @@
 import { type Decision, deny } from './decision.ts'
-import { globMatches } from './globs.ts'
+import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
 import { canonicalHostname, type HostPattern, hostMatches, parseHostPattern } from './hosts.ts'
 import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
 import { type ResolvedProfile, ruleRef } from './profile.ts'
@@ -219,7 +219,9 @@ export function decodedPath(pathname: string): string | null {
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f\\]/.test(path)) return null
-  if (path.split('/').some((segment) => /^\.\.?(;|$)/.test(segment))) return null
+  const segments = path.split('/')
+  if (segments.length > MAX_NAME_SEGMENTS) return null
+  if (segments.some((segment) => /^\.\.?(;|$)/.test(segment))) return null
   return path
 }
 

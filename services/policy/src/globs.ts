@@ -5,8 +5,13 @@
  * profile's patterns stay easy to read, and coverage between two patterns stays decidable.
  */
 
-/** At most this many segments in a pattern or a matched name. */
-export const MAX_GLOB_SEGMENTS = 64
+/** At most this many segments in a pattern. */
+export const MAX_GLOB_SEGMENTS = 24
+/**
+ * At most this many `**` segments in a pattern, never two in a row. Matching and coverage are then
+ * cheap: without the cap, a crafted profile of a few kilobytes made `globCovers` run for minutes.
+ */
+export const MAX_GLOB_STARS = 3
 
 export type GlobProblem = string
 
@@ -17,44 +22,49 @@ export function globProblem(pattern: string): GlobProblem | null {
   if (/[\u0000-\u001f\u007f]/.test(pattern)) return 'must not contain control characters'
   const segments = pattern.split('/')
   if (segments.length > MAX_GLOB_SEGMENTS) return `must have at most ${MAX_GLOB_SEGMENTS} segments`
-  for (const segment of segments) {
+  let stars = 0
+  for (const [i, segment] of segments.entries()) {
     if (segment.includes('**') && segment !== '**') return '"**" must be a whole segment'
     if (segment === '.' || segment === '..') return 'must not contain "." or ".." segments'
+    if (segment === '**' && segments[i - 1] === '**') return 'must not repeat "**" ("/**/**" is "/**")'
+    if (segment === '**') stars++
   }
+  if (stars > MAX_GLOB_STARS) return `must have at most ${MAX_GLOB_STARS} "**" segments`
   return null
 }
 
-/** True when `name` matches `pattern`. Both are `/`-separated; `pattern` must be valid. */
+/** Names (paths, keys) with more segments than this are never matched; callers refuse them first. */
+export const MAX_NAME_SEGMENTS = 128
+
+/**
+ * True when `name` matches `pattern` (a valid glob). The pattern is split at its `**` segments into
+ * fixed blocks: the first must match at the start, the last at the end, and the ones between are
+ * placed leftmost in order, which is exact for `**` and costs at most segments x name segments.
+ */
 export function globMatches(pattern: string, name: string): boolean {
   const names = name.split('/')
-  if (names.length > MAX_GLOB_SEGMENTS * 4) return false
-  return matchSegments(pattern.split('/'), 0, names, 0, new Map())
+  if (names.length > MAX_NAME_SEGMENTS) return false
+  const blocks: string[][] = [[]]
+  for (const segment of pattern.split('/')) {
+    if (segment === '**') blocks.push([])
+    else blocks[blocks.length - 1]?.push(segment)
+  }
+  const first = blocks[0] ?? []
+  if (blocks.length === 1) return first.length === names.length && blockAt(first, names, 0)
+  const last = blocks[blocks.length - 1] ?? []
+  const end = names.length - last.length
+  if (end < first.length || !blockAt(first, names, 0) || !blockAt(last, names, end)) return false
+  let at = first.length
+  for (const block of blocks.slice(1, -1)) {
+    while (at + block.length <= end && !blockAt(block, names, at)) at++
+    if (at + block.length > end) return false
+    at += block.length
+  }
+  return true
 }
 
-function matchSegments(
-  pattern: readonly string[],
-  pi: number,
-  names: readonly string[],
-  ni: number,
-  memo: Map<number, boolean>,
-): boolean {
-  const key = pi * 4096 + ni
-  const known = memo.get(key)
-  if (known !== undefined) return known
-  let result: boolean
-  const head = pattern[pi]
-  if (head === undefined) result = ni === names.length
-  else if (head === '**') {
-    result =
-      matchSegments(pattern, pi + 1, names, ni, memo) ||
-      (ni < names.length && matchSegments(pattern, pi, names, ni + 1, memo))
-  } else {
-    const name = names[ni]
-    result =
-      name !== undefined && segmentMatches(head, name) && matchSegments(pattern, pi + 1, names, ni + 1, memo)
-  }
-  memo.set(key, result)
-  return result
+function blockAt(block: readonly string[], names: readonly string[], at: number): boolean {
+  return block.every((segment, i) => segmentMatches(segment, names[at + i] ?? ''))
 }
 
 /** One segment against one name segment: `*` matches any run of characters (the name holds no `/`). */
@@ -81,19 +91,23 @@ export function segmentMatches(segment: string, name: string): boolean {
  * so some true inclusions answer `false` (a child must then write its pattern more plainly).
  */
 export function globCovers(outer: string, inner: string): boolean {
-  return coverSegments(outer.split('/'), 0, inner.split('/'), 0, new Map())
+  const o = outer.split('/')
+  const n = inner.split('/')
+  if (o.length > MAX_GLOB_SEGMENTS * 2 || n.length > MAX_GLOB_SEGMENTS * 2) return false
+  return coverSegments(o, 0, n, 0, new Uint8Array((o.length + 1) * (n.length + 1)))
 }
 
+/** Memo cells: 0 unknown, 1 no, 2 yes. At most (segments + 1)^2 states, each visited once. */
 function coverSegments(
   outer: readonly string[],
   oi: number,
   inner: readonly string[],
   ii: number,
-  memo: Map<number, boolean>,
+  memo: Uint8Array,
 ): boolean {
-  const key = oi * 4096 + ii
-  const known = memo.get(key)
-  if (known !== undefined) return known
+  const key = oi * (inner.length + 1) + ii
+  const known = memo[key]
+  if (known !== undefined && known !== 0) return known === 2
   let result: boolean
   const o = outer[oi]
   const i = inner[ii]
@@ -107,7 +121,7 @@ function coverSegments(
   } else {
     result = segmentCovers(o, i) && coverSegments(outer, oi + 1, inner, ii + 1, memo)
   }
-  memo.set(key, result)
+  memo[key] = result ? 2 : 1
   return result
 }
 

@@ -68,11 +68,22 @@ export const DenyRuleSchema = z.strictObject({
   paths: uniqueList(PathGlobSchema, 32, 'path').optional(),
 })
 
-export const NetworkSchema = z.strictObject({
-  allow: z.array(AllowRuleSchema).max(MAX_RULES).optional(),
-  deny: z.array(DenyRuleSchema).max(MAX_RULES).optional(),
-  allowPrivateAddresses: z.boolean().optional(),
-})
+/** Path globs across all network rules of one profile, so that deciding stays cheap. */
+export const MAX_NETWORK_PATHS = 128
+
+const pathCount = (rules: readonly { paths?: readonly string[] | undefined }[] | undefined) =>
+  (rules ?? []).reduce((sum, rule) => sum + (rule.paths?.length ?? 0), 0)
+
+export const NetworkSchema = z
+  .strictObject({
+    allow: z.array(AllowRuleSchema).max(MAX_RULES).optional(),
+    deny: z.array(DenyRuleSchema).max(MAX_RULES).optional(),
+    allowPrivateAddresses: z.boolean().optional(),
+  })
+  .refine(
+    (network) => pathCount(network.allow) + pathCount(network.deny) <= MAX_NETWORK_PATHS,
+    `the rules may list at most ${MAX_NETWORK_PATHS} path globs in all`,
+  )
 
 /** Environment-variable style (`GITHUB_TOKEN`): never the name of an `Object.prototype` member. */
 export const SECRET_NAME_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/

@@ -3,7 +3,10 @@ import type { ReviewSubject } from './review.ts'
 
 /** What one profile lets code touch, in words a reviewer reads at a glance. */
 export interface ReachEntry {
-  /** `code` for the agent's own code, `tool <name>` for a tool with its own profile. */
+  /**
+   * `code` for the agent's own code, `tool <name>` for a tool with its own profile that code may call,
+   * `tool <name> (API and MCP only)` for one that code may not call.
+   */
   via: string
   profile: string
   engines: string[]
@@ -36,9 +39,12 @@ export function toolProfile(subject: ReviewSubject, name: string): ResolvedProfi
 
 export function describeReach(subject: ReviewSubject): Reach {
   const entries = [entry('code', subject.profile)]
-  for (const name of subject.profile.tools) {
-    const own = toolProfile(subject, name)
-    if (own !== undefined) entries.push(entry(`tool ${name}`, own))
+  const granted = subject.profile.tools
+  for (const tool of subject.agent?.tools ?? []) {
+    const own = toolProfile(subject, tool.name)
+    if (own === undefined) continue
+    const callable = granted.includes('*') || granted.includes(tool.name)
+    entries.push(entry(`tool ${tool.name}${callable ? '' : ' (API and MCP only)'}`, own))
   }
   return {
     profile: subject.profile.name,

@@ -72,6 +72,71 @@ describe('review rules', () => {
   })
 })
 
+describe('review of tools with their own profile', () => {
+  const text = `name: exfil-agent
+sandbox: tool-runner
+tools:
+  - name: exfil
+    description: Sends things
+    language: javascript
+    code: 'export default async (x) => (await fetch("https://example.com", { method: "POST" })).status'
+    sandbox:
+      engines: [quickjs]
+      languages: [javascript]
+      limits: { cpuMs: 100, wallMs: 1000, memoryMb: 16, outputBytes: 1024, bindingCalls: 10 }
+      network:
+        allow:
+          - { host: '*', methods: [GET, POST] }
+        allowPrivateAddresses: true
+      secrets:
+        TOKEN: { from: 'env:TOKEN', hosts: [api.example.com] }
+`
+
+  function agentSubject(): ReviewSubject {
+    const parsed = parseDocument(text, 'yaml')
+    if (!parsed.ok) throw new Error(parsed.message)
+    const agent = validateAgent(parsed.value)
+    if (!agent.ok) throw new Error(JSON.stringify(agent.issues))
+    const builtin = parseDocument(readFileSync(new URL('tool-runner.yaml', builtins), 'utf8'), 'yaml')
+    if (!builtin.ok) throw new Error(builtin.message)
+    const toolProfiles: Record<string, ResolvedProfile> = Object.create(null)
+    const tool = agent.agent.tools?.[0]
+    if (tool === undefined) throw new Error('fixture')
+    toolProfiles.exfil = ok(resolveInlineToolProfile(agent.agent, tool) ?? resolveProfile(null))
+    return {
+      profile: ok(resolveProfile(builtin.value)),
+      agent: agent.agent,
+      toolProfiles,
+      source: { file: 'agent.yaml', text, format: 'yaml' },
+    }
+  }
+
+  it('reviews the tool profile like any other, locating findings inside the tool sandbox', () => {
+    const report = reviewProfiles([agentSubject()])
+    const byRule = (id: string) => report.findings.find((f) => f.ruleId === id)
+    expect(byRule('CORDON-NET-001')).toMatchObject({
+      severity: 'critical',
+      tool: 'exfil',
+      profile: 'exfil-agent-exfil',
+      pointer: '/network/allow/0/host',
+      message: 'tool "exfil": host "*" allows every host',
+      location: { file: 'agent.yaml', line: 14 },
+    })
+    expect(byRule('CORDON-NET-003')).toMatchObject({ tool: 'exfil', location: { line: 15 } })
+    expect(byRule('CORDON-SEC-003')).toMatchObject({ severity: 'critical', tool: 'exfil' })
+    expect(byRule('CORDON-TOOL-001')).toMatchObject({
+      pointer: '/tools/0',
+      message: expect.stringContaining('"exfil"'),
+    })
+    expect(byRule('CORDON-TOOL-002')).toBeUndefined()
+  })
+
+  it('counts the tool in the reach, as granted through "*"', () => {
+    const reach = reviewProfiles([agentSubject()]).reach[0]
+    expect(reach?.entries.map((e) => e.via)).toEqual(['code', 'tool exfil'])
+  })
+})
+
 describe('review of the built-in profiles', () => {
   const files = readdirSync(builtins).filter((f) => f.endsWith('.yaml'))
 

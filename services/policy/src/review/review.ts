@@ -30,7 +30,9 @@ export interface Finding {
   remediation: string
   profile: string
   agent?: string
-  /** JSON pointer into the resolved profile (or, for agent findings, into the agent declaration). */
+  /** The tool whose own profile the finding is about, when it is about a tool's profile. */
+  tool?: string
+  /** JSON pointer into the resolved profile named by `profile`. */
   pointer: string
   location?: SourceLocation
 }
@@ -103,28 +105,54 @@ export function reviewProfiles(subjects: readonly ReviewSubject[]): ReviewReport
 function reviewOne(subject: ReviewSubject): Finding[] {
   const { profile, agent } = subject
   const findings: Finding[] = []
-  const report = (rule: Rule, pointer: string, message: string, onAgent = false) => {
-    findings.push({
-      ruleId: rule.id,
-      severity: rule.severity,
-      title: rule.title,
-      message,
-      remediation: rule.remediation,
-      profile: profile.name,
-      ...(agent === undefined ? {} : { agent: agent.name }),
-      pointer,
-      ...located(subject, pointer, onAgent),
-    })
+  /** Reports against `reviewed`, locating a pointer through `sourcePath` (a path in the source file). */
+  const reporter =
+    (reviewed: ResolvedProfile, sourcePath: (segments: string[]) => string[], tool?: string): Report =>
+    (rule, pointer, message) => {
+      const source = subject.source
+      findings.push({
+        ruleId: rule.id,
+        severity: rule.severity,
+        title: rule.title,
+        message: tool === undefined ? message : `tool "${tool}": ${message}`,
+        remediation: rule.remediation,
+        profile: reviewed.name,
+        ...(agent === undefined ? {} : { agent: agent.name }),
+        ...(tool === undefined ? {} : { tool }),
+        pointer,
+        ...(source === undefined
+          ? {}
+          : { location: locate(source, sourcePath(pointerSegments(pointer)), reviewed.network.deny.length) }),
+      })
+    }
+  const code = reporter(profile, (path) =>
+    agent === undefined ? path : typeof agent.sandbox === 'string' ? ['sandbox'] : ['sandbox', ...path],
+  )
+  reviewProfile(profile, code)
+  if (agent === undefined) return findings
+  reviewAgent(subject, agent, code)
+  // Tools with a profile of their own are reachable through the tool API and MCP, and from code when
+  // granted: their profiles get the same review.
+  for (const [i, tool] of (agent.tools ?? []).entries()) {
+    const own = toolProfile(subject, tool.name)
+    if (own === undefined) continue
+    const at = ['tools', String(i), 'sandbox']
+    reviewProfile(
+      own,
+      reporter(own, (path) => (typeof tool.sandbox === 'string' ? at : [...at, ...path]), tool.name),
+    )
   }
+  return findings
+}
+
+function reviewProfile(profile: ResolvedProfile, report: Report): void {
   reviewNetwork(profile, report)
   reviewSecrets(profile, report)
   reviewStorage(profile, report)
   reviewEngines(profile, report)
-  if (agent !== undefined) reviewAgent(subject, agent, report)
-  return findings
 }
 
-type Report = (rule: Rule, pointer: string, message: string, onAgent?: boolean) => void
+type Report = (rule: Rule, pointer: string, message: string) => void
 
 function reviewNetwork(profile: ResolvedProfile, report: Report): void {
   const { allow, deny, allowPrivateAddresses } = profile.network
@@ -277,36 +305,33 @@ function reviewAgent(subject: ReviewSubject, agent: AgentDeclaration, report: Re
   const tools = agent.tools ?? []
   const declared = new Set(tools.map((tool) => tool.name))
   profile.tools.forEach((name, i) => {
-    if (!declared.has(name))
+    if (name !== '*' && !declared.has(name)) {
       report(RULES.toolUndeclared, `/tools/${i}`, `tool "${name}" is granted but not declared`)
-    const own = toolProfile(subject, name)
-    if (own === undefined) return
-    const wider = widenings(own, profile)
-    if (wider.length > 0) {
-      const first = wider[0]
-      report(
-        RULES.toolWidens,
-        `/tools/${i}`,
-        `tool "${name}" runs under profile "${own.name}", which reaches further (${wider.length} way${wider.length === 1 ? '' : 's'}; first: ${first?.path} ${first?.message})`,
-      )
     }
   })
+  // Every declared tool that code may call (by name, or through "*") and that has its own profile.
+  for (const tool of tools) {
+    const index = profile.tools.includes(tool.name)
+      ? profile.tools.indexOf(tool.name)
+      : profile.tools.indexOf('*')
+    const own = toolProfile(subject, tool.name)
+    if (index < 0 || own === undefined) continue
+    const wider = widenings(own, profile)
+    const first = wider[0]
+    if (first !== undefined) {
+      report(
+        RULES.toolWidens,
+        `/tools/${index}`,
+        `tool "${tool.name}" runs under profile "${own.name}", which reaches further (${wider.length} way${wider.length === 1 ? '' : 's'}; first: ${first.path} ${first.message})`,
+      )
+    }
+  }
   const inProfile = tools.filter((tool) => tool.sandbox === undefined)
   for (const [what, pattern, granted, pointer] of USES) {
     if (granted(profile) && !inProfile.some((tool) => pattern.test(tool.code))) {
       report(RULES.unusedCapability, pointer, `the profile grants ${what}, which no declared tool uses`)
     }
   }
-}
-
-function located(subject: ReviewSubject, pointer: string, onAgent: boolean): { location?: SourceLocation } {
-  const source = subject.source
-  if (source === undefined) return {}
-  let path = pointerSegments(pointer)
-  if (subject.agent !== undefined && !onAgent) {
-    path = typeof subject.agent.sandbox === 'string' ? ['sandbox'] : ['sandbox', ...path]
-  }
-  return { location: locate(source, path, subject.profile.network.deny.length) }
 }
 
 function pointerSegments(pointer: string): string[] {

@@ -69,13 +69,19 @@ export function toSARIF(report: ReviewReport, toolVersion: string): Record<strin
                   }),
               logicalLocations: [
                 {
-                  fullyQualifiedName: `${finding.agent === undefined ? 'profiles' : 'agents'}/${finding.agent ?? finding.profile}#${finding.pointer}`,
+                  fullyQualifiedName: `profiles/${finding.profile}#${finding.pointer}`,
                   kind: 'member',
                 },
               ],
             },
           ],
-          properties: { severity: finding.severity, profile: finding.profile, pointer: finding.pointer },
+          properties: {
+            severity: finding.severity,
+            profile: finding.profile,
+            pointer: finding.pointer,
+            ...(finding.agent === undefined ? {} : { agent: finding.agent }),
+            ...(finding.tool === undefined ? {} : { tool: finding.tool }),
+          },
         })),
         columnKind: 'utf16CodeUnits',
       },
