@@ -112,6 +112,20 @@ describe('profiles resolve through extends', () => {
     expect(wide.status).toBe(422)
     expect(wide.body.error.issues[0].path).toBe('$.sandbox.engines[0]')
   })
+
+  it('refuses an inline sandbox that takes the name of an existing profile', async () => {
+    const named = await t.request('PUT', '/v1/agents/impostor', {
+      body: { sandbox: { name: 'web-reader', extends: 'strict' } },
+    })
+    expect(named.status).toBe(422)
+    expect(named.body.error.issues[0]).toEqual({
+      path: '$.sandbox.name',
+      message: '"web-reader" is the name of an existing profile; give the inline sandbox a name of its own',
+    })
+    const namesake = await t.request('PUT', '/v1/agents/strict', { body: { sandbox: { extends: 'strict' } } })
+    expect(namesake.status).toBe(422)
+    expect(namesake.body.error.issues[0].path).toBe('$.sandbox.name')
+  })
 })
 
 describe('POST /v1/profiles/review', () => {

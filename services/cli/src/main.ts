@@ -12,22 +12,32 @@ parse or resolve.
 `
 
 const [command, ...args] = process.argv.slice(2)
-switch (command) {
-  case 'review': {
-    const result = reviewCommand(args)
-    if (result.stdout !== '') process.stdout.write(result.stdout)
-    if (result.stderr !== '') process.stderr.write(result.stderr)
-    process.exitCode = result.exitCode
-    break
+try {
+  run()
+} catch (error) {
+  // Exit 1 means "findings at or above --fail-on": a failure of the tool itself must not look like that.
+  process.stderr.write(`cordon: internal error: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 2
+}
+
+function run(): void {
+  switch (command) {
+    case 'review': {
+      const result = reviewCommand(args)
+      if (result.stdout !== '') process.stdout.write(result.stdout)
+      if (result.stderr !== '') process.stderr.write(result.stderr)
+      process.exitCode = result.exitCode
+      break
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE)
+      process.exitCode = command === undefined ? 2 : 0
+      break
+    default:
+      process.stderr.write(`cordon: unknown command "${command}"\n${USAGE}`)
+      process.exitCode = 2
   }
-  case undefined:
-  case 'help':
-  case '--help':
-  case '-h':
-    process.stdout.write(USAGE)
-    process.exitCode = command === undefined ? 2 : 0
-    break
-  default:
-    process.stderr.write(`cordon: unknown command "${command}"\n${USAGE}`)
-    process.exitCode = 2
 }

@@ -89,7 +89,7 @@ export function resolveInlineProfile(
   options: ResolveOptions = {},
 ): ProfileResult | null {
   if (typeof agent.sandbox === 'string') return null
-  return resolveProfile({ ...agent.sandbox, name: agent.sandbox.name ?? agent.name }, options)
+  return resolveInline({ ...agent.sandbox, name: agent.sandbox.name ?? agent.name }, options)
 }
 
 function unique(names: string[]): boolean {
@@ -110,5 +110,17 @@ export function resolveInlineToolProfile(
     .toLowerCase()
     .replace(/[^a-z0-9_-]/g, '-')
     .slice(0, 63)
-  return resolveProfile({ ...tool.sandbox, name: tool.sandbox.name ?? fallback }, options)
+  return resolveInline({ ...tool.sandbox, name: tool.sandbox.name ?? fallback }, options)
+}
+
+/**
+ * An inline profile may not take the name of a profile `lookup` knows: decisions and findings name
+ * their profile, and they must not point at another one (nor may an agent extend its namesake).
+ */
+function resolveInline(document: { name: string }, options: ResolveOptions): ProfileResult {
+  if (options.lookup?.(document.name) !== undefined) {
+    const message = `"${document.name}" is the name of an existing profile; give the inline sandbox a name of its own`
+    return { ok: false, issues: [{ path: '$.name', message }] }
+  }
+  return resolveProfile(document, options)
 }

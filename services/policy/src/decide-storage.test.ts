@@ -69,6 +69,23 @@ describe('decideFile', () => {
     })
   })
 
+  it('refuses to delete a folder that holds denied paths, but deletes one that does not', () => {
+    expect(decideFile(fsProfile, '/workspace/data', 'delete')).toMatchObject({
+      code: 'FS_DENIED',
+      rule: 'profiles/p#/filesystem/deny/0',
+    })
+    expect(decideFile(fsProfile, '/workspace/data/x', 'delete')).toMatchObject({
+      code: 'FS_DENIED',
+      rule: 'profiles/p#/filesystem/deny/1',
+    })
+    const plain = profile({
+      filesystem: { access: 'read-write', quotaBytes: 10, deny: ['/workspace/data/secret/**'] },
+    })
+    expect(decideFile(plain, '/workspace/data/public', 'delete')).toMatchObject({ effect: 'allow' })
+    expect(decideFile(plain, '/workspace/data', 'delete')).toMatchObject({ code: 'FS_DENIED' })
+    expect(decideFile(plain, '/workspace/data', 'list')).toMatchObject({ effect: 'allow' })
+  })
+
   it('denies writes and deletes on a read-only filesystem, but allows reads', () => {
     expect(decideFile(readOnly, 'a.txt', 'read')).toMatchObject({ effect: 'allow' })
     expect(decideFile(readOnly, 'a.txt', 'write')).toMatchObject({

@@ -1,5 +1,5 @@
 import { type Decision, deny } from './decision.ts'
-import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
+import { globMatches, globMatchesBelow, MAX_NAME_SEGMENTS } from './globs.ts'
 import { type ResolvedProfile, ruleRef } from './profile.ts'
 
 declare const pathBrand: unique symbol
@@ -8,7 +8,11 @@ declare const keyBrand: unique symbol
 export type FileOperation = 'read' | 'list' | 'stat' | 'write' | 'delete'
 export type KvOperation = 'read' | 'list' | 'write' | 'delete'
 
-/** A filesystem path the policy allowed for `operation`: absolute, normalised, under the root. */
+/**
+ * A filesystem path the policy allowed for `operation`: absolute, normalised, under the root. A `list`
+ * is allowed on the folder itself; the binding must decide each entry it returns (`read` on the entry's
+ * path) so that denied names stay hidden. A `delete` is refused when a deny glob reaches below it.
+ */
 export interface CheckedPath {
   readonly path: string
   readonly operation: FileOperation
@@ -77,7 +81,10 @@ export function decideFile(
   if (path !== fs.root && !path.startsWith(`${fs.root}/`)) {
     return deny('PATH_OUTSIDE_ROOT', at('/root'), `"${path.slice(0, 200)}" is outside ${fs.root}`)
   }
-  const denied = fs.deny.findIndex((glob) => globMatches(glob, path))
+  // Deleting a folder deletes what lies below it, denied paths included.
+  const denied = fs.deny.findIndex(
+    (glob) => globMatches(glob, path) || (operation === 'delete' && globMatchesBelow(glob, path)),
+  )
   if (denied >= 0) return deny('FS_DENIED', at(`/deny/${denied}`), `"${path.slice(0, 200)}" is denied`)
   if ((operation === 'write' || operation === 'delete') && fs.access !== 'read-write') {
     return deny('READ_ONLY', at('/access'), `the filesystem is read-only; ${operation} is not allowed`)

@@ -208,6 +208,44 @@ describe('decideEgress: decisions name their rule', () => {
     expect(decide(url, method)).toMatchObject({ effect: 'deny', code, rule, message: expect.any(String) })
   })
 
+  it.each([
+    ['a doubled slash (nginx merges them)', '/api//admin/users'],
+    ['a ;parameter (Tomcat and Spring drop it)', '/api/admin;x=1/users'],
+    ['an encoded ;parameter', '/api/admin%3b/users'],
+    ['another letter case', '/api/ADMIN/users'],
+  ])('applies a deny rule to %s', (_what, path) => {
+    expect(decide(`https://allowed.example${path}`)).toMatchObject({
+      code: 'EGRESS_DENIED',
+      rule: 'profiles/p#/network/deny/0',
+    })
+  })
+
+  it.each([
+    ['a double-encoded slash', '/api/x%252f..%252fadmin'],
+    ['double-encoded dot segments', '/api/x/%252e%252e/admin/users'],
+    ['a double-encoded backslash', '/api/x%255cadmin'],
+  ])('refuses %s (servers that decode twice read it differently)', (_what, path) => {
+    expect(decide(`https://allowed.example${path}`)).toMatchObject({ code: 'PATH_AMBIGUOUS' })
+  })
+
+  it('applies a deny rule naming an address to a hostname that resolves to it', () => {
+    const p = profile({
+      allow: [{ host: '*' }],
+      deny: [{ host: '8.8.8.8' }, { host: '[2001:4860:4860::8888]' }],
+    })
+    const checked = decideEgress(p, { url: 'https://dns.google/' })
+    if (checked.effect !== 'allow') throw new Error('fixture')
+    expect(decideAddress(p, checked.request, '8.8.8.8')).toMatchObject({
+      code: 'EGRESS_DENIED',
+      rule: 'profiles/p#/network/deny/0',
+    })
+    expect(decideAddress(p, checked.request, '::ffff:8.8.8.8')).toMatchObject({ code: 'EGRESS_DENIED' })
+    expect(decideAddress(p, checked.request, '2001:4860:4860::8888')).toMatchObject({
+      rule: 'profiles/p#/network/deny/1',
+    })
+    expect(decideAddress(p, checked.request, '8.8.4.4')).toMatchObject({ effect: 'allow' })
+  })
+
   it('denies everything when the profile allows no egress', () => {
     expect(decideEgress(profile(undefined), { url: 'https://example.com/' })).toMatchObject({
       effect: 'deny',

@@ -1,8 +1,8 @@
 import { type Decision, deny } from './decision.ts'
 import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
 import { canonicalHostname, type HostPattern, hostMatches, parseHostPattern } from './hosts.ts'
-import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
-import { type ResolvedProfile, ruleRef } from './profile.ts'
+import { blockedRange, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
+import { type ResolvedDenyRule, type ResolvedProfile, ruleRef } from './profile.ts'
 import { HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
 
 declare const checkedBrand: unique symbol
@@ -99,15 +99,13 @@ export function decideEgress(
   const target = { scheme, host, port, method: method as HttpMethod, path }
 
   const { allow, deny: denials } = profile.network
-  for (const [i, rule] of denials.entries()) {
-    if (
-      matchesHost(rule, host) &&
-      (rule.ports?.includes(port) ?? true) &&
-      (rule.methods?.includes(target.method) ?? true) &&
-      (rule.paths?.some((glob) => globMatches(glob, path)) ?? true)
-    ) {
-      return deny('EGRESS_DENIED', at(`/network/deny/${i}`), `${describe(target)} is denied by a deny rule`)
-    }
+  const denied = denyRuleFor(denials, target)
+  if (denied >= 0) {
+    return deny(
+      'EGRESS_DENIED',
+      at(`/network/deny/${denied}`),
+      `${describe(target)} is denied by a deny rule`,
+    )
   }
 
   let closest: ReturnType<typeof deny<EgressDenyCode>> | null = null
@@ -166,7 +164,7 @@ export function decideEgress(
   )
 }
 
-export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS'
+export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS' | 'EGRESS_DENIED'
 
 /**
  * Decides one address a checked request's host resolved to (DNS is the caller's job; every resolved
@@ -180,7 +178,18 @@ export function decideAddress(
 ): Decision<AddressDenyCode, { address: string }> {
   const ip = parseIP(address)
   if (ip === null) return deny('INVALID_ADDRESS', request.rule, 'not an IP address')
-  const range = blockedRange(unmapIPv4(ip))
+  const plain = unmapIPv4(ip)
+  // A deny rule that names this address applies however the request spelled the host.
+  const literal = plain.version === 4 ? formatIP(plain) : `[${formatIP(plain)}]`
+  const denied = denyRuleFor(profile.network.deny, { ...request, host: literal })
+  if (denied >= 0) {
+    return deny(
+      'EGRESS_DENIED',
+      ruleRef(profile, `/network/deny/${denied}`),
+      `${request.host} resolves to ${literal}, which a deny rule names`,
+    )
+  }
+  const range = blockedRange(plain)
   if (range !== null && !request.privateAllowed) {
     return deny(
       'PRIVATE_ADDRESS',
@@ -189,6 +198,34 @@ export function decideAddress(
     )
   }
   return { effect: 'allow', code: 'ALLOWED', rule: request.rule, address }
+}
+
+/**
+ * The first deny rule matching the target, or -1. Paths are also matched in a loose reading (lower
+ * case, `;parameters` dropped, empty segments collapsed) so that spellings servers treat alike cannot
+ * step around a denial; allow rules match the exact path only.
+ */
+function denyRuleFor(
+  rules: readonly ResolvedDenyRule[],
+  target: { host: string; port: number; method: HttpMethod; path: string },
+): number {
+  const loose = loosePath(target.path)
+  return rules.findIndex(
+    (rule) =>
+      matchesHost(rule, target.host) &&
+      (rule.ports?.includes(target.port) ?? true) &&
+      (rule.methods?.includes(target.method) ?? true) &&
+      (rule.paths?.some((glob) => globMatches(glob, target.path) || globMatches(glob.toLowerCase(), loose)) ??
+        true),
+  )
+}
+
+function loosePath(path: string): string {
+  const segments = path
+    .toLowerCase()
+    .split('/')
+    .map((segment) => segment.replace(/;.*$/, ''))
+  return segments.filter((segment, i) => i === 0 || segment !== '').join('/') || '/'
 }
 
 function matchesHost(rule: { readonly host: string }, host: string): boolean {
@@ -219,6 +256,8 @@ export function decodedPath(pathname: string): string | null {
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f\\]/.test(path)) return null
+  // Encoded twice (`%252f`): a server that decodes again would see a separator or a dot segment.
+  if (/%(2e|2f|5c)/i.test(path)) return null
   const segments = path.split('/')
   if (segments.length > MAX_NAME_SEGMENTS) return null
   if (segments.some((segment) => /^\.\.?(;|$)/.test(segment))) return null

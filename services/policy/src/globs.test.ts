@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { globCovers, globMatches, globProblem } from './globs.ts'
+import { globCovers, globMatches, globMatchesBelow, globProblem } from './globs.ts'
 
 describe('globMatches', () => {
   it.each([
@@ -43,6 +43,20 @@ describe('globCovers', () => {
 describe('globProblem', () => {
   it.each([['/a/**b'], ['/a/../b'], ['/a/./b'], [''], ['/a\u0000']])('refuses %j', (glob) => {
     expect(globProblem(glob)).not.toBeNull()
+  })
+})
+
+describe('globMatchesBelow', () => {
+  it.each([
+    ['/workspace/secret/**', '/workspace', true],
+    ['/workspace/secret/**', '/workspace/secret', true],
+    ['/workspace/secret/**', '/workspace/other', false],
+    ['/workspace/**/*.key', '/workspace/a/b', true],
+    ['/workspace/*.key', '/workspace/a', false],
+    ['/workspace/a', '/workspace/a', false],
+    ['/workspace/a/b', '/workspace', true],
+  ])('%s below %s: %s', (glob, dir, expected) => {
+    expect(globMatchesBelow(glob, dir)).toBe(expected)
   })
 })
 

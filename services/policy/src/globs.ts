@@ -67,6 +67,22 @@ function blockAt(block: readonly string[], names: readonly string[], at: number)
   return block.every((segment, i) => segmentMatches(segment, names[at + i] ?? ''))
 }
 
+/**
+ * True when some name below `dir` (with at least one more segment) could match `pattern`: what a
+ * recursive operation on `dir` (delete, for one) would reach.
+ */
+export function globMatchesBelow(pattern: string, dir: string): boolean {
+  const segments = pattern.split('/')
+  const dirs = dir.split('/')
+  for (const [i, dirSegment] of dirs.entries()) {
+    const segment = segments[i]
+    if (segment === undefined) return false
+    if (segment === '**') return true
+    if (!segmentMatches(segment, dirSegment)) return false
+  }
+  return segments.length > dirs.length
+}
+
 /** One segment against one name segment: `*` matches any run of characters (the name holds no `/`). */
 export function segmentMatches(segment: string, name: string): boolean {
   if (!segment.includes('*')) return segment === name

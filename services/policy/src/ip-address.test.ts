@@ -164,6 +164,7 @@ const BLOCKED_CASES: readonly (readonly [string, string, string])[] = [
   ['::', 'unspecified', '::/128'],
   ['::1', 'loopback', '::1/128'],
   ['::ffff:192.168.0.1', 'IPv4-mapped', '::ffff:0:0/96'],
+  ['::ffff:0:7f00:1', 'IPv4-translated (SIIT)', '::ffff:0:0:0/96'],
   ['::10.0.0.1', 'IPv4-compatible (deprecated)', '::/96'],
   ['64:ff9b::a9fe:a9fe', 'NAT64', '64:ff9b::/96'],
   ['64:ff9b:1::1', 'NAT64 (local use)', '64:ff9b:1::/48'],
@@ -171,6 +172,7 @@ const BLOCKED_CASES: readonly (readonly [string, string, string])[] = [
   ['2001::1', 'Teredo', '2001::/32'],
   ['2001:1ff::1', 'IETF protocol assignments', '2001::/23'],
   ['2001:db8::1', 'documentation', '2001:db8::/32'],
+  ['3fff:fff::1', 'documentation', '3fff::/20'],
   ['2002:7f00:1::1', '6to4', '2002::/16'],
   ['fd00:ec2::254', 'cloud metadata', 'fd00:ec2::254/128'],
   ['fd00:ec2::253', 'unique local', 'fc00::/7'],
@@ -188,7 +190,7 @@ describe('blockedRange: blocked addresses', () => {
   })
 
   it('has a case for every range in the table', () => {
-    expect(new Set(BLOCKED_CASES.map(([, , cidr]) => cidr)).size).toBe(34)
+    expect(new Set(BLOCKED_CASES.map(([, , cidr]) => cidr)).size).toBe(36)
   })
 })
 
