@@ -137,6 +137,42 @@ tools:
   })
 })
 
+describe('public suffixes (CORDON-NET-002)', () => {
+  const flagged = (host: string) =>
+    reviewProfiles([
+      {
+        profile: ok(
+          resolveProfile({
+            name: 'p',
+            engines: ['quickjs'],
+            languages: ['javascript'],
+            limits: { cpuMs: 1, wallMs: 1, memoryMb: 4, outputBytes: 64, bindingCalls: 1 },
+            network: { allow: [{ host }] },
+          }),
+        ),
+      },
+    ]).findings.some((f) => f.ruleId === 'CORDON-NET-002')
+
+  it.each([
+    '*.com',
+    '*.co.nz',
+    '*.github.io',
+    '*.s3.us-east-1.amazonaws.com',
+    '*.blob.core.windows.net',
+    '*.us-east-1.amazonaws.com',
+    '*.nip.io',
+    '*.ngrok.app',
+    '*.internal',
+  ])('flags %s', (host) => expect(flagged(host)).toBe(true))
+
+  it.each(['*.example.com', '*.mycompany.github.io', '*.cdn.example.co.uk', 'github.io'])(
+    'does not flag %s',
+    (host) => {
+      expect(flagged(host)).toBe(false)
+    },
+  )
+})
+
 describe('review of the built-in profiles', () => {
   const files = readdirSync(builtins).filter((f) => f.endsWith('.yaml'))
 

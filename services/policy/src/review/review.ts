@@ -1,4 +1,5 @@
 import { ENGINE_LANGUAGES } from '@cordon/contracts'
+import { parse } from 'tldts'
 import type { AgentDeclaration } from '../agent.ts'
 import type { DocumentFormat } from '../documents.ts'
 import { type HostPattern, hostPatternCovers, parseHostPattern } from '../hosts.ts'
@@ -44,41 +45,25 @@ export interface ReviewReport {
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-/** Shared-hosting and registry suffixes where anyone can get a subdomain. */
-const SHARED_SUFFIXES = new Set([
-  'co.uk',
-  'org.uk',
-  'com.au',
-  'co.jp',
-  'com.br',
-  'co.in',
-  'github.io',
-  'githubusercontent.com',
-  'gitlab.io',
-  'pages.dev',
-  'workers.dev',
-  'vercel.app',
-  'netlify.app',
-  'herokuapp.com',
-  'appspot.com',
-  'web.app',
-  'firebaseapp.com',
-  'azurewebsites.net',
-  'cloudfront.net',
+/**
+ * Domains whose subdomains belong to many unrelated parties without each being a public suffix
+ * themselves (cloud storage and CDN namespaces), and wildcard-DNS services that map any name to any
+ * address. The Public Suffix List covers the rest.
+ */
+const SHARED_PARENTS = [
   'amazonaws.com',
-  's3.amazonaws.com',
-  'blogspot.com',
-  'ngrok.io',
-  'ngrok-free.app',
-  'trycloudflare.com',
-  'glitch.me',
-  'repl.co',
-  'fly.dev',
-  'onrender.com',
-  'r2.dev',
-  'deno.dev',
-  'surge.sh',
-])
+  'windows.net',
+  'cloudapp.net',
+  'googleusercontent.com',
+  'cloudfront.net',
+  'azureedge.net',
+  'nip.io',
+  'sslip.io',
+  'xip.io',
+  'traefik.me',
+  'localtest.me',
+  'lvh.me',
+]
 const LIMIT_CEILINGS: Record<string, number> = {
   cpuMs: 30_000,
   wallMs: 120_000,
@@ -354,8 +339,14 @@ function overlap(a: HostPattern | null, b: HostPattern | null): boolean {
   return covers(a, b) || covers(b, a)
 }
 
+/**
+ * Whether `*.suffix` reaches hosts anyone can register: the suffix is on the Public Suffix List
+ * (its ICANN and private sections: `com`, `co.uk`, `github.io`, `s3.us-east-1.amazonaws.com`), an
+ * unknown top-level name, or lies in a shared namespace.
+ */
 function isPublicSuffix(suffix: string): boolean {
-  return !suffix.includes('.') || SHARED_SUFFIXES.has(suffix)
+  if (parse(`x.${suffix}`, { allowPrivateDomains: true }).publicSuffix === suffix) return true
+  return SHARED_PARENTS.some((parent) => suffix === parent || suffix.endsWith(`.${parent}`))
 }
 
 function isBroad(rule: ResolvedAllowRule): boolean {

@@ -32,7 +32,7 @@ export const RULES = Object.freeze({
     'CORDON-NET-002',
     'high',
     'Wildcard over a public suffix',
-    'A "*.suffix" rule over a top-level domain or a shared hosting domain (github.io, workers.dev, ...) reaches hosts anyone can register.',
+    'A "*.suffix" rule over a public suffix (the Public Suffix List, with its private section: com, co.uk, github.io, workers.dev, s3.amazonaws.com, ...) or a shared namespace (amazonaws.com, windows.net, nip.io, ...) reaches hosts anyone can register or point anywhere.',
     'Name the exact hosts, or a wildcard under a domain you control.',
   ),
   privateAddresses: rule(
