@@ -1,7 +1,7 @@
 // `npm run bench:policy`: the cost of policy decisions, as ratios against a baseline measured in the
 // same run (one WHATWG URL parse, the least any egress check must do). Two profiles: the built-in
-// web-reader with an ordinary request, and the worst profile the glob bounds allow (128 path globs of
-// 24 segments with 3 "**" each, a 127-segment request path that matches none). Prints a table; exits 0.
+// web-reader with an ordinary request, and the worst profiles the glob bounds allow (below). Prints a
+// table; exits 0.
 import { readFileSync } from 'node:fs'
 import { decideEgress, parseDocument, type ResolvedProfile, resolveProfile } from '@cordon/policy'
 
@@ -30,30 +30,35 @@ const webReaderDoc = parseDocument(webReaderText, 'yaml')
 if (!webReaderDoc.ok) throw new Error(webReaderDoc.message)
 const webReader = resolved(webReaderDoc.value)
 
-const glob = (tag: string) =>
-  `/${['**', ...Array(6).fill('*'), '**', ...Array(6).fill('*'), '**', ...Array(7).fill('*'), tag].join('/')}`
-const rules = (tag: string) =>
+// The most a tenant can make a decision cost within the bounds: 64 globs (4096 characters in all)
+// with three "**" and four "*" per segment, whose first and last blocks match, so that the middle
+// blocks are searched along a 127-segment path; and a child whose globs only the parent's last glob covers.
+const glob = (tag: string) => `/**/*a*a*a*a${tag}/**/*a*a*a*a/*a*a*a*a/**/*a*a*a*a/*a*a`
+const rules = (make: (k: number, j: number) => string) =>
   Array.from({ length: 4 }, (_, k) => ({
     host: '*',
-    paths: Array.from({ length: 32 }, (_, j) => glob(`${tag}${k}-${j}`)),
+    paths: Array.from({ length: 16 }, (_, j) => make(k, j)),
   }))
 const limits = { cpuMs: 100, wallMs: 100, memoryMb: 64, outputBytes: 1000, bindingCalls: 10 }
+const base = { engines: ['quickjs'], languages: ['javascript'], limits }
 const worstDoc = {
   name: 'worst',
-  engines: ['quickjs'],
-  languages: ['javascript'],
-  limits,
-  network: { allow: rules('a') },
+  ...base,
+  network: { allow: rules((k, j) => (k === 3 && j === 15 ? '/**' : glob(`${k}x${j}`))) },
 }
-const worst = resolved(worstDoc)
 const worstChild = {
   name: 'child',
   extends: 'worst',
-  network: { allow: rules('a').map((r) => ({ ...r, paths: r.paths.slice(0, 31) })) },
+  network: { allow: rules((k, j) => `/${Array(7).fill('aaa').join('/')}/q${k}${j}`) },
 }
+const worst = resolved({
+  name: 'deny',
+  ...base,
+  network: { allow: [{ host: '*' }], deny: rules((k, j) => glob(`${k}x${j}`)) },
+})
 
 const ordinaryURL = 'https://api.github.com/repos/nodejs/node/issues?state=open'
-const longURL = `https://x.example/${Array(126).fill('z').join('/')}`
+const longURL = `https://x.example/${Array(126).fill('a'.repeat(60)).join('/')}/aa`
 
 const baseline = measure(20_000, () => new URL(ordinaryURL))
 const rows: [string, number][] = [

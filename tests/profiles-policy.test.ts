@@ -122,6 +122,14 @@ describe('profiles resolve through extends', () => {
       path: '$.sandbox.name',
       message: '"web-reader" is the name of an existing profile; give the inline sandbox a name of its own',
     })
+    await t.request('PUT', '/v1/agents/bot', { body: { sandbox: { extends: 'strict' } } })
+    const taken = await t.request('PUT', '/v1/profiles/bot', { body: { extends: 'strict' } })
+    expect(taken.status).toBe(409)
+    expect(taken.body.error).toMatchObject({
+      code: 'PROFILE_IN_USE',
+      message: expect.stringContaining('agent "bot" has an inline sandbox named "bot"'),
+    })
+    expect((await t.execute('export default 1', {}, 'bot')).body).toMatchObject({ status: 'ok' })
     const namesake = await t.request('PUT', '/v1/agents/strict', { body: { sandbox: { extends: 'strict' } } })
     expect(namesake.status).toBe(422)
     expect(namesake.body.error.issues[0].path).toBe('$.sandbox.name')

@@ -141,6 +141,7 @@ describe('cordon review', () => {
     expect(cordon('review', '--format', 'xml', 'sandbox-profiles/').code).toBe(2)
     expect(cordon('review', '--fail-on', 'severe', 'sandbox-profiles/').code).toBe(2)
     expect(cordon('review', 'no/such/dir').code).toBe(2)
+    expect(cordon('review', '--builtins', 'no/such/dir', 'sandbox-profiles/').code).toBe(2)
     expect(cordon('frobnicate').code).toBe(2)
     expect(cordon('help').code).toBe(0)
   })

@@ -85,7 +85,7 @@ export function reviewCommand(argv: readonly string[], cwd = process.cwd()): Com
       profiles.set(name, source.value)
     }
   }
-  const builtinDocs = loadBuiltins(builtins)
+  const builtinDocs = loadBuiltins(builtins, builtins !== DEFAULT_BUILTINS, errors)
   const lookup = (name: string) => profiles.get(name) ?? builtinDocs.get(name)
 
   const subjects: ReviewSubject[] = []
@@ -199,12 +199,13 @@ function collectFiles(paths: readonly string[], errors: string[]): string[] {
   return files
 }
 
-function loadBuiltins(dir: string): Map<string, unknown> {
+function loadBuiltins(dir: string, named: boolean, errors: string[]): Map<string, unknown> {
   const docs = new Map<string, unknown>()
   let entries: string[]
   try {
     entries = readdirSync(dir)
   } catch {
+    if (named) errors.push(`--builtins ${dir}: not a readable directory`)
     return docs
   }
   for (const entry of entries) {

@@ -1,6 +1,7 @@
 import { CordonError, ErrorCode, type Issue } from '@cordon/contracts'
 import {
   type AgentDeclaration,
+  inlineProfileNames,
   MAX_CHAIN_LENGTH,
   type ProfileResult,
   type ResolvedProfile,
@@ -97,6 +98,13 @@ export class ProfileCatalog {
     }
     for (const stored of this.#store.listAgents(tenant)) {
       const agent = JSON.parse(stored.document) as AgentDeclaration
+      const taken = inlineProfileNames(agent).find((inline) => inline.name === name)
+      if (taken !== undefined) {
+        throw new CordonError(
+          ErrorCode.PROFILE_IN_USE,
+          `agent "${agent.name}" has an inline sandbox named "${name}" (${taken.path}); a profile of that name would take its place`,
+        )
+      }
       const inline = [agent.sandbox, ...(agent.tools ?? []).map((tool) => tool.sandbox)]
       if (!inline.some((sandbox) => typeof sandbox === 'object' && extendsFrom(sandbox, name, lookup)))
         continue

@@ -2,7 +2,7 @@ import { type Issue, LANGUAGES } from '@cordon/contracts'
 import { z } from 'zod'
 import { protoKeyPath, toIssues } from './issues.ts'
 import type { ProfileResult } from './profile.ts'
-import { NameSchema, ProfileSchema, ToolNameSchema } from './profile-schema.ts'
+import { NAME_PATTERN, NameSchema, ProfileSchema, ToolNameSchema } from './profile-schema.ts'
 import { type ResolveOptions, resolveProfile } from './resolve.ts'
 
 const KiB = 1024
@@ -77,7 +77,55 @@ export function validateAgent(document: unknown): AgentResult {
   if (proto !== null)
     return { ok: false, issues: [{ path: proto, message: 'the key "__proto__" is not allowed' }] }
   const parsed = AgentSchema.safeParse(document)
-  return parsed.success ? { ok: true, agent: parsed.data } : { ok: false, issues: toIssues(parsed.error) }
+  if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) }
+  const issues = inlineNameIssues(parsed.data)
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, agent: parsed.data }
+}
+
+/** An inline sandbox of an agent: where it is declared and the profile name it resolves under. */
+export interface InlineProfileName {
+  path: string
+  name: string
+}
+
+/**
+ * The names an agent's inline sandboxes resolve under: its own (its `name`, or the agent's) and each
+ * tool's (its `name`, or `<agent>-<tool>`). Decisions and findings point at profiles by name, so these
+ * must be valid, distinct, and (checked where profiles are known) not the name of another profile.
+ */
+export function inlineProfileNames(agent: AgentDeclaration): InlineProfileName[] {
+  const names: InlineProfileName[] = []
+  if (typeof agent.sandbox !== 'string')
+    names.push({ path: '$.sandbox.name', name: agent.sandbox.name ?? agent.name })
+  for (const [i, tool] of (agent.tools ?? []).entries()) {
+    if (tool.sandbox !== undefined && typeof tool.sandbox !== 'string') {
+      names.push({
+        path: `$.tools[${i}].sandbox.name`,
+        name: tool.sandbox.name ?? `${agent.name}-${tool.name}`,
+      })
+    }
+  }
+  return names
+}
+
+function inlineNameIssues(agent: AgentDeclaration): Issue[] {
+  const issues: Issue[] = []
+  const seen = new Set<string>()
+  for (const { path, name } of inlineProfileNames(agent)) {
+    if (!NAME_PATTERN.test(name)) {
+      issues.push({
+        path,
+        message: `is required: the default "${name.slice(0, 80)}" is not a valid profile name`,
+      })
+    } else if (seen.has(name)) {
+      issues.push({
+        path,
+        message: `"${name}" names another inline sandbox of this agent; give each its own name`,
+      })
+    }
+    seen.add(name)
+  }
+  return issues
 }
 
 /**
@@ -106,11 +154,7 @@ export function resolveInlineToolProfile(
   options: ResolveOptions = {},
 ): ProfileResult | null {
   if (tool.sandbox === undefined || typeof tool.sandbox === 'string') return null
-  const fallback = `${agent.name}-${tool.name}`
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, '-')
-    .slice(0, 63)
-  return resolveInline({ ...tool.sandbox, name: tool.sandbox.name ?? fallback }, options)
+  return resolveInline({ ...tool.sandbox, name: tool.sandbox.name ?? `${agent.name}-${tool.name}` }, options)
 }
 
 /**

@@ -58,6 +58,18 @@ describe('validateAgent', () => {
     ],
     ['no sandbox', { name: 'a' }],
     [
+      'a tool sandbox whose default name is not a profile name',
+      { name: 'a', sandbox: 'strict', tools: [{ ...tool, name: 'Fetch', sandbox: { extends: 'strict' } }] },
+    ],
+    [
+      'two inline sandboxes of one name',
+      {
+        name: 'a',
+        sandbox: { extends: 'strict' },
+        tools: [{ ...tool, sandbox: { name: 'a', extends: 'strict' } }],
+      },
+    ],
+    [
       'a __proto__ key (kept as data by JSON.parse)',
       JSON.parse('{"name":"a","sandbox":"strict","__proto__":{"x":1}}'),
     ],

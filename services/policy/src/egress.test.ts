@@ -221,6 +221,47 @@ describe('decideEgress: decisions name their rule', () => {
   })
 
   it.each([
+    ['a fullwidth solidus', '/api\uff0fadmin/users'],
+    ['a trailing dot (IIS drops it)', '/api/admin./users'],
+    ['a trailing space (IIS drops it)', '/api/admin%20/users'],
+    ['a dotless i that folds to i', '/api/adm\u0131n/users'],
+  ])('applies a deny rule to %s', (_what, path) => {
+    const p = profile({
+      allow: [{ host: 'allowed.example', paths: ['/**'] }],
+      deny: [{ host: 'allowed.example', paths: ['/api/admin/**'] }],
+    })
+    expect(decideEgress(p, { url: `https://allowed.example${path}` })).toMatchObject({
+      code: 'EGRESS_DENIED',
+    })
+  })
+
+  it('lets a deny rule for GET deny HEAD too (frameworks run the GET handler)', () => {
+    const p = profile({
+      allow: [{ host: 'a.example' }],
+      deny: [{ host: 'a.example', methods: ['GET'], paths: ['/admin/**'] }],
+    })
+    expect(decideEgress(p, { url: 'https://a.example/admin/x', method: 'HEAD' })).toMatchObject({
+      code: 'EGRESS_DENIED',
+    })
+    expect(decideEgress(p, { url: 'https://a.example/public', method: 'HEAD' })).toMatchObject({
+      effect: 'allow',
+    })
+  })
+
+  it.each([
+    ['IPv4-compatible', '[::10.0.0.5]'],
+    ['NAT64', '[64:ff9b::a00:5]'],
+    ['SIIT', '[::ffff:0:a00:5]'],
+    ['6to4', '[2002:a00:5::1]'],
+  ])('applies an IPv4 deny rule to the %s spelling of the address', (_what, host) => {
+    const p = profile({ allow: [{ host: '*' }], deny: [{ host: '10.0.0.5' }], allowPrivateAddresses: true })
+    expect(decideEgress(p, { url: `https://${host}/` })).toMatchObject({ code: 'EGRESS_DENIED' })
+    const viaName = decideEgress(p, { url: 'https://internal.example/' })
+    if (viaName.effect !== 'allow') throw new Error('fixture')
+    expect(decideAddress(p, viaName.request, host.slice(1, -1))).toMatchObject({ code: 'EGRESS_DENIED' })
+  })
+
+  it.each([
     ['a double-encoded slash', '/api/x%252f..%252fadmin'],
     ['double-encoded dot segments', '/api/x/%252e%252e/admin/users'],
     ['a double-encoded backslash', '/api/x%255cadmin'],

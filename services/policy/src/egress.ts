@@ -1,7 +1,7 @@
 import { type Decision, deny } from './decision.ts'
 import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
 import { canonicalHostname, type HostPattern, hostMatches, parseHostPattern } from './hosts.ts'
-import { blockedRange, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
+import { blockedRange, embeddedIPv4, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
 import { type ResolvedDenyRule, type ResolvedProfile, ruleRef } from './profile.ts'
 import { HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
 
@@ -210,22 +210,41 @@ function denyRuleFor(
   target: { host: string; port: number; method: HttpMethod; path: string },
 ): number {
   const loose = loosePath(target.path)
+  const pathMatches = (glob: string) =>
+    globMatches(glob, target.path) || (loose !== target.path && globMatches(looseGlob(glob), loose))
+  // HEAD runs the GET handler in most frameworks: a rule denying GET denies HEAD too.
+  const method = target.method === 'HEAD' ? ['HEAD', 'GET'] : [target.method]
+  const hosts = [target.host, ...embeddedIPv4Hosts(target.host)]
   return rules.findIndex(
     (rule) =>
-      matchesHost(rule, target.host) &&
+      hosts.some((host) => matchesHost(rule, host)) &&
       (rule.ports?.includes(target.port) ?? true) &&
-      (rule.methods?.includes(target.method) ?? true) &&
-      (rule.paths?.some((glob) => globMatches(glob, target.path) || globMatches(glob.toLowerCase(), loose)) ??
-        true),
+      (rule.methods?.some((m) => method.includes(m)) ?? true) &&
+      (rule.paths?.some(pathMatches) ?? true),
   )
 }
 
+/**
+ * The path as lenient servers may read it: compatibility-normalised (NFKC: a fullwidth solidus is a
+ * `/`), case-folded, `;parameters` dropped, trailing dots and spaces of a segment dropped (IIS), empty
+ * segments collapsed.
+ */
 function loosePath(path: string): string {
-  const segments = path
-    .toLowerCase()
+  const segments = looseGlob(path)
     .split('/')
-    .map((segment) => segment.replace(/;.*$/, ''))
+    .map((segment) => segment.replace(/;.*$/, '').replace(/[. ]+$/, ''))
   return segments.filter((segment, i) => i === 0 || segment !== '').join('/') || '/'
+}
+
+function looseGlob(glob: string): string {
+  return glob.normalize('NFKC').toUpperCase().toLowerCase()
+}
+
+/** For an IPv6 literal that embeds an IPv4 address (NAT64, SIIT, IPv4-compatible, 6to4), that address. */
+function embeddedIPv4Hosts(host: string): string[] {
+  const ip = host.startsWith('[') ? parseIP(host) : null
+  const embedded = ip === null ? null : embeddedIPv4(ip)
+  return embedded === null ? [] : [formatIP(embedded)]
 }
 
 function matchesHost(rule: { readonly host: string }, host: string): boolean {

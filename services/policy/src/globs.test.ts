@@ -65,6 +65,8 @@ describe('limits that keep matching cheap', () => {
     ['two "**" in a row', '/a/**/**/b'],
     ['four "**"', '/**/a/**/b/**/c/**'],
     ['25 segments', `/${Array(24).fill('a').join('/')}`],
+    ['five "*" in a segment', '/a*b*c*d*e*f'],
+    ['257 characters', `/${'a'.repeat(256)}`],
   ])('refuses %s', (_what, glob) => {
     expect(globProblem(glob)).not.toBeNull()
   })

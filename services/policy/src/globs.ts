@@ -12,12 +12,16 @@ export const MAX_GLOB_SEGMENTS = 24
  * cheap: without the cap, a crafted profile of a few kilobytes made `globCovers` run for minutes.
  */
 export const MAX_GLOB_STARS = 3
+/** At most this many characters in a pattern, and this many `*` inside one segment. */
+export const MAX_GLOB_LENGTH = 256
+export const MAX_SEGMENT_STARS = 4
 
 export type GlobProblem = string
 
 /** Why `pattern` is not a valid glob, or null when it is. */
 export function globProblem(pattern: string): GlobProblem | null {
   if (pattern.length === 0) return 'must not be empty'
+  if (pattern.length > MAX_GLOB_LENGTH) return `must be at most ${MAX_GLOB_LENGTH} characters`
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(pattern)) return 'must not contain control characters'
   const segments = pattern.split('/')
@@ -28,6 +32,8 @@ export function globProblem(pattern: string): GlobProblem | null {
     if (segment === '.' || segment === '..') return 'must not contain "." or ".." segments'
     if (segment === '**' && segments[i - 1] === '**') return 'must not repeat "**" ("/**/**" is "/**")'
     if (segment === '**') stars++
+    else if (segment.split('*').length - 1 > MAX_SEGMENT_STARS)
+      return `must have at most ${MAX_SEGMENT_STARS} "*" in a segment`
   }
   if (stars > MAX_GLOB_STARS) return `must have at most ${MAX_GLOB_STARS} "**" segments`
   return null
@@ -106,11 +112,25 @@ export function segmentMatches(segment: string, name: string): boolean {
  * is always right; a pattern with `*` inside a segment is covered only by `*` or by the same segment,
  * so some true inclusions answer `false` (a child must then write its pattern more plainly).
  */
-export function globCovers(outer: string, inner: string): boolean {
+export function globCovers(outer: string, inner: string, budget?: GlobBudget): boolean {
+  if (outer === inner) return true
   const o = outer.split('/')
   const n = inner.split('/')
   if (o.length > MAX_GLOB_SEGMENTS * 2 || n.length > MAX_GLOB_SEGMENTS * 2) return false
+  if (budget !== undefined) {
+    // Each call may visit every (outer, inner) segment pair and compare their characters.
+    budget.steps -= (o.length + 1) * (n.length + 1) + outer.length + inner.length
+    if (budget.steps < 0) return false
+  }
   return coverSegments(o, 0, n, 0, new Uint8Array((o.length + 1) * (n.length + 1)))
+}
+
+/**
+ * Work allowed to the coverage checks of one resolution, shared by all its `globCovers` calls. Once
+ * spent, coverage answers false (fail closed) and the caller reports the profile as too complex.
+ */
+export interface GlobBudget {
+  steps: number
 }
 
 /** Memo cells: 0 unknown, 1 no, 2 yes. At most (segments + 1)^2 states, each visited once. */

@@ -2,6 +2,8 @@ export {
   type AgentDeclaration,
   type AgentResult,
   AgentSchema,
+  type InlineProfileName,
+  inlineProfileNames,
   resolveInlineProfile,
   resolveInlineToolProfile,
   validateAgent,

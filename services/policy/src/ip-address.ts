@@ -236,3 +236,22 @@ export function blockedRange(ip: IPAddress): BlockedRange | null {
   for (const { range, blocked } of RANGES) if (contains(range, ip)) return blocked
   return null
 }
+
+/**
+ * The IPv4 address an IPv6 address carries in a translation or tunnelling form: IPv4-mapped
+ * (`::ffff:a.b.c.d`), SIIT (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64
+ * (`64:ff9b::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::/48`); null for others and for IPv4. Used to apply
+ * IPv4 deny rules to such spellings.
+ */
+export function embeddedIPv4(ip: IPAddress): IPAddress | null {
+  if (ip.version === 4) return null
+  const b = ip.bytes
+  const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0)
+  const tail = (): IPAddress => ({ version: 4, bytes: b.slice(12, 16) })
+  if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return tail()
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return tail()
+  if (zero(0, 12) && !zero(12, 16)) return tail()
+  if (b[0] === 0 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return tail()
+  if (b[0] === 0x20 && b[1] === 0x02) return { version: 4, bytes: b.slice(2, 6) }
+  return null
+}

@@ -1,11 +1,14 @@
 import type { Issue } from '@cordon/contracts'
-import { globCovers } from './globs.ts'
+import { type GlobBudget, globCovers } from './globs.ts'
 import { hostPatternCovers, parseHostPattern } from './hosts.ts'
 import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
 import { LIMIT_NAMES, type Limits } from './limits.ts'
 import type { ProfileValue, ResolvedAllowRule, ResolvedProfile, ResolvedSecret } from './profile.ts'
 import { ACCESS_LEVELS, type Access, type ProfileInput } from './profile-schema.ts'
 import type { Normalised } from './resolve.ts'
+
+/** Coverage work one resolution may spend (about 50 ms here); see `GlobBudget`. */
+const GLOB_BUDGET = 2_000_000
 
 type Narrowed = { ok: true; value: ProfileValue } | { ok: false; issues: Issue[] }
 
@@ -17,6 +20,7 @@ type Narrowed = { ok: true; value: ProfileValue } | { ok: false; issues: Issue[]
 export function narrowProfile(input: ProfileInput, own: Normalised, parent: ResolvedProfile): Narrowed {
   const issues: Issue[] = []
   const from = `parent "${parent.name}"`
+  const budget: GlobBudget = { steps: GLOB_BUDGET }
   const wider = (path: string, message: string) => issues.push({ path, message })
 
   const subset = <T extends string>(
@@ -50,7 +54,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
   }
 
   own.allow?.forEach((rule, i) => {
-    const problem = allowProblem(rule, parent.network.allow, parent.network.allowPrivateAddresses)
+    const problem = allowProblem(rule, parent.network.allow, parent.network.allowPrivateAddresses, budget)
     if (problem !== null)
       wider(`$.network.allow[${i}]${problem.field}`, `${problem.message}; ${from} ${problem.parent}`)
   })
@@ -98,7 +102,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
     }
     const allowed: readonly string[] = mine[key] ?? theirs[key]
     mine[key]?.forEach((glob, i) => {
-      if (!theirs[key].some((outer) => globCovers(outer, glob))) {
+      if (!theirs[key].some((outer) => globCovers(outer, glob, budget))) {
         wider(
           `$.${section}.${key}[${i}]`,
           `"${glob}" is not covered by ${from} (it allows: ${listed(theirs[key])})`,
@@ -110,6 +114,10 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
   const filesystem = store('filesystem', 'paths', input.filesystem ?? {}, parent.filesystem)
   const kv = store('kv', 'keys', input.kv ?? {}, parent.kv)
 
+  if (budget.steps < 0) {
+    const message = `comparing its globs with ${from}'s takes more work than a resolution may spend; use fewer or simpler path and key globs`
+    return { ok: false, issues: [{ path: '$', message }] }
+  }
   if (issues.length > 0) return { ok: false, issues }
   return {
     ok: true,
@@ -159,6 +167,7 @@ function allowProblem(
   rule: ResolvedAllowRule,
   parents: readonly ResolvedAllowRule[],
   parentAllowsPrivate: boolean,
+  budget: GlobBudget,
 ): AllowProblem | null {
   const namesBlocked = !parentAllowsPrivate && isBlockedLiteral(rule.host)
   const sameHost = parents.filter(
@@ -180,20 +189,24 @@ function allowProblem(
   }
   let first: AllowProblem | null = null
   for (const outer of sameHost) {
-    const problem = ruleProblem(rule, outer)
+    const problem = ruleProblem(rule, outer, budget)
     if (problem === null) return null
     first ??= problem
   }
   return first
 }
 
-function ruleProblem(rule: ResolvedAllowRule, outer: ResolvedAllowRule): AllowProblem | null {
+function ruleProblem(
+  rule: ResolvedAllowRule,
+  outer: ResolvedAllowRule,
+  budget: GlobBudget,
+): AllowProblem | null {
   const extra = <T>(mine: readonly T[], theirs: readonly T[]) => mine.filter((item) => !theirs.includes(item))
   const fields = [
     ['schemes', extra(rule.schemes, outer.schemes), outer.schemes],
     ['ports', extra(rule.ports, outer.ports), outer.ports],
     ['methods', extra(rule.methods, outer.methods), outer.methods],
-    ['paths', rule.paths.filter((p) => !outer.paths.some((o) => globCovers(o, p))), outer.paths],
+    ['paths', rule.paths.filter((p) => !outer.paths.some((o) => globCovers(o, p, budget))), outer.paths],
   ] as const
   for (const [field, wide, theirs] of fields) {
     if (wide.length > 0) {

@@ -41,13 +41,13 @@ export const HostPatternSchema = z.string().min(1).max(256)
 const PathGlobSchema = z
   .string()
   .min(1)
-  .max(1024)
+  .max(256)
   .regex(/^\//, 'must start with "/"')
   .refine(
     (glob) => glob.split('/').length <= MAX_GLOB_SEGMENTS,
     `must have at most ${MAX_GLOB_SEGMENTS} segments`,
   )
-const KeyGlobSchema = z.string().min(1).max(512)
+const KeyGlobSchema = z.string().min(1).max(256)
 const PortSchema = z.number().int().min(1).max(65_535)
 const quota = (ceiling: number) => z.number().int().min(0).max(ceiling, `must be at most ${ceiling} bytes`)
 
@@ -70,9 +70,13 @@ export const DenyRuleSchema = z.strictObject({
 
 /** Path globs across all network rules of one profile, so that deciding stays cheap. */
 export const MAX_NETWORK_PATHS = 128
+/** Characters of path globs across all network rules of one profile. */
+export const MAX_NETWORK_PATH_CHARS = 4096
 
 const pathCount = (rules: readonly { paths?: readonly string[] | undefined }[] | undefined) =>
   (rules ?? []).reduce((sum, rule) => sum + (rule.paths?.length ?? 0), 0)
+const pathChars = (rules: readonly { paths?: readonly string[] | undefined }[] | undefined) =>
+  (rules ?? []).reduce((sum, rule) => sum + (rule.paths ?? []).reduce((n, p) => n + p.length, 0), 0)
 
 export const NetworkSchema = z
   .strictObject({
@@ -83,6 +87,10 @@ export const NetworkSchema = z
   .refine(
     (network) => pathCount(network.allow) + pathCount(network.deny) <= MAX_NETWORK_PATHS,
     `the rules may list at most ${MAX_NETWORK_PATHS} path globs in all`,
+  )
+  .refine(
+    (network) => pathChars(network.allow) + pathChars(network.deny) <= MAX_NETWORK_PATH_CHARS,
+    `the rules' path globs may hold at most ${MAX_NETWORK_PATH_CHARS} characters in all`,
   )
 
 /** Environment-variable style (`GITHUB_TOKEN`): never the name of an `Object.prototype` member. */

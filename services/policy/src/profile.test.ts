@@ -338,6 +338,24 @@ describe('resolveProfile: extends', () => {
     expect(resolveWith(publicAddress, any).ok).toBe(true)
   })
 
+  it('refuses a child whose glob coverage would cost more work than a resolution may spend', () => {
+    const long = (tag: string) => `/${Array(22).fill('a').join('/')}/${tag}`
+    const rules = (make: (i: number) => string) =>
+      Array.from({ length: 4 }, (_, k) => ({
+        host: '*',
+        paths: Array.from({ length: 16 }, (_, j) => make(k * 16 + j)),
+      }))
+    const wide = {
+      ...valid,
+      name: 'wide',
+      network: { allow: rules((i) => (i === 63 ? '/**' : long(`p${i}`))) },
+    }
+    const child = { name: 'child', extends: 'wide', network: { allow: rules((i) => long(`c${i}`)) } }
+    expect(issues(resolveWith(child, wide))).toEqual([
+      { path: '$', message: expect.stringContaining('takes more work than a resolution may spend') },
+    ])
+  })
+
   it('refuses a missing parent at $.extends', () => {
     expect(issues(resolveWith({ name: 'child', extends: 'nobody' }))).toEqual([
       { path: '$.extends', message: 'parent profile "nobody" does not exist' },

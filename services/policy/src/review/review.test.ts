@@ -126,6 +126,8 @@ tools:
     expect(byRule('CORDON-SEC-003')).toMatchObject({ severity: 'critical', tool: 'exfil' })
     expect(byRule('CORDON-TOOL-001')).toMatchObject({
       pointer: '/tools/0',
+      tool: 'exfil',
+      location: { line: 4 },
       message: expect.stringContaining('"exfil"'),
     })
     expect(byRule('CORDON-TOOL-002')).toBeUndefined()

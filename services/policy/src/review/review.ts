@@ -92,14 +92,15 @@ function reviewOne(subject: ReviewSubject): Finding[] {
   const findings: Finding[] = []
   /** Reports against `reviewed`, locating a pointer through `sourcePath` (a path in the source file). */
   const reporter =
-    (reviewed: ResolvedProfile, sourcePath: (segments: string[]) => string[], tool?: string): Report =>
-    (rule, pointer, message) => {
+    (reviewed: ResolvedProfile, sourcePath: (segments: string[]) => string[], scope?: string): Report =>
+    (rule, pointer, message, about) => {
+      const tool = about?.tool ?? scope
       const source = subject.source
       findings.push({
         ruleId: rule.id,
         severity: rule.severity,
         title: rule.title,
-        message: tool === undefined ? message : `tool "${tool}": ${message}`,
+        message: scope === undefined ? message : `tool "${scope}": ${message}`,
         remediation: rule.remediation,
         profile: reviewed.name,
         ...(agent === undefined ? {} : { agent: agent.name }),
@@ -107,7 +108,13 @@ function reviewOne(subject: ReviewSubject): Finding[] {
         pointer,
         ...(source === undefined
           ? {}
-          : { location: locate(source, sourcePath(pointerSegments(pointer)), reviewed.network.deny.length) }),
+          : {
+              location: locate(
+                source,
+                about?.sourcePath ?? sourcePath(pointerSegments(pointer)),
+                reviewed.network.deny.length,
+              ),
+            }),
       })
     }
   const code = reporter(profile, (path) =>
@@ -137,7 +144,13 @@ function reviewProfile(profile: ResolvedProfile, report: Report): void {
   reviewEngines(profile, report)
 }
 
-type Report = (rule: Rule, pointer: string, message: string) => void
+/** `about`: the tool a finding concerns, and where in the source to point when not at the pointer. */
+type Report = (
+  rule: Rule,
+  pointer: string,
+  message: string,
+  about?: { tool: string; sourcePath: string[] },
+) => void
 
 function reviewNetwork(profile: ResolvedProfile, report: Report): void {
   const { allow, deny, allowPrivateAddresses } = profile.network
@@ -295,7 +308,7 @@ function reviewAgent(subject: ReviewSubject, agent: AgentDeclaration, report: Re
     }
   })
   // Every declared tool that code may call (by name, or through "*") and that has its own profile.
-  for (const tool of tools) {
+  for (const [i, tool] of tools.entries()) {
     const index = profile.tools.includes(tool.name)
       ? profile.tools.indexOf(tool.name)
       : profile.tools.indexOf('*')
@@ -308,6 +321,7 @@ function reviewAgent(subject: ReviewSubject, agent: AgentDeclaration, report: Re
         RULES.toolWidens,
         `/tools/${index}`,
         `tool "${tool.name}" runs under profile "${own.name}", which reaches further (${wider.length} way${wider.length === 1 ? '' : 's'}; first: ${first.path} ${first.message})`,
+        { tool: tool.name, sourcePath: ['tools', String(i)] },
       )
     }
   }

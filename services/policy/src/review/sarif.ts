@@ -75,6 +75,12 @@ export function toSARIF(report: ReviewReport, toolVersion: string): Record<strin
               ],
             },
           ],
+          // One alert per rule, profile, field and tool, however the findings are ordered.
+          partialFingerprints: {
+            'cordonFinding/v1': [finding.ruleId, finding.profile, finding.pointer, finding.tool ?? ''].join(
+              '|',
+            ),
+          },
           properties: {
             severity: finding.severity,
             profile: finding.profile,
