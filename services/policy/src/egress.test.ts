@@ -128,6 +128,32 @@ describe('decideEgress: normalisation before matching', () => {
   })
 })
 
+describe('decideEgress: the forms named in issue 3, written exactly', () => {
+  const p = profile({
+    allow: [
+      { host: 'allowed.example', schemes: ['http', 'https'] },
+      { host: '*', schemes: ['http'] },
+    ],
+  })
+
+  it.each([
+    ['http://2130706433/', 'PRIVATE_ADDRESS'],
+    ['http://0x7f.1/', 'PRIVATE_ADDRESS'],
+    ['http://[::ffff:127.0.0.1]/', 'PRIVATE_ADDRESS'],
+    ['http://allowed.example@evil.example/', 'USERINFO_REFUSED'],
+  ])('%s is denied (%s)', (url, code) => {
+    expect(decideEgress(p, { url })).toMatchObject({ effect: 'deny', code })
+  })
+
+  it('http://ALLOWED.example./ is allowed.example, on the rule that names it', () => {
+    expect(decideEgress(p, { url: 'http://ALLOWED.example./' })).toMatchObject({
+      effect: 'allow',
+      rule: 'profiles/p#/network/allow/0',
+      request: { host: 'allowed.example', port: 80, url: 'http://allowed.example/' },
+    })
+  })
+})
+
 describe('decideEgress: decisions name their rule', () => {
   it('lets an explicit deny beat an allow', () => {
     expect(decide('https://allowed.example/api/admin/users')).toMatchObject({
