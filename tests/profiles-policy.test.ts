@@ -212,6 +212,9 @@ describe('POST /v1/profiles/review', () => {
     expect(
       (await t.request('POST', '/v1/profiles/review?format=pdf', { body: { name: 'strict' } })).status,
     ).toBe(400)
+    const badName = await t.request('POST', '/v1/profiles/review', { body: { name: '../strict' } })
+    expect(badName.status).toBe(400)
+    expect(badName.body.error.code).toBe('BAD_REQUEST')
     expect((await t.request('POST', '/v1/profiles/review', { body: { name: 'nope' } })).body.error.code).toBe(
       'PROFILE_NOT_FOUND',
     )

@@ -136,6 +136,15 @@ describe('cordon review', () => {
     expect(result.stderr).toMatch(message)
   })
 
+  it('exits 2 for a file over 1 MiB and for more than 1000 files', () => {
+    expect(cordon('review', file('huge.yaml', `# ${'x'.repeat(1024 * 1024)}\nname: huge\n`)).code).toBe(2)
+    const many = mkdtempSync(join(scratch, 'many-'))
+    for (let i = 0; i <= 1000; i++) writeFileSync(join(many, `p${i}.yaml`), `name: p${i}\nextends: strict\n`)
+    const result = cordon('review', many)
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('more than 1000 files')
+  })
+
   it('exits 2 for bad usage', () => {
     expect(cordon('review').code).toBe(2)
     expect(cordon('review', '--format', 'xml', 'sandbox-profiles/').code).toBe(2)

@@ -36,9 +36,9 @@ export interface HarnessOptions {
   engines: readonly EngineName[]
 }
 
-/** What `review` looks at. */
+/** What `review` looks at; a document comes as its text (for locations) and its parsed value. */
 export type ReviewTarget =
-  | { kind: 'document'; text: string; format: DocumentFormat }
+  | { kind: 'document'; text: string; format: DocumentFormat; value: unknown }
   | { kind: 'profile'; name: string }
   | { kind: 'agent'; name: string }
 
@@ -109,7 +109,7 @@ export class Harness {
     switch (target.kind) {
       case 'document': {
         // A document under review needs no name of its own.
-        const parsed = parse(target.text, target.format)
+        const parsed = target.value
         const unnamed =
           parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !('name' in parsed)
         const document = unnamed ? { ...parsed, name: 'request' } : parsed

@@ -1,6 +1,6 @@
 import { type Decision, deny } from './decision.ts'
 import type { CheckedEgress } from './egress.ts'
-import { hostMatches, parseHostPattern } from './hosts.ts'
+import { hostMatches, hostPatternOf } from './hosts.ts'
 import { type ResolvedProfile, ruleRef } from './profile.ts'
 
 export type ToolDenyCode = 'TOOL_NOT_ALLOWED'
@@ -40,8 +40,8 @@ export function decideSecret(
   }
   const at = (pointer: string) => ruleRef(profile, `/secrets/${name}${pointer}`)
   const index = secret.hosts.findIndex((text) => {
-    const pattern = parseHostPattern(text)
-    return pattern.ok && hostMatches(pattern.pattern, request.host)
+    const pattern = hostPatternOf(text)
+    return pattern !== null && hostMatches(pattern, request.host)
   })
   if (index < 0) {
     return deny(

@@ -34,6 +34,7 @@ describe('normalisePath', () => {
     ['an empty path', ''],
     ['a path above "/"', '/../../..'],
     ['an overlong path', `/workspace/${'a'.repeat(5000)}`],
+    ['a path of 128 segments', `/workspace/${Array(127).fill('a').join('/')}`],
   ])('refuses %s', (_what, input) => {
     expect(normalisePath(input, '/workspace').ok).toBe(false)
   })
@@ -123,6 +124,7 @@ describe('decideKv', () => {
     ['a key with NUL', 'cache/a\u0000b', 'KEY_INVALID'],
     ['a lone surrogate', 'cache/\ud800', 'KEY_INVALID'],
     ['an overlong key', `cache/${'k'.repeat(600)}`, 'KEY_INVALID'],
+    ['a key of more than 128 segments', `cache/${Array(128).fill('k').join('/')}`, 'KEY_INVALID'],
   ])('denies %s', (_what, key, code) => {
     expect(decideKv(kv, key, 'read')).toMatchObject({ effect: 'deny', code })
   })

@@ -224,6 +224,13 @@ describe('decideEgress: decisions name their rule', () => {
     ['a URL that does not parse', 'https://', 'GET', 'INVALID_URL', 'profiles/p#/network'],
     ['a wildcard in the request', 'https://*.cdn.example/', 'GET', 'INVALID_HOST', 'profiles/p#/network'],
     [
+      'a path of more than 128 segments',
+      `https://allowed.example/api/${Array(128).fill('a').join('/')}`,
+      'GET',
+      'PATH_AMBIGUOUS',
+      'profiles/p#/network',
+    ],
+    [
       'an overlong URL',
       `https://allowed.example/api/${'a'.repeat(9000)}`,
       'GET',

@@ -1,9 +1,9 @@
 import { type Decision, deny } from './decision.ts'
 import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
-import { canonicalHostname, type HostPattern, hostMatches, parseHostPattern } from './hosts.ts'
+import { blockedHostRange, canonicalHostname, type HostPattern, hostMatches, hostPatternOf } from './hosts.ts'
 import { blockedRange, embeddedIPv4, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
 import { type ResolvedDenyRule, type ResolvedProfile, ruleRef } from './profile.ts'
-import { HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
+import { DEFAULT_PORTS, HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
 
 declare const checkedBrand: unique symbol
 
@@ -50,7 +50,6 @@ export interface EgressRequest {
 }
 
 const MAX_URL_LENGTH = 8192
-const DEFAULT_PORTS: Record<Scheme, number> = { https: 443, http: 80 }
 /** Parsed host patterns of resolved (frozen) rules; a memo, invisible to callers. */
 const patterns = new WeakMap<object, HostPattern | null>()
 
@@ -127,11 +126,11 @@ export function decideEgress(
       closest ??= problem
       continue
     }
-    const address = literalAddress(host)
+    const address = parseIP(host)
     const namesAddress = address !== null && rule.host === host
     const privateAllowed = profile.network.allowPrivateAddresses || namesAddress
     if (address !== null && !privateAllowed) {
-      const range = blockedRange(unmapIPv4(address))
+      const range = blockedHostRange(host)
       if (range !== null) {
         // A later rule may name this very address; only if none does is the request refused.
         blocked ??= deny(
@@ -209,6 +208,7 @@ function denyRuleFor(
   rules: readonly ResolvedDenyRule[],
   target: { host: string; port: number; method: HttpMethod; path: string },
 ): number {
+  if (rules.length === 0) return -1
   const loose = loosePath(target.path)
   const pathMatches = (glob: string) =>
     globMatches(glob, target.path) || (loose !== target.path && globMatches(looseGlob(glob), loose))
@@ -250,15 +250,10 @@ function embeddedIPv4Hosts(host: string): string[] {
 function matchesHost(rule: { readonly host: string }, host: string): boolean {
   let pattern = patterns.get(rule)
   if (pattern === undefined) {
-    const parsed = parseHostPattern(rule.host)
-    pattern = parsed.ok ? parsed.pattern : null
+    pattern = hostPatternOf(rule.host)
     patterns.set(rule, pattern)
   }
   return pattern !== null && hostMatches(pattern, host)
-}
-
-function literalAddress(host: string) {
-  return parseIP(host)
 }
 
 /**

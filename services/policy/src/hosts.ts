@@ -1,4 +1,4 @@
-import { formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
+import { type BlockedRange, blockedRange, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
 
 /**
  * Hosts as the policy compares them: lowercase ASCII (IDNA to punycode), no trailing dot, IP literals
@@ -69,6 +69,25 @@ export function parseHostPattern(text: string): HostPatternResult {
     return { ok: false, message: `"${text}" is not a hostname, IP literal, "*.domain" or "*"` }
   }
   return { ok: true, pattern: { kind: 'exact', host, ip: isIPHost(host) } }
+}
+
+/** A pattern text parsed, or null when it is not a pattern (resolved profiles hold only valid ones). */
+export function hostPatternOf(text: string): HostPattern | null {
+  const parsed = parseHostPattern(text)
+  return parsed.ok ? parsed.pattern : null
+}
+
+/** `hostPatternCovers` on two pattern texts; false when either is not a pattern. */
+export function patternTextCovers(outer: string, inner: string): boolean {
+  const o = hostPatternOf(outer)
+  const i = hostPatternOf(inner)
+  return o !== null && i !== null && hostPatternCovers(o, i)
+}
+
+/** The blocked range of a canonical IP-literal host (IPv4-mapped judged as IPv4); null for names. */
+export function blockedHostRange(host: string): BlockedRange | null {
+  const ip = parseIP(host)
+  return ip === null ? null : blockedRange(unmapIPv4(ip))
 }
 
 /** The pattern written back in canonical text. */

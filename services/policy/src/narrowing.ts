@@ -1,11 +1,15 @@
 import type { Issue } from '@cordon/contracts'
 import { type GlobBudget, globCovers } from './globs.ts'
-import { hostPatternCovers, parseHostPattern } from './hosts.ts'
-import { blockedRange, parseIP, unmapIPv4 } from './ip-address.ts'
+import { blockedHostRange, patternTextCovers } from './hosts.ts'
 import { LIMIT_NAMES, type Limits } from './limits.ts'
-import type { ProfileValue, ResolvedAllowRule, ResolvedProfile, ResolvedSecret } from './profile.ts'
+import type {
+  Normalised,
+  ProfileValue,
+  ResolvedAllowRule,
+  ResolvedProfile,
+  ResolvedSecret,
+} from './profile.ts'
 import { ACCESS_LEVELS, type Access, type ProfileInput } from './profile-schema.ts'
-import type { Normalised } from './resolve.ts'
 
 /** Coverage work one resolution may spend (about 50 ms here); see `GlobBudget`. */
 const GLOB_BUDGET = 2_000_000
@@ -74,7 +78,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
     }
     if (source !== theirs.from) wider(`${path}.from`, `"${source}" differs from ${from} ("${theirs.from}")`)
     hosts.forEach((host, i) => {
-      if (!theirs.hosts.some((outer) => patternCovers(outer, host))) {
+      if (!theirs.hosts.some((outer) => patternTextCovers(outer, host))) {
         wider(
           `${path}.hosts[${i}]`,
           `"${host}" is not allowed by ${from} (it allows: ${listed(theirs.hosts)})`,
@@ -169,9 +173,9 @@ function allowProblem(
   parentAllowsPrivate: boolean,
   budget: GlobBudget,
 ): AllowProblem | null {
-  const namesBlocked = !parentAllowsPrivate && isBlockedLiteral(rule.host)
+  const namesBlocked = !parentAllowsPrivate && blockedHostRange(rule.host) !== null
   const sameHost = parents.filter(
-    (outer) => patternCovers(outer.host, rule.host) && (!namesBlocked || outer.host === rule.host),
+    (outer) => patternTextCovers(outer.host, rule.host) && (!namesBlocked || outer.host === rule.host),
   )
   if (sameHost.length === 0 && namesBlocked) {
     return {
@@ -218,17 +222,6 @@ function ruleProblem(
     }
   }
   return null
-}
-
-function patternCovers(outer: string, inner: string): boolean {
-  const o = parseHostPattern(outer)
-  const i = parseHostPattern(inner)
-  return o.ok && i.ok && hostPatternCovers(o.pattern, i.pattern)
-}
-
-function isBlockedLiteral(host: string): boolean {
-  const ip = parseIP(host)
-  return ip !== null && blockedRange(unmapIPv4(ip)) !== null
 }
 
 function rank(access: Access): number {

@@ -17,6 +17,8 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
 export type HttpMethod = (typeof HTTP_METHODS)[number]
 export const SCHEMES = ['https', 'http'] as const
 export type Scheme = (typeof SCHEMES)[number]
+/** The port a URL of each scheme uses when it names none. */
+export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = { https: 443, http: 80 }
 export const ACCESS_LEVELS = ['none', 'read', 'read-write'] as const
 export type Access = (typeof ACCESS_LEVELS)[number]
 

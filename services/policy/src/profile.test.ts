@@ -143,6 +143,43 @@ describe('resolveProfile: a profile without extends', () => {
       '$.network.allow',
     ],
     [
+      'more than 32 secrets',
+      {
+        ...valid,
+        secrets: Object.fromEntries(
+          Array.from({ length: 33 }, (_, i) => [`S${i}`, { from: 'env:S', hosts: ['a.example'] }]),
+        ),
+      },
+      '$.secrets',
+    ],
+    ['more than 64 tools', { ...valid, tools: Array.from({ length: 65 }, (_, i) => `t${i}`) }, '$.tools'],
+    [
+      'more than 128 path globs across the network rules',
+      {
+        ...valid,
+        network: {
+          allow: Array.from({ length: 5 }, (_, k) => ({
+            host: 'a.example',
+            paths: Array.from({ length: 26 }, (_, j) => `/${k}/${j}`),
+          })),
+        },
+      },
+      '$.network',
+    ],
+    [
+      'more than 4096 glob characters across the network rules',
+      {
+        ...valid,
+        network: {
+          allow: Array.from({ length: 17 }, (_, k) => ({
+            host: 'a.example',
+            paths: [`/${k}/${'a'.repeat(250)}`],
+          })),
+        },
+      },
+      '$.network',
+    ],
+    [
       'a secret named constructor',
       { ...valid, secrets: { constructor: { from: 'env:T', hosts: ['a.example'] } } },
       '$.secrets.constructor',

@@ -70,6 +70,13 @@ export interface ResolvedProfile {
 
 export type ProfileResult = { ok: true; profile: ResolvedProfile } | { ok: false; issues: Issue[] }
 
+/** The parts of a document that need canonical forms, made canonical (hosts) or checked (globs). */
+export interface Normalised {
+  allow?: ResolvedAllowRule[]
+  deny?: ResolvedDenyRule[]
+  secretHosts?: Record<string, string[]>
+}
+
 /** A resolved profile before it is frozen and branded. */
 export type ProfileValue = Omit<ResolvedProfile, typeof resolvedBrand>
 

@@ -4,14 +4,20 @@ import { formatHostPattern, parseHostPattern } from './hosts.ts'
 import { protoKeyPath, toIssues } from './issues.ts'
 import { CORE_LIMITS, ENGINE_LIMIT_DEFAULTS, type Limits } from './limits.ts'
 import { narrowProfile } from './narrowing.ts'
-import { mintProfile, type ProfileResult, type ResolvedAllowRule, type ResolvedDenyRule } from './profile.ts'
+import {
+  mintProfile,
+  type Normalised,
+  type ProfileResult,
+  type ResolvedAllowRule,
+  type ResolvedDenyRule,
+} from './profile.ts'
 import {
   type AllowRuleInput,
+  DEFAULT_PORTS,
   type DenyRuleInput,
   FILESYSTEM_ROOT,
   type ProfileInput,
   ProfileSchema,
-  type Scheme,
 } from './profile-schema.ts'
 
 /** `extends` chains are at most this long (the profile itself included). */
@@ -67,13 +73,6 @@ function resolveChain(document: unknown, lookup: (name: string) => unknown, belo
   return narrowed.ok ? { ok: true, profile: mintProfile(narrowed.value) } : narrowed
 }
 
-/** The parts of a document that need canonical forms, made canonical (hosts) or checked (globs). */
-export interface Normalised {
-  allow?: ResolvedAllowRule[]
-  deny?: ResolvedDenyRule[]
-  secretHosts?: Record<string, string[]>
-}
-
 function normalise(input: ProfileInput): { ok: true; value: Normalised } | { ok: false; issues: Issue[] } {
   const issues: Issue[] = []
   const host = (text: string, path: string): string => {
@@ -117,8 +116,6 @@ function normalise(input: ProfileInput): { ok: true; value: Normalised } | { ok:
   globs(input.kv?.deny, '$.kv.deny')
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value }
 }
-
-const DEFAULT_PORTS: Record<Scheme, number> = { https: 443, http: 80 }
 
 /** An allow rule with its defaults written out: https, the scheme's port, GET and HEAD, any path. */
 function explicitAllow(rule: AllowRuleInput): ResolvedAllowRule {

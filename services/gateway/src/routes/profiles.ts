@@ -68,5 +68,5 @@ function reviewTarget(text: string, format: DocumentFormat): ReviewTarget {
       return only === 'name' ? { kind: 'profile', name: named } : { kind: 'agent', name: named }
     }
   }
-  return { kind: 'document', text, format }
+  return { kind: 'document', text, format, value }
 }

@@ -2,8 +2,7 @@ import { ENGINE_LANGUAGES } from '@cordon/contracts'
 import { parse } from 'tldts'
 import type { AgentDeclaration } from '../agent.ts'
 import type { DocumentFormat } from '../documents.ts'
-import { type HostPattern, hostPatternCovers, parseHostPattern } from '../hosts.ts'
-import { blockedRange, parseIP, unmapIPv4 } from '../ip-address.ts'
+import { blockedHostRange, type HostPattern, hostPatternCovers, hostPatternOf } from '../hosts.ts'
 import { widenings } from '../narrowing.ts'
 import type { ResolvedAllowRule, ResolvedProfile } from '../profile.ts'
 import { describeReach, type Reach, toolProfile } from './reach.ts'
@@ -64,7 +63,8 @@ const SHARED_PARENTS = [
   'localtest.me',
   'lvh.me',
 ]
-const LIMIT_CEILINGS: Record<string, number> = {
+/** Limits above these are flagged as beyond what an interactive execution needs (CORDON-LIM-001). */
+const SENSIBLE_LIMITS: Record<string, number> = {
   cpuMs: 30_000,
   wallMs: 120_000,
   memoryMb: 512,
@@ -159,14 +159,13 @@ function reviewNetwork(profile: ResolvedProfile, report: Report): void {
   }
   allow.forEach((rule, i) => {
     const at = `/network/allow/${i}`
-    const pattern = patternOf(rule.host)
+    const pattern = hostPatternOf(rule.host)
     if (pattern?.kind === 'any') report(RULES.anyHost, `${at}/host`, 'host "*" allows every host')
     if (pattern?.kind === 'suffix' && isPublicSuffix(pattern.suffix)) {
       report(RULES.publicSuffix, `${at}/host`, `"${rule.host}" covers a public suffix`)
     }
     if (pattern?.kind === 'exact' && pattern.ip) {
-      const ip = parseIP(pattern.host)
-      const range = ip === null ? null : blockedRange(unmapIPv4(ip))
+      const range = blockedHostRange(pattern.host)
       if (range !== null)
         report(RULES.privateLiteral, `${at}/host`, `${rule.host} is a ${range.name} address`)
     }
@@ -181,9 +180,9 @@ function reviewNetwork(profile: ResolvedProfile, report: Report): void {
       report(RULES.oddPort, `${at}/ports`, `port ${odd.join(', ')} allowed to "${rule.host}"`)
   })
   deny.forEach((rule, i) => {
-    const denied = patternOf(rule.host)
+    const denied = hostPatternOf(rule.host)
     const overlaps = allow.some((a) => {
-      const allowed = patternOf(a.host)
+      const allowed = hostPatternOf(a.host)
       return (
         denied !== null &&
         allowed !== null &&
@@ -208,11 +207,11 @@ function reviewSecrets(profile: ResolvedProfile, report: Report): void {
   for (const [name, secret] of Object.entries(profile.secrets)) {
     secret.hosts.forEach((host, i) => {
       const at = `/secrets/${name}/hosts/${i}`
-      const pattern = patternOf(host)
+      const pattern = hostPatternOf(host)
       if (pattern === null) return
       if (pattern.kind !== 'exact')
         report(RULES.secretWildcard, at, `secret ${name} may be sent to "${host}"`)
-      const reaching = profile.network.allow.filter((rule) => overlap(patternOf(rule.host), pattern))
+      const reaching = profile.network.allow.filter((rule) => overlap(hostPatternOf(rule.host), pattern))
       const writable = reaching.filter((rule) => rule.methods.some((m) => WRITE_METHODS.has(m)))
       if (writable.length > 0) {
         const methods = [...new Set(writable.flatMap((r) => r.methods.filter((m) => WRITE_METHODS.has(m))))]
@@ -222,7 +221,9 @@ function reviewSecrets(profile: ResolvedProfile, report: Report): void {
           `secret ${name} goes to "${host}", which accepts ${methods.join(', ')}`,
         )
       }
-      if (!reaching.some((rule) => rule.schemes.includes('https') && covers(patternOf(rule.host), pattern))) {
+      if (
+        !reaching.some((rule) => rule.schemes.includes('https') && covers(hostPatternOf(rule.host), pattern))
+      ) {
         report(RULES.secretUnreachable, at, `no allow rule reaches "${host}" over https`)
       }
     })
@@ -246,7 +247,7 @@ function reviewStorage(profile: ResolvedProfile, report: Report): void {
     report(RULES.storageQuota, '/filesystem/quotaBytes', `${fs.quotaBytes} bytes`)
   if (kv.quotaBytes > 16 * 1024 * 1024) report(RULES.storageQuota, '/kv/quotaBytes', `${kv.quotaBytes} bytes`)
   for (const [name, value] of Object.entries(profile.limits)) {
-    const ceiling = LIMIT_CEILINGS[name]
+    const ceiling = SENSIBLE_LIMITS[name]
     if (ceiling !== undefined && value > ceiling) {
       report(RULES.limitCeiling, `/limits/${name}`, `${name} is ${value}, above ${ceiling}`)
     }
@@ -340,11 +341,6 @@ function pointerSegments(pointer: string): string[] {
     .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
 }
 
-function patternOf(text: string): HostPattern | null {
-  const parsed = parseHostPattern(text)
-  return parsed.ok ? parsed.pattern : null
-}
-
 function covers(outer: HostPattern | null, inner: HostPattern | null): boolean {
   return outer !== null && inner !== null && hostPatternCovers(outer, inner)
 }
@@ -364,7 +360,7 @@ function isPublicSuffix(suffix: string): boolean {
 }
 
 function isBroad(rule: ResolvedAllowRule): boolean {
-  const pattern = patternOf(rule.host)
+  const pattern = hostPatternOf(rule.host)
   if (pattern === null || pattern.kind === 'exact') return false
   return (
     pattern.kind === 'any' || isPublicSuffix(pattern.suffix) || rule.methods.some((m) => WRITE_METHODS.has(m))
