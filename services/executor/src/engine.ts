@@ -1,5 +1,6 @@
 import type { EngineName, Language, RunOutcome } from '@cordon/contracts'
 import type { Limits } from '@cordon/policy'
+import type { BindingCall, BindingReply, GuestGrants } from './bridge/bridge.ts'
 
 /**
  * One unit of guest work as it travels to a worker process: plain data only. `inputJSON` is the
@@ -13,7 +14,12 @@ export interface RunJob {
   inputJSON: string
   limits: Limits
   tenantKey: string
+  /** The globals the guest gets (default: none but `console` and `input`). */
+  grants?: GuestGrants
 }
+
+/** Carries one guest binding call to the host and back (in a worker: over IPC to the supervisor). */
+export type BindingChannel = (call: BindingCall) => Promise<BindingReply>
 
 /**
  * An engine runs one job to completion and reports the outcome as a value: a guest exception, a
@@ -22,7 +28,8 @@ export interface RunJob {
  */
 export interface Engine {
   readonly name: EngineName
-  run(job: RunJob): Promise<RunOutcome>
+  /** `signal` stops the run early (a tool whose caller ended); its outcome is then of no interest. */
+  run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome>
   /** Releases everything the engine holds (wasm modules, isolates). */
   dispose(): void
 }

@@ -7,8 +7,11 @@ import type { Authenticator } from './auth.ts'
 import { type Env, errorBody } from './http.ts'
 import { docsPage, openAPIDocument } from './openapi.ts'
 import { agentRoutes } from './routes/agents.ts'
+import { auditRoutes } from './routes/audit.ts'
 import { executionRoutes } from './routes/executions.ts'
+import { fileRoutes } from './routes/files.ts'
 import { profileRoutes } from './routes/profiles.ts'
+import { secretRoutes } from './routes/secrets.ts'
 
 export interface AppOptions {
   harness: Harness
@@ -71,7 +74,10 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   app.route('/v1/profiles', profileRoutes(options.harness))
   app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
+  app.route('/v1/agents', fileRoutes(options.harness))
   app.route('/v1/executions', executionRoutes(options.harness))
+  app.route('/v1/secrets', secretRoutes(options.harness, maxBodyBytes))
+  app.route('/v1/audit', auditRoutes(options.harness))
   return app
 }
 

@@ -210,6 +210,76 @@ export function openAPIDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/agents/{name}/files': {
+        parameters: [nameParam('agent')],
+        get: {
+          summary: "List a directory of the agent's kept files",
+          parameters: [
+            {
+              name: 'path',
+              in: 'query',
+              required: false,
+              description: 'a directory relative to /workspace (default: /workspace itself)',
+              schema: { type: 'string' },
+            },
+          ],
+          responses: {
+            200: {
+              description: '{ entries: [{ name, type: "file" | "directory", size, mtime }] }',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            ...errors(400, 401, 403, 404, 409),
+          },
+        },
+      },
+      '/v1/agents/{name}/files/{path}': {
+        parameters: [
+          nameParam('agent'),
+          {
+            name: 'path',
+            in: 'path',
+            required: true,
+            description: 'a file relative to /workspace; "/" separates directories',
+            schema: { type: 'string' },
+          },
+        ],
+        get: {
+          summary: "Download one of the agent's kept files",
+          responses: {
+            200: {
+              description: 'the bytes',
+              content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+            },
+            ...errors(400, 401, 403, 404, 409),
+          },
+        },
+        put: {
+          summary: "Upload a file into the agent's kept files (creating its directories)",
+          description:
+            'Any content type; the body is stored as sent. Held to the profile\'s filesystem.quotaBytes, 10 000 entries and 4 MiB per file; needs filesystem.scope "agent".',
+          requestBody: {
+            required: true,
+            content: { '*/*': { schema: { type: 'string', format: 'binary' } } },
+          },
+          responses: {
+            200: { description: 'replaced: { path, size }' },
+            201: { description: 'created: { path, size }' },
+            ...errors(400, 401, 403, 404, 409, 413),
+          },
+        },
+        delete: {
+          summary: 'Delete a file or an empty directory (?recursive=true: a directory and all it holds)',
+          parameters: [
+            {
+              name: 'recursive',
+              in: 'query',
+              required: false,
+              schema: { type: 'string', enum: ['true', 'false'] },
+            },
+          ],
+          responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
       '/v1/executions/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         get: {
@@ -217,6 +287,68 @@ export function openAPIDocument(): Record<string, unknown> {
           responses: {
             200: { description: 'record', content: content('ExecutionRecord') },
             ...errors(401, 403, 404),
+          },
+        },
+      },
+      '/v1/secrets': {
+        get: {
+          summary: "The tenant's stored secrets (names and times only, never values)",
+          responses: {
+            200: { description: '{ secrets: [{ name, createdAt, updatedAt }] }' },
+            ...errors(401, 403),
+          },
+        },
+      },
+      '/v1/secrets/{name}': {
+        parameters: [
+          { ...nameParam('secret'), schema: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,127}$' } },
+        ],
+        put: {
+          summary: 'Store a secret for `store:NAME` sources (write-only: no route answers its value)',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['value'],
+                  additionalProperties: false,
+                  properties: { value: { type: 'string' } },
+                },
+              },
+            },
+          },
+          responses: {
+            200: { description: '{ name, createdAt, updatedAt }' },
+            ...errors(400, 401, 403, 413, 415, 422),
+          },
+        },
+        get: {
+          summary: "A secret's name and times",
+          responses: {
+            200: { description: '{ name, createdAt, updatedAt }' },
+            ...errors(400, 401, 403, 404),
+          },
+        },
+        delete: {
+          summary: 'Delete a secret',
+          responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404) },
+        },
+      },
+      '/v1/audit': {
+        get: {
+          summary: 'Audit records, oldest first',
+          description:
+            'Filters: agent, kind (exact or a dotted prefix such as `binding`), execution, since (ISO time), after (cursor), limit (1-1000). Answers `{ records, next }`.',
+          parameters: ['agent', 'kind', 'execution', 'since', 'after', 'limit'].map((name) => ({
+            name,
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+          })),
+          responses: {
+            200: { description: '{ records: [...], next: number | null }' },
+            ...errors(400, 401, 403),
           },
         },
       },

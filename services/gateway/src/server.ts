@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AVAILABLE_ENGINES, Supervisor } from '@cordon/executor'
-import { Harness, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+import { type EgressOptions, Harness, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
 import { serve } from '@hono/node-server'
 import { createApp } from './app.ts'
 import { DEFAULT_TENANT, TokenAuthenticator } from './auth.ts'
@@ -22,6 +22,13 @@ export interface NodeServerOptions {
   workers?: number
   queueLimit?: number
   maxBodyBytes?: number
+  /** Guest egress: resolver, extra trusted CAs, limits (tests point these at local servers). */
+  egress?: EgressOptions
+  /**
+   * Values `env:NAME` secrets may take. Default: the variables named in CORDON_ENV_SECRETS
+   * (comma-separated); no other part of the service's environment is ever reachable.
+   */
+  envSecrets?: Readonly<Record<string, string>>
 }
 
 export interface RunningServer {
@@ -45,6 +52,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
   const { token, generated } = adminToken(options.dataDir, options.adminToken)
   const store = new SqliteStore(join(options.dataDir, 'cordon.sqlite'))
   const abandoned = store.abandonRunning('the service restarted while this execution was running')
+  // Scratch filesystems of executions the previous process did not finish.
+  store.files.dropScratchSpaces()
   const supervisor = new Supervisor({
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.queueLimit === undefined ? {} : { queueLimit: options.queueLimit }),
@@ -52,7 +61,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
   try {
     const builtinProfiles = loadBuiltinProfiles(join(REPO_ROOT, 'sandbox-profiles'))
     await supervisor.start()
-    const harness = new Harness({ store, supervisor, builtinProfiles, engines: AVAILABLE_ENGINES })
+    const harness = new Harness({
+      store,
+      supervisor,
+      builtinProfiles,
+      engines: AVAILABLE_ENGINES,
+      envSecrets: options.envSecrets ?? exposedEnvironment(process.env),
+      ...(options.egress === undefined ? {} : { egress: options.egress }),
+    })
     seedExampleAgent(harness)
     const app = createApp({
       harness,
@@ -119,4 +135,18 @@ function seedExampleAgent(harness: Harness): void {
     const source = readFileSync(join(REPO_ROOT, 'specs', 'agents', 'example.md'), 'utf8')
     harness.putAgent(DEFAULT_TENANT, 'example', source, 'markdown')
   }
+}
+
+/** The environment variables the operator exposes to `env:` secrets (CORDON_ENV_SECRETS=A,B). */
+export function exposedEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const names = (env.CORDON_ENV_SECRETS ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0)
+  const exposed: Record<string, string> = {}
+  for (const name of names) {
+    const value = env[name]
+    if (value !== undefined && value.length > 0) exposed[name] = value
+  }
+  return exposed
 }

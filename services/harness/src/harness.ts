@@ -13,6 +13,7 @@ import {
   type AgentDeclaration,
   type DocumentFormat,
   decideRun,
+  decideTool,
   parseDocument,
   type ReviewReport,
   type ReviewSubject,
@@ -20,10 +21,23 @@ import {
   reviewProfiles,
   validateAgent,
 } from '@cordon/policy'
+import {
+  DEFAULT_EGRESS_LIMITS,
+  type EgressOptions,
+  systemResolver,
+} from './bindings/egress/egress-options.ts'
+import { fetchBinding } from './bindings/egress/fetch-binding.ts'
+import { type BindingHandlers, ExecutionBindings } from './bindings/execution-bindings.ts'
+import { fsBinding } from './bindings/fs-binding.ts'
+import { kvBinding } from './bindings/kv-binding.ts'
+import { SecretBroker } from './bindings/secrets.ts'
+import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
+import { AgentFiles } from './files.ts'
 import { newExecutionId } from './ids.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
-import type { Store, StoredDocument } from './storage/store.ts'
+import { SecretsAdmin } from './secrets-admin.ts'
+import type { AuditFilter, AuditRecord, Store, StoredDocument } from './storage/store.ts'
 
 const MAX_CACHED_AGENTS = 10_000
 
@@ -34,6 +48,13 @@ export interface HarnessOptions {
   builtinProfiles: ReadonlyMap<string, BuiltinProfile>
   /** Engines this deployment can run. */
   engines: readonly EngineName[]
+  /** How guest `fetch` reaches the network (resolver, extra CAs, limits). */
+  egress?: EgressOptions
+  /**
+   * Values `env:NAME` secrets may take: only what the operator exposes (by default the variables
+   * listed in CORDON_ENV_SECRETS), never the service's whole environment.
+   */
+  envSecrets?: Readonly<Record<string, string>>
 }
 
 /** What `review` looks at; a document comes as its text (for locations) and its parsed value. */
@@ -61,12 +82,33 @@ export class Harness {
   readonly #engines: readonly EngineName[]
   /** Agents with their effective profile, as executions need them; dropped on any change. */
   readonly #runnable = new Map<string, { agent: AgentDeclaration } & AgentProfiles>()
+  readonly #handlers: BindingHandlers
+  /** The tenants' write-only secrets stores. */
+  readonly secrets: SecretsAdmin
+  readonly #envSecrets: Readonly<Record<string, string>>
 
   constructor(options: HarnessOptions) {
     this.#store = options.store
     this.#supervisor = options.supervisor
     this.#profiles = new ProfileCatalog(options.store, options.builtinProfiles)
     this.#engines = options.engines
+    this.#envSecrets = options.envSecrets ?? {}
+    this.secrets = new SecretsAdmin(options.store)
+    const egress = options.egress ?? {}
+    this.#handlers = {
+      fetch: fetchBinding({
+        resolver: egress.resolver ?? systemResolver,
+        ca: egress.ca === undefined || egress.ca.length === 0 ? null : egress.ca,
+        limits: { ...DEFAULT_EGRESS_LIMITS, ...egress.limits },
+      }),
+      kv: kvBinding,
+      fs: fsBinding,
+      tools: toolsBinding({
+        handlers: () => this.#handlers,
+        engines: options.engines,
+        env: this.#envSecrets,
+      }),
+    }
   }
 
   /**
@@ -174,6 +216,8 @@ export class Harness {
     if (!this.#store.deleteAgent(tenant, name)) {
       throw new CordonError(ErrorCode.AGENT_NOT_FOUND, `no agent named "${name}"`)
     }
+    // Its kept files go with it: a later agent of the same name starts empty.
+    this.#store.files.dropSpace(tenant, `agent:${name}`)
   }
 
   /** The effective profiles an agent runs under: its code's, and its tools' own where they declare one. */
@@ -191,7 +235,7 @@ export class Harness {
     request: ExecuteRequest,
     signal?: AbortSignal,
   ): Promise<ExecutionRecord> {
-    const { profile } = this.#runnableAgent(tenant, agentName)
+    const { agent, profile, toolProfiles } = this.#runnableAgent(tenant, agentName)
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
     if (!this.#engines.includes(decision.engine)) {
@@ -215,6 +259,28 @@ export class Harness {
       createdAt,
       finishedAt: null,
     }
+    const secrets = new SecretBroker(profile, {
+      env: this.#envSecrets,
+      store: (name) => this.#store.secrets.value(tenant, name),
+    })
+    const context = {
+      tenant,
+      agent: agentName,
+      execution: record.id,
+      profile,
+      store: this.#store,
+      fileSpace: profile.filesystem.scope === 'agent' ? `agent:${agentName}` : `exec:${record.id}`,
+      secrets,
+      tools: { agent, toolProfiles, depth: 0, budget: { calls: 0 } },
+    }
+    const tools = (agent.tools ?? [])
+      .map((tool) => tool.name)
+      .filter((name) => decideTool(profile, name).effect === 'allow')
+    const bindings = new ExecutionBindings({
+      context,
+      handlers: this.#handlers,
+      audit: (entry) => this.#store.audit.append(tenant, entry),
+    })
     // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded.
     const pending = this.#supervisor.run(
       {
@@ -224,9 +290,11 @@ export class Harness {
         inputJSON: JSON.stringify(request.input),
         limits: { ...profile.limits },
         tenantKey: tenant,
+        grants: ExecutionBindings.grants(context, tools),
       },
       tenant,
       signal,
+      bindings,
     )
     this.#store.beginExecution(tenant, record)
     let outcome: RunOutcome
@@ -241,10 +309,25 @@ export class Harness {
         error: { code: GuestErrorCode.CANCELLED, message },
         finishedAt: new Date().toISOString(),
       }
+      if (context.fileSpace.startsWith('exec:')) this.#store.files.dropSpace(tenant, context.fileSpace)
       await this.#store.finishExecution(tenant, refused)
       throw error
     }
-    const finished: ExecutionRecord = { ...record, ...outcome, finishedAt: new Date().toISOString() }
+    const finished: ExecutionRecord = {
+      ...record,
+      ...secrets.redactOutcome(outcome),
+      finishedAt: new Date().toISOString(),
+    }
+    if (context.fileSpace.startsWith('exec:')) this.#store.files.dropSpace(tenant, context.fileSpace)
+    this.#store.audit.append(tenant, {
+      kind: 'execution',
+      agent: agentName,
+      execution: record.id,
+      decision: 'info',
+      code: finished.status.toUpperCase(),
+      rule: null,
+      detail: { engine: finished.engine, language: finished.language, error: finished.error?.code ?? null },
+    })
     await this.#store.finishExecution(tenant, finished)
     return finished
   }
@@ -270,10 +353,21 @@ export class Harness {
     for (const key of this.#runnable.keys()) if (key.startsWith(`${tenant}\u0000`)) this.#runnable.delete(key)
   }
 
+  /** The tenant's audit records, oldest first, from after the `after` cursor. */
+  audit(tenant: string, filter: AuditFilter): AuditRecord[] {
+    return this.#store.audit.list(tenant, filter)
+  }
+
   getExecution(tenant: string, id: string): ExecutionRecord {
     const record = this.#store.getExecution(tenant, id)
     if (record === null) throw new CordonError(ErrorCode.EXECUTION_NOT_FOUND, `no execution with id "${id}"`)
     return record
+  }
+
+  /** An agent's kept files, for the files API (see `AgentFiles`); AGENT_NOT_FOUND when there is no such agent. */
+  agentFiles(tenant: string, agent: string): AgentFiles {
+    const { profile } = this.#runnableAgent(tenant, agent)
+    return new AgentFiles({ store: this.#store, tenant, agent, profile })
   }
 }
 

@@ -1,5 +1,18 @@
+export {
+  DEFAULT_EGRESS_LIMITS,
+  type EgressLimits,
+  type EgressOptions,
+  type Resolver,
+  systemResolver,
+} from './bindings/egress/egress-options.ts'
 export { type BuiltinProfile, loadBuiltinProfiles } from './builtins.ts'
 export { type ExecuteRequest, Harness, type HarnessOptions, type ReviewTarget } from './harness.ts'
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export { SqliteStore } from './storage/sqlite-store.ts'
-export type { Store, StoredDocument } from './storage/store.ts'
+export type {
+  AuditFilter,
+  AuditRecord,
+  SecretInfo,
+  Store,
+  StoredDocument,
+} from './storage/store.ts'

@@ -35,8 +35,37 @@ describe('normalisePath', () => {
     ['a path above "/"', '/../../..'],
     ['an overlong path', `/workspace/${'a'.repeat(5000)}`],
     ['a path of 128 segments', `/workspace/${Array(127).fill('a').join('/')}`],
+    ['a zero-width space (U+200B)', '/workspace/a\u200b.txt'],
+    ['a right-to-left override (U+202E)', '/workspace/\u202etxt.exe'],
+    ['a byte order mark (U+FEFF)', '/workspace/\ufeffa'],
+    ['a soft hyphen (U+00AD)', '/workspace/a\u00adb'],
+    ['a line separator (U+2028)', '/workspace/a\u2028b'],
+    ['a paragraph separator (U+2029)', '/workspace/a\u2029b'],
+    ['a lone high surrogate', '/workspace/a\ud800'],
+    ['a lone low surrogate', '/workspace/\udc00b'],
+    ['a fullwidth solidus in a segment', '/workspace/..\uff0f..\uff0fetc'],
+    ['fullwidth full stops as a climb', '/workspace/\uff0e\uff0e/etc'],
+    ['a two-dot leader (U+2025) as a climb', '/workspace/\u2025/etc'],
+    ['a small reverse solidus (U+FE68)', '/workspace/a\ufe68b'],
+    ['an overlong path once NFC-normalised', `/workspace/${'\u0958'.repeat(2060)}`],
   ])('refuses %s', (_what, input) => {
     expect(normalisePath(input, '/workspace').ok).toBe(false)
+  })
+
+  it.each([
+    ['a decomposed accent', '/workspace/cafe\u0301', '/workspace/caf\u00e9'],
+    ['the Angstrom sign', '/workspace/\u212b', '/workspace/\u00c5'],
+  ])('NFC-normalises %s, so one name has one spelling', (_what, input, path) => {
+    expect(normalisePath(input, '/workspace')).toEqual({ ok: true, path })
+  })
+
+  it('keeps characters that only look unusual: emoji, fullwidth letters, a leader after a name', () => {
+    for (const name of ['\u{1f4c4}.txt', '\uff41bc', 'a\u2025', '\u00e9t\u00e9']) {
+      expect(normalisePath(`/workspace/${name}`, '/workspace')).toEqual({
+        ok: true,
+        path: `/workspace/${name}`,
+      })
+    }
   })
 })
 
@@ -62,6 +91,7 @@ describe('decideFile', () => {
     ['a denied suffix deep down', '/workspace/data/a/b/id.key', 'FS_DENIED', 'deny/1'],
     ['a path no glob allows', '/workspace/other.txt', 'PATH_NOT_ALLOWED', 'paths'],
     ['a NUL byte', '/workspace/data/a\u0000/../../x', 'PATH_INVALID', 'root'],
+    ['a right-to-left override', '/workspace/data/\u202efdp.exe', 'PATH_INVALID', 'root'],
   ])('denies %s', (_what, path, code, rule) => {
     expect(decideFile(fsProfile, path, 'read')).toMatchObject({
       effect: 'deny',
@@ -94,6 +124,28 @@ describe('decideFile', () => {
       rule: 'profiles/p#/filesystem/access',
     })
     expect(decideFile(readOnly, 'a.txt', 'delete')).toMatchObject({ code: 'READ_ONLY' })
+  })
+
+  it('matches the NFC form: a decomposed spelling of a denied name is still denied', () => {
+    const accents = profile({
+      filesystem: { access: 'read-write', quotaBytes: 10, deny: ['/workspace/caf\u00e9/**'] },
+    })
+    expect(decideFile(accents, '/workspace/cafe\u0301/menu', 'read')).toMatchObject({
+      effect: 'deny',
+      code: 'FS_DENIED',
+    })
+    expect(decideFile(accents, '/workspace/cafe/menu', 'write')).toMatchObject({
+      effect: 'allow',
+      path: { path: '/workspace/cafe/menu' },
+    })
+  })
+
+  it('answers the checked path in its NFC form, the one the binding stores', () => {
+    const decision = decideFile(fsProfile, 'data/re\u0301sume\u0301.txt', 'write')
+    expect(decision).toMatchObject({
+      effect: 'allow',
+      path: { path: '/workspace/data/r\u00e9sum\u00e9.txt' },
+    })
   })
 
   it('denies everything without a filesystem', () => {

@@ -42,25 +42,48 @@ const CONTROL = /[\u0000-\u001f\u007f]/
 
 export type PathResult = { ok: true; path: string } | { ok: false; message: string }
 
+/** Invisible and format characters (Cf: U+200B, U+202E, U+FEFF...) and the line and paragraph separators. */
+const INVISIBLE = /[\p{Cf}\u2028\u2029]/u
+
 /**
  * Normalises a guest path: relative paths are taken from `root`; `.`, `..` and repeated `/` are
- * resolved; NUL, control characters and `\` are refused. The result is absolute; whether it lies under
- * `root` is for the caller to check (see {@link decideFile}).
+ * resolved; the text is NFC-normalised, so that one name has one spelling and the path checked is
+ * exactly the path stored. Refused: NUL and control characters, `\`, lone surrogates, invisible and
+ * format characters (category Cf, U+2028, U+2029), and a segment that compatibility-normalises
+ * (NFKC) to `.`, `..` or something holding `/` or `\` (fullwidth `／`, `．．`): another tool would
+ * read those as separators or climbs. The result is absolute; whether it lies under `root` is for the
+ * caller to check (see {@link decideFile}).
  */
 export function normalisePath(input: string, root: string): PathResult {
   if (input.length === 0 || input.length > MAX_PATH_LENGTH) return { ok: false, message: 'empty or too long' }
-  if (CONTROL.test(input)) return { ok: false, message: 'contains NUL or control characters' }
-  if (input.includes('\\')) return { ok: false, message: 'contains "\\"' }
+  if (!input.isWellFormed()) return { ok: false, message: 'contains a lone surrogate' }
+  const text = input.normalize('NFC')
+  if (text.length > MAX_PATH_LENGTH) return { ok: false, message: 'empty or too long' }
+  if (CONTROL.test(text)) return { ok: false, message: 'contains NUL or control characters' }
+  if (INVISIBLE.test(text)) return { ok: false, message: 'contains invisible or format characters' }
+  if (text.includes('\\')) return { ok: false, message: 'contains "\\"' }
   const segments: string[] = []
-  for (const segment of (input.startsWith('/') ? input : `${root}/${input}`).split('/')) {
+  for (const segment of (text.startsWith('/') ? text : `${root}/${text}`).split('/')) {
     if (segment === '' || segment === '.') continue
     if (segment === '..') {
       if (segments.pop() === undefined) return { ok: false, message: 'climbs above "/"' }
-    } else segments.push(segment)
+      continue
+    }
+    if (readsAsSeparator(segment)) {
+      return { ok: false, message: 'has a segment that reads as "/", "\\", "." or ".." once normalised' }
+    }
+    segments.push(segment)
   }
   if (segments.length >= MAX_NAME_SEGMENTS)
     return { ok: false, message: `has more than ${MAX_NAME_SEGMENTS - 1} segments` }
   return { ok: true, path: `/${segments.join('/')}` }
+}
+
+function readsAsSeparator(segment: string): boolean {
+  // ASCII-only segments are their own NFKC form: skip the work for them.
+  if (/^[\x20-\x7e]*$/.test(segment)) return false
+  const loose = segment.normalize('NFKC')
+  return loose === '.' || loose === '..' || loose.includes('/') || loose.includes('\\')
 }
 
 /**

@@ -85,7 +85,9 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
         )
       }
     })
-    secrets[name] = { from: theirs.from, hosts }
+    const query = input.secrets?.[name]?.query ?? theirs.query
+    if (query && !theirs.query) wider(`${path}.query`, `true is wider than ${from} (false)`)
+    secrets[name] = { from: theirs.from, hosts, query }
   }
 
   const store = <K extends 'paths' | 'keys'>(
@@ -116,6 +118,11 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
     return { access, quotaBytes, [key]: allowed, deny: [...new Set([...theirs.deny, ...(mine.deny ?? [])])] }
   }
   const filesystem = store('filesystem', 'paths', input.filesystem ?? {}, parent.filesystem)
+  // A kept filesystem outlives the execution: `agent` is wider than `execution`.
+  const scope = input.filesystem?.scope ?? parent.filesystem.scope
+  if (scope === 'agent' && parent.filesystem.scope !== 'agent') {
+    wider('$.filesystem.scope', `"agent" is wider than ${from} ("${parent.filesystem.scope}")`)
+  }
   const kv = store('kv', 'keys', input.kv ?? {}, parent.kv)
 
   if (budget.steps < 0) {
@@ -141,6 +148,7 @@ export function narrowProfile(input: ProfileInput, own: Normalised, parent: Reso
       filesystem: {
         root: parent.filesystem.root,
         access: filesystem.access,
+        scope,
         quotaBytes: filesystem.quotaBytes,
         paths: filesystem.paths as readonly string[],
         deny: filesystem.deny,
@@ -245,7 +253,7 @@ export function widenings(child: ResolvedProfile, parent: ResolvedProfile): Issu
     secrets: Object.fromEntries(
       Object.entries(child.secrets).map(([name, secret]) => [
         name,
-        { from: secret.from, hosts: [...secret.hosts] },
+        { from: secret.from, hosts: [...secret.hosts], query: secret.query },
       ]),
     ),
     filesystem: { ...child.filesystem, paths: [...child.filesystem.paths], deny: [] },

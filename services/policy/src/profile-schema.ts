@@ -21,6 +21,12 @@ export type Scheme = (typeof SCHEMES)[number]
 export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = { https: 443, http: 80 }
 export const ACCESS_LEVELS = ['none', 'read', 'read-write'] as const
 export type Access = (typeof ACCESS_LEVELS)[number]
+/**
+ * Which virtual filesystem an execution sees: its own, dropped when it ends (`execution`, the
+ * default), or the agent's, kept between executions (`agent`). `agent` is the wider of the two.
+ */
+export const FILESYSTEM_SCOPES = ['execution', 'agent'] as const
+export type FilesystemScope = (typeof FILESYSTEM_SCOPES)[number]
 
 /** The only root of the virtual filesystem guests see. */
 export const FILESYSTEM_ROOT = '/workspace'
@@ -103,6 +109,8 @@ export const SecretSchema = z.strictObject({
     .max(140)
     .regex(/^(env|store):[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, 'must be "env:NAME" or "store:NAME"'),
   hosts: uniqueList(HostPatternSchema, 32, 'host').refine((hosts) => hosts.length > 0, 'must list a host'),
+  /** Whether the value may also be put into the URL query (default false: request headers only). */
+  query: z.boolean().optional(),
 })
 export const SecretsSchema = z
   .record(
@@ -116,6 +124,7 @@ export const SecretsSchema = z
 export const FilesystemSchema = z.strictObject({
   root: z.literal(FILESYSTEM_ROOT).optional(),
   access: z.enum(ACCESS_LEVELS).optional(),
+  scope: z.enum(FILESYSTEM_SCOPES).optional(),
   quotaBytes: quota(QUOTA_CEILINGS.filesystemBytes).optional(),
   paths: uniqueList(PathGlobSchema, 32, 'path').optional(),
   deny: uniqueList(PathGlobSchema, 32, 'path').optional(),

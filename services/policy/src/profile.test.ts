@@ -203,7 +203,7 @@ describe('resolveProfile: extends', () => {
     expect(p.chain).toEqual(['child', 'parent'])
     expect(p.limits).toEqual({ ...limits, cpuMs: 50, processes: 32, openFiles: 64 })
     expect(p.network.allow).toHaveLength(2)
-    expect(p.secrets).toEqual({ TOKEN: { from: 'env:TOKEN', hosts: ['api.example.com'] } })
+    expect(p.secrets).toEqual({ TOKEN: { from: 'env:TOKEN', hosts: ['api.example.com'], query: false } })
     expect(p.tools).toEqual(['search', 'summarize'])
   })
 
@@ -329,6 +329,12 @@ describe('resolveProfile: extends', () => {
       'api.example.com',
     ],
     [
+      'a secret allowed into the URL query',
+      { secrets: { TOKEN: { from: 'env:TOKEN', hosts: ['api.example.com'], query: true } } },
+      '$.secrets.TOKEN.query',
+      '(false)',
+    ],
+    [
       'write access where the parent reads',
       { filesystem: { access: 'read-write' } },
       '$.filesystem.access',
@@ -340,6 +346,7 @@ describe('resolveProfile: extends', () => {
       '$.filesystem.paths[0]',
       '/workspace/data/**',
     ],
+    ['a kept filesystem', { filesystem: { scope: 'agent' } }, '$.filesystem.scope', '("execution")'],
     ['a larger kv quota', { kv: { quotaBytes: 1001 } }, '$.kv.quotaBytes', '(1000)'],
     ['an extra kv key pattern', { kv: { keys: ['**'] } }, '$.kv.keys[0]', 'cache/**'],
     ['an extra tool', { tools: ['shell'] }, '$.tools[0]', 'search, summarize'],
@@ -349,6 +356,18 @@ describe('resolveProfile: extends', () => {
     const issue = found.find((i) => i.path === path)
     expect(issue?.message).toContain('parent "parent"')
     expect(issue?.message).toContain(parentValue)
+  })
+
+  it('resolves filesystem.scope: "execution" by default, inherited, and narrowed from "agent"', () => {
+    expect(ok(resolveProfile(valid)).filesystem.scope).toBe('execution')
+    const kept = { ...valid, name: 'kept', filesystem: { access: 'read', scope: 'agent' } }
+    expect(ok(resolveProfile(kept)).filesystem.scope).toBe('agent')
+    expect(ok(resolveWith({ name: 'child', extends: 'kept' }, kept)).filesystem.scope).toBe('agent')
+    const narrowed = { name: 'child', extends: 'kept', filesystem: { scope: 'execution' } }
+    expect(ok(resolveWith(narrowed, kept)).filesystem.scope).toBe('execution')
+    expect(issues(resolveProfile({ ...valid, filesystem: { scope: 'tenant' } }))[0]?.path).toBe(
+      '$.filesystem.scope',
+    )
   })
 
   it('refuses a rule naming a blocked address under a parent that only allows it through "*"', () => {

@@ -1,6 +1,6 @@
 import type { EngineName, Issue, Language } from '@cordon/contracts'
 import type { Limits } from './limits.ts'
-import type { Access, HttpMethod, Scheme } from './profile-schema.ts'
+import type { Access, FilesystemScope, HttpMethod, Scheme } from './profile-schema.ts'
 
 declare const resolvedBrand: unique symbol
 
@@ -24,12 +24,19 @@ export interface ResolvedDenyRule {
 export interface ResolvedSecret {
   readonly from: string
   readonly hosts: readonly string[]
+  /** The host may put the value into the URL query too (URLs end up in logs: off unless asked for). */
+  readonly query: boolean
 }
 
-/** The virtual filesystem: `paths` are globs a path must match, `deny` globs refused regardless. */
+/**
+ * The virtual filesystem: `paths` are globs a path must match, `deny` globs refused regardless.
+ * `scope` says whose files an execution sees: its own scratch space (`execution`) or the agent's
+ * persistent one (`agent`).
+ */
 export interface ResolvedFilesystem {
   readonly root: string
   readonly access: Access
+  readonly scope: FilesystemScope
   readonly quotaBytes: number
   readonly paths: readonly string[]
   readonly deny: readonly string[]

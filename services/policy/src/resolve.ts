@@ -176,12 +176,13 @@ function rootProfile(input: ProfileInput, own: Normalised): ProfileResult {
       secrets: Object.fromEntries(
         Object.entries(input.secrets ?? {}).map(([name, secret]) => [
           name,
-          { from: secret.from, hosts: own.secretHosts?.[name] ?? secret.hosts },
+          { from: secret.from, hosts: own.secretHosts?.[name] ?? secret.hosts, query: secret.query ?? false },
         ]),
       ),
       filesystem: {
         root: FILESYSTEM_ROOT,
         access: fs?.access ?? 'none',
+        scope: fs?.scope ?? 'execution',
         quotaBytes: fs?.quotaBytes ?? 0,
         paths: fs?.paths ?? [`${FILESYSTEM_ROOT}/**`],
         deny: fs?.deny ?? [],

@@ -1,5 +1,14 @@
 import type { ChildProcess } from 'node:child_process'
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
+import {
+  BINDING_OPERATIONS,
+  type BindingCall,
+  type BindingHost,
+  type BindingReply,
+  failure,
+  isBindingReply,
+  type NestedRunner,
+} from '../bridge/bridge.ts'
 import type { RunJob } from '../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
 import { outcomeOf } from '../outcome.ts'
@@ -53,10 +62,30 @@ interface Task {
   dropFor: 'cancel' | 'timeout' | null
   /** Answered (resolved or rejected); a worker may still be running or dropping it. */
   answered: boolean
+  /** Where the job's binding calls go; none means every call is refused. */
+  host: BindingHost | undefined
+  /** Binding calls the job made, counted here whatever the worker says. */
+  calls: number
+  /** Aborts the host work of the job's calls when the job ends. */
+  controller: AbortController
+}
+
+/** A job a running job's tool call started in the same worker. */
+interface NestedTask {
+  id: number
+  job: RunJob
+  host: BindingHost
+  calls: number
+  controller: AbortController
+  /** The RSS budget it added to its worker's limit while it runs. */
+  rssBudget: number
+  resolve: (outcome: RunOutcome) => void
 }
 
 interface Worker {
   process: ChildProcess
+  /** Jobs running beside `task` for its tool calls, by id. */
+  nested: Map<number, NestedTask>
   probe: ProcessProbe
   ready: boolean
   task: Task | null
@@ -147,7 +176,7 @@ export class Supervisor {
    * Throws `CordonError` synchronously, before anything is queued: QUEUE_FULL when the bounded queue
    * is full, SHUTTING_DOWN after `stop`. Aborting `signal` cancels the job (status `killed`).
    */
-  run(job: RunJob, tenant: string, signal?: AbortSignal): Promise<RunOutcome> {
+  run(job: RunJob, tenant: string, signal?: AbortSignal, host?: BindingHost): Promise<RunOutcome> {
     if (this.#stopping) throw new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down')
     if (signal?.aborted === true) {
       return Promise.resolve(
@@ -168,6 +197,9 @@ export class Supervisor {
         requeues: 0,
         dropFor: null,
         answered: false,
+        host,
+        calls: 0,
+        controller: new AbortController(),
       }
     })
     if (task === undefined || !this.#queue.push(tenant, task)) {
@@ -244,6 +276,7 @@ export class Supervisor {
     const child = forkWorker()
     const worker: Worker = {
       process: child,
+      nested: new Map(),
       probe: new ProcessProbe(child.pid),
       ready: false,
       task: null,
@@ -266,6 +299,8 @@ export class Supervisor {
         } else if (message.type === 'done')
           this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
         else if (message.type === 'started') this.#startedAhead(worker, message.id)
+        else if (message.type === 'call') this.#call(worker, message.id, message.seq, message.call)
+        else if (message.type === 'nested-done') this.#endNested(worker, message.id, message.outcome, true)
       })
       child.on('exit', () => {
         resolve()
@@ -371,7 +406,93 @@ export class Supervisor {
   #release(worker: Worker): void {
     if (worker.deadline !== null) clearTimeout(worker.deadline)
     worker.deadline = null
+    worker.task?.controller.abort()
     worker.task = null
+    // Tools still running for the job that ended answer nobody: their host work stops now, and the
+    // worker ends them at their own wall limit.
+    for (const id of [...worker.nested.keys()]) {
+      this.#endNested(
+        worker,
+        id,
+        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'the caller ended' }),
+      )
+    }
+  }
+
+  /** Starts `job` in the worker running `parent`, beside it; answers its outcome. */
+  #runNested(worker: Worker, parent: Task, job: RunJob, host: BindingHost): Promise<RunOutcome> {
+    if (worker.task !== parent || worker.killedFor !== null || !worker.process.connected) {
+      return Promise.resolve(
+        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'the caller ended' }),
+      )
+    }
+    const id = this.#nextId++
+    const rssBudget = this.#options.rssBudget(job.limits)
+    worker.rssLimit += rssBudget
+    return new Promise((resolve) => {
+      worker.nested.set(id, {
+        id,
+        job,
+        host,
+        calls: 0,
+        controller: new AbortController(),
+        rssBudget,
+        resolve,
+      })
+      worker.process.send({ type: 'nested', id, job } satisfies ToWorker)
+    })
+  }
+
+  /** Answers a nested job; one its worker did not finish (its caller ended) is stopped there. */
+  #endNested(worker: Worker, id: number, outcome: RunOutcome, finished = false): void {
+    const nested = worker.nested.get(id)
+    if (nested === undefined) return
+    worker.nested.delete(id)
+    if (!finished && worker.process.connected) worker.process.send({ type: 'abort', id } satisfies ToWorker)
+    worker.rssLimit -= nested.rssBudget
+    nested.controller.abort()
+    nested.resolve(outcome)
+  }
+
+  /**
+   * A binding call of the worker's running job. The worker is not trusted to have counted or checked
+   * it: the call must belong to the job it runs, name a known operation, and fit the job's
+   * `bindingCalls`. The reply goes back only while that job is still running there.
+   */
+  #call(worker: Worker, id: number, seq: number, call: BindingCall): void {
+    const parent = worker.task
+    if (parent === null || !Number.isSafeInteger(seq)) return
+    const task = parent.id === id ? parent : worker.nested.get(id)
+    if (task === undefined) return
+    const current = () => (task === parent ? worker.task === parent : worker.nested.get(id) === task)
+    const reply = (answer: BindingReply) => {
+      if (!current() || worker.killedFor !== null || !worker.process.connected) return
+      worker.process.send({ type: 'reply', id, seq, reply: answer } satisfies ToWorker)
+    }
+    const operations = (BINDING_OPERATIONS as Record<string, readonly string[] | undefined>)[call?.kind]
+    if (operations === undefined || !operations.includes(call.op) || !Array.isArray(call.args)) {
+      reply(failure('INVALID_ARGUMENT', 'malformed binding call'))
+      return
+    }
+    task.calls++
+    if (task.calls > task.job.limits.bindingCalls) {
+      reply(
+        failure(
+          'BINDING_LIMIT',
+          `this execution may make at most ${task.job.limits.bindingCalls} binding calls`,
+        ),
+      )
+      return
+    }
+    if (task.host === undefined) {
+      reply(failure('NOT_GRANTED', `${call.kind} is not granted`))
+      return
+    }
+    const nest: NestedRunner = (job, host) => this.#runNested(worker, parent, job, host)
+    task.host.call(call, task.controller.signal, nest).then(
+      (answer) => reply(isBindingReply(answer) ? answer : failure('BINDING_FAILED', 'the binding failed')),
+      () => reply(failure('BINDING_FAILED', 'the binding failed')),
+    )
   }
 
   /** The outside line: RSS and CPU time of busy workers, read from /proc. */
@@ -469,6 +590,9 @@ export class Supervisor {
   #onExit(worker: Worker): void {
     this.#workers.delete(worker)
     worker.probe.close()
+    for (const id of [...worker.nested.keys()]) {
+      this.#endNested(worker, id, outcomeOf('killed', worker.killedFor?.error ?? crashed()))
+    }
     const task = worker.task
     this.#release(worker)
     const next = worker.next
@@ -507,6 +631,7 @@ function crashed(): GuestError {
 /** Marks the task answered and stops listening for its abort signal and queue deadline. */
 function detach(task: Task): void {
   task.answered = true
+  task.controller.abort()
   if (task.queueTimer !== null) clearTimeout(task.queueTimer)
   if (task.signal !== undefined && task.onAbort !== undefined)
     task.signal.removeEventListener('abort', task.onAbort)

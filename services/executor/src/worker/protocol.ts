@@ -1,22 +1,32 @@
 import type { RunOutcome } from '@cordon/contracts'
+import type { BindingCall, BindingReply } from '../bridge/bridge.ts'
 import type { RunJob } from '../engine.ts'
 
 /**
  * Supervisor -> worker. Jobs run one at a time in the order sent. `ahead` marks a job sent while the
  * worker was busy. `cancel` drops a job that has not started: the worker answers it at once with a
- * `done` (as cancelled); a job already started is not touched.
+ * `done` (as cancelled); a job already started is not touched. A `nested` job (a tool that a running
+ * job called) starts at once, beside the job that waits for it, and is answered with `nested-done`;
+ * `abort` stops a nested job whose caller ended. `reply` answers a binding call.
  */
 export type ToWorker =
   | { type: 'run'; id: number; job: RunJob; ahead: boolean }
+  | { type: 'nested'; id: number; job: RunJob }
+  | { type: 'abort'; id: number }
   | { type: 'cancel'; id: number }
+  | { type: 'reply'; id: number; seq: number; reply: BindingReply }
 
 /**
  * Worker -> supervisor. `done` says which job the worker starts next (`starting`, or null), decided
  * before it is sent, so the supervisor learns a job ahead started in the same message. A job sent
  * ahead that starts unannounced (it arrived after the worker went idle) gets a `started`. A job
  * dropped on a `cancel` (pending, or announced and not started yet) is answered with `dropped`.
+ * `call` carries a guest binding call of the running (or nested) job `id`; the supervisor answers it
+ * with a `reply` of the same `seq`, and drops replies for a job that has ended.
  */
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'done'; id: number; outcome: RunOutcome; starting: number | null; dropped?: true }
+  | { type: 'nested-done'; id: number; outcome: RunOutcome }
   | { type: 'started'; id: number }
+  | { type: 'call'; id: number; seq: number; call: BindingCall }

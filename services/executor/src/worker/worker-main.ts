@@ -1,5 +1,6 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
-import type { Engine } from '../engine.ts'
+import { type BindingReply, failure, isBindingReply } from '../bridge/bridge.ts'
+import type { BindingChannel, Engine } from '../engine.ts'
 import { QuickJSEngine } from '../engines/quickjs/quickjs-engine.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from './protocol.ts'
@@ -32,7 +33,39 @@ const dropped = (id: number): FromWorker => ({
   dropped: true,
 })
 
+/** Nested jobs (tools) running beside the current job, by id. */
+const nested = new Map<number, AbortController>()
+
+/** Binding calls sent to the supervisor and not answered yet, by sequence number. */
+const calls = new Map<number, { id: number; resolve: (reply: BindingReply) => void }>()
+let nextSeq = 1
+
+function channelFor(id: number): BindingChannel {
+  return (call) =>
+    new Promise((resolve) => {
+      const seq = nextSeq++
+      calls.set(seq, { id, resolve })
+      send({ type: 'call', id, seq, call })
+    })
+}
+
+/** Answers the calls of a job that has ended (the engine drops these replies). */
+function abandonCalls(id: number): void {
+  for (const [seq, call] of calls) {
+    if (call.id !== id) continue
+    calls.delete(seq)
+    call.resolve(failure('INVALID_STATE', 'the execution has ended'))
+  }
+}
+
 process.on('message', (message: ToWorker) => {
+  if (message?.type === 'reply') {
+    const call = calls.get(message.seq)
+    if (call === undefined || call.id !== message.id) return
+    calls.delete(message.seq)
+    call.resolve(isBindingReply(message.reply) ? message.reply : failure('BINDING_FAILED', 'malformed reply'))
+    return
+  }
   if (message?.type === 'cancel') {
     // Only a job that has not started can be dropped: a pending one is answered at once, the one
     // announced next is skipped when its turn comes; a running one is left alone.
@@ -41,6 +74,20 @@ process.on('message', (message: ToWorker) => {
       pending.splice(index, 1)
       send(dropped(message.id))
     } else if (message.id === announced) announcedCancelled = true
+    return
+  }
+  if (message?.type === 'nested') {
+    const { id } = message
+    const controller = new AbortController()
+    nested.set(id, controller)
+    void runSafely(message, controller.signal).then((outcome) => {
+      nested.delete(id)
+      send({ type: 'nested-done', id, outcome })
+    })
+    return
+  }
+  if (message?.type === 'abort') {
+    nested.get(message.id)?.abort()
     return
   }
   if (message?.type !== 'run') return
@@ -84,11 +131,14 @@ async function runAll(first: Run | undefined): Promise<void> {
 
 const reported = new Set<string>()
 
-async function runSafely({ job }: Run): Promise<RunOutcome> {
+async function runSafely(
+  { id, job }: { id: number; job: Run['job'] },
+  signal?: AbortSignal,
+): Promise<RunOutcome> {
   const engine = engines[job.engine]
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)
-    return await engine.run(job)
+    return await engine.run(job, channelFor(id), signal)
   } catch (error) {
     // The engine itself failed (not the guest): say why on stderr, once per reason, for the operator.
     const reason = error instanceof Error ? error.message : String(error)
@@ -100,6 +150,8 @@ async function runSafely({ job }: Run): Promise<RunOutcome> {
       code: GuestErrorCode.ENGINE_FAULT,
       message: 'the engine failed while running this job',
     })
+  } finally {
+    abandonCalls(id)
   }
 }
 

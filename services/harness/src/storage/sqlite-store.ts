@@ -4,6 +4,10 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { type ExecutionRecord, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import Database from 'better-sqlite3'
+import { SqliteAudit } from './sqlite-audit.ts'
+import { SqliteFiles } from './sqlite-files.ts'
+import { SqliteKv } from './sqlite-kv.ts'
+import { SqliteSecrets } from './sqlite-secrets.ts'
 import type { Store, StoredDocument } from './store.ts'
 
 const MIGRATIONS: readonly string[] = [
@@ -20,6 +24,24 @@ const MIGRATIONS: readonly string[] = [
      language TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, created_at TEXT NOT NULL,
      finished_at TEXT);
    CREATE INDEX executions_by_agent ON executions (tenant, agent, created_at);`,
+  `CREATE TABLE kv (
+     tenant TEXT NOT NULL, agent TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+     size INTEGER NOT NULL, PRIMARY KEY (tenant, agent, key)) WITHOUT ROWID;
+   CREATE TABLE files (
+     tenant TEXT NOT NULL, space TEXT NOT NULL, path TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')), size INTEGER NOT NULL, mtime TEXT NOT NULL,
+     data BLOB, PRIMARY KEY (tenant, space, path)) WITHOUT ROWID;
+   CREATE TABLE file_spaces (
+     tenant TEXT NOT NULL, space TEXT NOT NULL, bytes INTEGER NOT NULL, entries INTEGER NOT NULL,
+     PRIMARY KEY (tenant, space)) WITHOUT ROWID;
+   CREATE TABLE audit (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+     agent TEXT, execution TEXT, decision TEXT NOT NULL, code TEXT NOT NULL, rule TEXT,
+     detail TEXT NOT NULL);
+   CREATE INDEX audit_by_tenant ON audit (tenant, seq);
+   CREATE TABLE secrets (
+     tenant TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL, PRIMARY KEY (tenant, name)) WITHOUT ROWID;`,
 ]
 
 const CHECKPOINTER_ENTRY = fileURLToPath(new URL('./checkpointer.ts', import.meta.url))
@@ -101,6 +123,10 @@ export class SqliteStore implements Store {
   #beginTimer: NodeJS.Timeout | null = null
   readonly #checkpointer: Worker | null
   readonly #commitBatch: (statements: (() => void)[], failures: Map<number, unknown>) => void
+  readonly kv: SqliteKv
+  readonly files: SqliteFiles
+  readonly audit: SqliteAudit
+  readonly secrets: SqliteSecrets
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
@@ -112,6 +138,10 @@ export class SqliteStore implements Store {
     this.#migrate()
     this.#checkpointer = startCheckpointer(file, this.#db)
     const db = this.#db
+    this.kv = new SqliteKv(db)
+    this.files = new SqliteFiles(db)
+    this.audit = new SqliteAudit(db)
+    this.secrets = new SqliteSecrets(db)
     // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
     // statement alone (a constraint, say) without touching its neighbours; an error that rolls back
     // the whole transaction (a full disk) fails the whole batch.
@@ -327,6 +357,7 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#flush()
+    this.audit.flush()
     this.#checkpointer?.postMessage('stop')
     this.#db.close()
   }

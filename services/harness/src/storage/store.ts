@@ -1,5 +1,6 @@
-import type { ExecutionRecord } from '@cordon/contracts'
+import type { ExecutionRecord, JsonValue } from '@cordon/contracts'
 import type { DocumentFormat } from '@cordon/policy'
+import type { FileStore } from './file-store.ts'
 
 /** A declaration document as stored: the validated JSON and the source text the client sent. */
 export interface StoredDocument {
@@ -39,5 +40,83 @@ export interface Store {
   /** Marks executions left `running` by a previous process as killed; returns how many. */
   abandonRunning(reason: string): number
 
+  readonly kv: KvStore
+  readonly files: FileStore
+  readonly audit: AuditStore
+  readonly secrets: SecretStore
+
   close(): void
+}
+
+/**
+ * Each agent's key-value namespace. Values are JSON text. The namespace's size is the UTF-8 bytes of
+ * its keys and values; a write that would take it past the quota is refused and changes nothing.
+ */
+export interface KvStore {
+  get(tenant: string, agent: string, key: string): string | null
+  set(
+    tenant: string,
+    agent: string,
+    key: string,
+    value: string,
+    quotaBytes: number,
+  ): { ok: true } | { ok: false; usedBytes: number }
+  delete(tenant: string, agent: string, key: string): boolean
+  /** Keys starting with `prefix` and sorting after `after`, in UTF-8 byte order, at most `limit`. */
+  list(tenant: string, agent: string, prefix: string, limit: number, after?: string): string[]
+  usage(tenant: string, agent: string): number
+}
+
+export const AUDIT_DECISIONS = ['allow', 'deny', 'error', 'info'] as const
+export type AuditDecision = (typeof AUDIT_DECISIONS)[number]
+
+/** One audited action or decision. `detail` is bounded and never holds a secret or a guest payload. */
+export interface AuditEntry {
+  /** What happened: `binding.fetch`, `binding.kv.set`, `secret.exfiltration`, `execution`, ... */
+  kind: string
+  agent: string | null
+  execution: string | null
+  decision: AuditDecision
+  /** The decision's code (`ALLOWED`, `PRIVATE_ADDRESS`, `QUOTA_EXCEEDED`...). */
+  code: string
+  /** The profile rule that decided it, when a rule did. */
+  rule: string | null
+  detail: { [key: string]: JsonValue }
+}
+
+export interface AuditRecord extends AuditEntry {
+  /** Position in the tenant's log, increasing. */
+  seq: number
+  at: string
+}
+
+export interface AuditFilter {
+  agent?: string | undefined
+  kind?: string | undefined
+  execution?: string | undefined
+  /** ISO time: records at or after it. */
+  since?: string | undefined
+  /** A cursor: records with a larger `seq`. */
+  after?: number | undefined
+  limit: number
+}
+
+/** The append-only audit log, per tenant. */
+export interface AuditStore {
+  append(tenant: string, entry: AuditEntry): void
+  list(tenant: string, filter: AuditFilter): AuditRecord[]
+}
+
+export interface SecretInfo {
+  name: string
+  createdAt: string
+  updatedAt: string
+}
+
+/** Write-only secrets of a tenant: values go in through `put` and out only to the egress binding. */
+export interface SecretStore {
+  put(tenant: string, name: string, value: string): SecretInfo
+  value(tenant: string, name: string): string | null
+  list(tenant: string): SecretInfo[]
+  delete(tenant: string, name: string): boolean
 }

@@ -1,9 +1,12 @@
 import type {
   QuickJSContext,
+  QuickJSDeferredPromise,
   QuickJSHandle,
   QuickJSRuntime,
   QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
+import { type BindingCall, type BindingReply, BRIDGE_LIMITS, failure, readCall } from '../../bridge/bridge.ts'
+import { GUEST_API, GUEST_API_INTRINSICS } from '../../bridge/guest-api.ts'
 import type { OutputBuffer } from '../../output-buffer.ts'
 import { type Description, describe } from './classify.ts'
 import { heapEnd, MemoryImage, type MemoryLayout, verifyLayout } from './memory-image.ts'
@@ -105,7 +108,20 @@ export interface Session {
   readonly output: OutputBuffer
   /** Asked by QuickJS's interrupt handler: true stops the guest. */
   interrupted(): boolean
+  /** Binding calls this run may make (the profile's `bindingCalls`). */
+  readonly maxCalls: number
+  /** Sends a guest call to the host; absent when the run has no bindings. */
+  readonly call?: ((call: BindingCall) => Promise<BindingReply>) | undefined
 }
+
+/**
+ * Bytes of reply bodies one run may hold in the guest. They live in the module's linear memory
+ * outside QuickJS's own accounting (quickjs-emscripten copies them in), so they are bounded here,
+ * well inside the room the module has above the guest's memory limit.
+ */
+export const MAX_REPLY_BYTES_PER_RUN = 4 * 1024 * 1024
+/** Longest reply text handed to the guest (its UTF-8 copy is made outside QuickJS's accounting too). */
+export const MAX_REPLY_TEXT = 1024 * 1024
 
 /** What the engine learns about the wasm build from its first module and checks on the next ones. */
 export interface BuildFacts {
@@ -143,12 +159,21 @@ export class GuestGlue {
   readonly #slice: QuickJSHandle
   readonly #finisher: QuickJSHandle
   readonly #library: { describe: QuickJSHandle; format: QuickJSHandle }
+  readonly #install: QuickJSHandle
   readonly #randomStateAt: number
   readonly #hostRefs: HostRefsImage
   readonly #image: MemoryImage
   #session: Session | null = null
   #input: QuickJSHandle | null = null
   #dirty = false
+  /** Calls of the current run: how many were made, which await their reply, reply bodies not taken yet. */
+  #calls = 0
+  #pending = new Set<QuickJSDeferredPromise>()
+  #bytes = new Map<number, QuickJSHandle>()
+  #nextBytes = 1
+  #replyBytes = 0
+  #replied: (() => void) | null = null
+  #memoryLimit = 0
 
   static create(module: QuickJSWASMModule, facts: BuildFacts): GuestGlue {
     const runtime = module.newRuntime()
@@ -201,6 +226,19 @@ export class GuestGlue {
     temporary.push(factory, library)
     this.#library = { describe: get(library, 'describe', true), format: get(library, 'format', true) }
     this.#finisher = ctx.evalCode(FINISHER, 'cordon:finish.js').unwrap()
+
+    const hostCall = ctx.newFunction('call', (kind, op, args) => this.#call(kind, op, args))
+    const take = ctx.newFunction('take', (id) => this.#take(id))
+    const decode = ctx.newFunction('decode', (buffer) => this.#decode(buffer))
+    temporary.push(hostCall, take, decode)
+    const apiIntrinsics = GUEST_API_INTRINSICS.map(([name, key]) =>
+      key === null ? get(ctx.global, name) : get(get(ctx.global, name), key),
+    )
+    const api = ctx.evalCode(GUEST_API, 'cordon:bindings.js').unwrap()
+    temporary.push(api)
+    this.#install = ctx
+      .callFunction(api, ctx.undefined, hostCall, take, decode, ...apiIntrinsics, ctx.global)
+      .unwrap()
     runtime.setInterruptHandler(() => this.#session?.interrupted() ?? false)
 
     const math = get(ctx.global, 'Math')
@@ -231,7 +269,7 @@ export class GuestGlue {
    * Starts a run: restores the image if a run used it since, seeds `Math.random`, sets the memory
    * limit and the `input` global. Throws `InputTooLarge` when the heap cannot hold the input.
    */
-  begin(session: Session, inputJSON: string, memoryLimitBytes: number): void {
+  begin(session: Session, inputJSON: string, memoryLimitBytes: number, grantsJSON: string): void {
     if (this.#dirty) {
       this.#image.restore(this.#memory)
       this.#hostRefs.restore()
@@ -239,6 +277,7 @@ export class GuestGlue {
     this.#dirty = true
     seedRandomState(this.#memory, this.#randomStateAt)
     this.runtime.setMemoryLimit(memoryLimitBytes)
+    this.#memoryLimit = memoryLimitBytes
     this.#session = session
     const ctx = this.ctx
     const text = ctx.newString(inputJSON)
@@ -250,6 +289,28 @@ export class GuestGlue {
     }
     ctx.setProp(ctx.global, 'input', input.value)
     input.value.dispose()
+    this.#calls = 0
+    this.#replyBytes = 0
+    const grants = ctx.newString(grantsJSON)
+    const installed = ctx.callFunction(this.#install, ctx.undefined, grants)
+    grants.dispose()
+    if (installed.error) {
+      installed.error.dispose()
+      throw new InputTooLarge()
+    }
+    installed.value.dispose()
+  }
+
+  /** Binding calls awaiting their reply. */
+  get pendingCalls(): number {
+    return this.#pending.size
+  }
+
+  /** Resolves when the next reply has been handed to the guest (its promise settled). */
+  nextReply(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#replied = resolve
+    })
   }
 
   /**
@@ -260,6 +321,12 @@ export class GuestGlue {
   end(): boolean {
     this.#session = null
     this.#input = null
+    // Replies still on their way find no deferred: their promises belong to a heap about to be reset.
+    for (const deferred of this.#pending) deferred.dispose()
+    this.#pending.clear()
+    for (const handle of this.#bytes.values()) handle.dispose()
+    this.#bytes.clear()
+    this.#replied = null
     const runtime = this.runtime as unknown as { context?: QuickJSContext }
     const caches = this.ctx as unknown as Record<string, unknown>
     return runtime.context === this.#system && LAZY_CONTEXT_CACHES.every((key) => caches[key] === undefined)
@@ -325,6 +392,167 @@ export class GuestGlue {
     return 'text' in text ? describe(text.text) : null
   }
 
+  /**
+   * The host side of `call(kind, op, argsJSON)`: reads three strings whose lengths it checked first,
+   * parses the arguments once (bounded) and hands that copy to the host. Always answers a promise of
+   * the guest realm, settled with the reply as JSON text (failures included) when it arrives.
+   */
+  #call(kind: QuickJSHandle, op: QuickJSHandle, args: QuickJSHandle): QuickJSHandle {
+    const ctx = this.ctx
+    const deferred = ctx.newPromise()
+    const session = this.#session
+    const answer = (reply: BindingReply) => {
+      this.#deliver(deferred, reply)
+      return deferred.handle
+    }
+    if (session === null) return answer(failure('INVALID_STATE', 'no run in progress'))
+    const text = (handle: QuickJSHandle, max: number): string | null =>
+      ctx.typeof(handle) === 'string' && this.#length(handle) <= max ? ctx.getString(handle) : null
+    const kindText = text(kind, 32)
+    const opText = text(op, 32)
+    if (kindText === null || opText === null) return answer(failure('INVALID_ARGUMENT', 'malformed call'))
+    const argsText = text(args, BRIDGE_LIMITS.maxArgumentBytes)
+    if (argsText === null) {
+      return answer(
+        failure(
+          'ARGUMENT_TOO_LARGE',
+          `the arguments of ${kindText}.${opText} exceed ${BRIDGE_LIMITS.maxArgumentBytes} bytes`,
+        ),
+      )
+    }
+    this.#calls++
+    if (this.#calls > session.maxCalls) {
+      return answer(
+        failure('BINDING_LIMIT', `this execution may make at most ${session.maxCalls} binding calls`),
+      )
+    }
+    if (this.#pending.size >= BRIDGE_LIMITS.maxPendingCalls) {
+      return answer(
+        failure('BINDING_BUSY', `at most ${BRIDGE_LIMITS.maxPendingCalls} binding calls may be in flight`),
+      )
+    }
+    const call = readCall(kindText, opText, argsText)
+    if ('ok' in call) return answer(call)
+    if (session.call === undefined) return answer(failure('NOT_GRANTED', `${call.kind} is not granted`))
+    this.#pending.add(deferred)
+    const settle = (reply: BindingReply) => {
+      // A reply for an earlier run (or after `end`) finds its deferred gone and is dropped.
+      if (this.#session !== session || !this.#pending.delete(deferred)) return
+      this.#deliver(deferred, reply)
+      const replied = this.#replied
+      this.#replied = null
+      replied?.()
+    }
+    session.call(call).then(settle, () => settle(failure('BINDING_FAILED', 'the binding failed')))
+    return deferred.handle
+  }
+
+  /** Settles a call's promise with the reply as JSON text; bytes become a guest `ArrayBuffer` first. */
+  #deliver(deferred: QuickJSDeferredPromise, reply: BindingReply): void {
+    const ctx = this.ctx
+    let answer: BindingReply = reply
+    let bytesId: number | undefined
+    if (reply.ok && reply.bytes !== undefined) {
+      const bytes = Buffer.from(reply.bytes, 'base64')
+      if (this.#replyBytes + bytes.length > MAX_REPLY_BYTES_PER_RUN) {
+        answer = failure(
+          'REPLY_TOO_LARGE',
+          `the bodies of this execution's binding calls exceed ${MAX_REPLY_BYTES_PER_RUN} bytes`,
+        )
+      } else {
+        const buffer = this.#newBytes(bytes)
+        if (buffer === null) {
+          answer = failure('OUT_OF_MEMORY', 'the body does not fit in the guest memory')
+        } else {
+          this.#replyBytes += bytes.length
+          bytesId = this.#nextBytes++
+          this.#bytes.set(bytesId, buffer)
+        }
+      }
+    }
+    let json = JSON.stringify(
+      answer.ok ? { ok: true, value: answer.value, bytes: bytesId } : { ok: false, error: answer.error },
+    )
+    if (json.length > MAX_REPLY_TEXT) {
+      json = JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
+    }
+    const text = this.#fits(json.length * 2) ? this.#newText(json) : null
+    try {
+      deferred.resolve(text ?? ctx.null)
+    } catch {
+      // The heap is full even for settling: the guest's promise stays pending and its run ends on a limit.
+      deferred.dispose()
+    } finally {
+      text?.dispose()
+    }
+  }
+
+  /** The reply body `id` as an `ArrayBuffer` of the guest heap, once; undefined after. */
+  #take(id: QuickJSHandle): QuickJSHandle | undefined {
+    if (this.ctx.typeof(id) !== 'number') return undefined
+    const key = this.ctx.getNumber(id)
+    const handle = this.#bytes.get(key)
+    if (handle === undefined) return undefined
+    this.#bytes.delete(key)
+    return handle
+  }
+
+  /** UTF-8 text of a guest `ArrayBuffer` (the guest API passes only buffers that `take` made). */
+  #decode(buffer: QuickJSHandle): QuickJSHandle {
+    if (this.ctx.typeof(buffer) !== 'object') throw new TypeError('expected an ArrayBuffer')
+    const view = this.ctx.getArrayBuffer(buffer)
+    try {
+      const text =
+        view.value.length <= MAX_REPLY_TEXT && this.#fits(view.value.length * 2)
+          ? this.#newText(new TextDecoder().decode(view.value))
+          : null
+      if (text === null) throw new RangeError('out of memory decoding the body')
+      return text
+    } finally {
+      view.dispose()
+    }
+  }
+
+  /**
+   * A guest `ArrayBuffer` holding a copy of `bytes`, or null when the module has no room for it.
+   * (quickjs-emscripten's own `newArrayBuffer` does not check its allocation: it would write at
+   * address 0 when the module is full.) The buffer is QuickJS's to free from then on.
+   */
+  #newBytes(bytes: Uint8Array): QuickJSHandle | null {
+    const { ffi, module, memory, ctx } = internals(this.ctx)
+    const pointer = module._malloc(Math.max(1, bytes.length))
+    if (pointer === 0) return null
+    module.HEAPU8.set(bytes, pointer)
+    return memory.heapValueHandle(ffi.QTS_NewArrayBuffer(ctx.value, pointer, bytes.length))
+  }
+
+  /** A guest string, or null when the module has no room for the temporary UTF-8 copy. */
+  #newText(text: string): QuickJSHandle | null {
+    const { ffi, module, memory, ctx } = internals(this.ctx)
+    const size = module.lengthBytesUTF8(text) + 1
+    const pointer = module._malloc(size)
+    if (pointer === 0) return null
+    try {
+      module.stringToUTF8(text, pointer, size)
+      const handle = memory.heapValueHandle(ffi.QTS_NewString(ctx.value, pointer))
+      if (this.ctx.typeof(handle) === 'string') return handle
+      handle.dispose()
+      return null
+    } finally {
+      module._free(pointer)
+    }
+  }
+
+  /**
+   * Whether the heap has room for `bytes` more below the run's memory limit. Small amounts are not
+   * measured (measuring costs a few tens of µs): their allocation is checked when it is made.
+   */
+  #fits(bytes: number): boolean {
+    if (bytes < 64 * 1024) return true
+    const used = this.memoryUsed()
+    return used !== null && used + bytes + 4096 < this.#memoryLimit
+  }
+
   #write(stream: 'stdout' | 'stderr', args: QuickJSHandle[]) {
     const ctx = this.ctx
     const refuse = () => ({ error: ctx.newError({ name: 'RangeError', message: 'output limit exceeded' }) })
@@ -368,6 +596,36 @@ export class GuestGlue {
       length.dispose()
     }
   }
+}
+
+/** The parts of quickjs-emscripten's context that checked allocations need (stable in 0.32). */
+interface ContextInternals {
+  ffi: {
+    QTS_NewArrayBuffer(ctx: number, pointer: number, length: number): number
+    QTS_NewString(ctx: number, pointer: number): number
+  }
+  module: {
+    _malloc(size: number): number
+    _free(pointer: number): void
+    HEAPU8: Uint8Array
+    lengthBytesUTF8(text: string): number
+    stringToUTF8(text: string, pointer: number, size: number): void
+  }
+  memory: { heapValueHandle(pointer: number): QuickJSHandle }
+  ctx: { value: number }
+}
+
+function internals(ctx: QuickJSContext): ContextInternals {
+  const inner = ctx as unknown as Partial<ContextInternals>
+  if (
+    typeof inner.ffi?.QTS_NewArrayBuffer !== 'function' ||
+    typeof inner.module?._malloc !== 'function' ||
+    typeof inner.memory?.heapValueHandle !== 'function' ||
+    typeof inner.ctx?.value !== 'number'
+  ) {
+    throw new Error('unsupported quickjs-emscripten: no allocation internals on the context')
+  }
+  return inner as ContextInternals
 }
 
 /** quickjs-emscripten's table of host functions the guest holds (ids in the heap, functions in JS). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ModulePool } from './module-pool.ts'
+import { HEAP_OVERHEAD_BYTES, ModulePool } from './module-pool.ts'
 
 describe('ModulePool', () => {
   it('never hands one tenant the module (and freed heap) of another', async () => {
@@ -39,7 +39,7 @@ describe('ModulePool', () => {
     const pool = new ModulePool({ maxRunsPerModule: 100 })
     const lease = await pool.acquire('t', 8)
     const memory = lease.module.getWasmMemory()
-    expect(() => memory.grow(((8 + 16) * 1024 * 1024) / 65536)).toThrow(RangeError)
+    expect(() => memory.grow((8 * 1024 * 1024 + HEAP_OVERHEAD_BYTES) / 65536)).toThrow(RangeError)
     pool.dispose()
   })
 })

@@ -17,7 +17,11 @@ const MiB = 1024 * 1024
 const WASM_PAGE = 64 * 1024
 /** The emscripten build's own initial heap; a module's memory starts here and may grow to its cap. */
 const INITIAL_HEAP_BYTES = 16 * MiB
-/** Room above the guest's memory limit for QuickJS's own bookkeeping and the glue's allocations. */
+/**
+ * Room above the guest's memory limit for QuickJS's own bookkeeping and the glue's allocations,
+ * among them reply bodies handed to the guest (at most `MAX_REPLY_BYTES_PER_RUN`, 4 MiB) and the
+ * short-lived UTF-8 copy of a reply's text (at most 3 MiB).
+ */
 export const HEAP_OVERHEAD_BYTES = 16 * MiB
 
 /** A dropped module whose heap grew past this is garbage-collected right away. */
@@ -38,6 +42,8 @@ interface Slot extends Prepared {
   key: string
   memoryMb: number
   runs: number
+  /** A run holds it now. */
+  leased: boolean
 }
 
 /** A module leased for one run. Return it with `release`, saying whether the run left it unusable. */
@@ -69,15 +75,21 @@ export class ModulePool {
     this.#facts = { layout: readLayout(binary), verified: false, randomStateAt: null }
   }
 
+  /**
+   * A module for one run. While a run holds the current module (a tool running beside its caller in
+   * the same worker), the next run gets a module of its own, used once and dropped.
+   */
   async acquire(key: string, memoryMb: number): Promise<ModuleLease> {
     const current = this.#current
-    if (current !== null && current.key === key && current.memoryMb === memoryMb) {
+    if (current !== null && !current.leased && current.key === key && current.memoryMb === memoryMb) {
       current.runs++
+      current.leased = true
       return { module: current.module, glue: current.glue, slot: current }
     }
-    this.#drop(current)
-    const slot: Slot = { key, memoryMb, ...(await this.#take(memoryMb)), runs: 1 }
-    this.#current = slot
+    const busy = current?.leased === true
+    if (!busy) this.#drop(current)
+    const slot: Slot = { key, memoryMb, ...(await this.#take(memoryMb)), runs: 1, leased: true }
+    if (!busy) this.#current = slot
     return { module: slot.module, glue: slot.glue, slot }
   }
 
@@ -86,9 +98,9 @@ export class ModulePool {
    * grew) is dropped, never reused.
    */
   release(lease: ModuleLease, drop: boolean): void {
-    if (drop || lease.slot.runs >= this.#options.maxRunsPerModule) {
-      if (this.#current === lease.slot) this.#drop(lease.slot)
-    }
+    lease.slot.leased = false
+    if (this.#current !== lease.slot) this.#reclaim(lease.slot)
+    else if (drop || lease.slot.runs >= this.#options.maxRunsPerModule) this.#drop(lease.slot)
     this.warm(lease.slot.memoryMb)
   }
 
@@ -98,7 +110,10 @@ export class ModulePool {
    */
   #drop(slot: Slot | null): void {
     this.#current = null
-    if (slot === null) return
+    if (slot !== null) this.#reclaim(slot)
+  }
+
+  #reclaim(slot: Slot): void {
     const heapBytes = slot.module.getWasmMemory().buffer.byteLength
     if (heapBytes > RECLAIM_AT_BYTES) (globalThis as { gc?: () => void }).gc?.()
   }

@@ -1,6 +1,7 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { QuickJSHandle } from 'quickjs-emscripten-core'
-import type { Engine, RunJob } from '../../engine.ts'
+import { NO_GRANTS } from '../../bridge/bridge.ts'
+import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
 import { OutputBuffer } from '../../output-buffer.ts'
 import { stripTypes } from '../../typescript.ts'
 import {
@@ -50,7 +51,7 @@ export class QuickJSEngine implements Engine {
     this.#modules.warm(memoryMb)
   }
 
-  async run(job: RunJob): Promise<RunOutcome> {
+  async run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
     const started = performance.now()
     const cpuStart = process.threadCpuUsage()
     const output = new OutputBuffer(job.limits.outputBytes)
@@ -88,7 +89,8 @@ export class QuickJSEngine implements Engine {
     const wallDeadline = started + job.limits.wallMs
     const interrupted = () => {
       if (stop !== null) return true
-      if (output.exceeded) stop = 'output'
+      if (signal?.aborted === true) stop = 'wall'
+      else if (output.exceeded) stop = 'output'
       else if (performance.now() > wallDeadline) stop = 'wall'
       else {
         const cpu = process.threadCpuUsage(cpuStart)
@@ -97,9 +99,25 @@ export class QuickJSEngine implements Engine {
       return stop !== null
     }
     try {
-      glue.begin({ output, interrupted }, job.inputJSON, job.limits.memoryMb * MiB)
+      glue.begin(
+        { output, interrupted, maxCalls: job.limits.bindingCalls, call: channel },
+        job.inputJSON,
+        job.limits.memoryMb * MiB,
+        JSON.stringify(job.grants ?? NO_GRANTS),
+      )
       const stopped = () => stop ?? (output.exceeded ? 'output' : null)
-      let outcome = this.#evaluate(glue, source, job, output, stopped)
+      // Waits for a binding reply, at most until the wall deadline (waiting costs no CPU time).
+      const waitForReply = async () => {
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, wallDeadline - performance.now()) + 1)
+        })
+        const aborted = new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve()))
+        await Promise.race([glue.nextReply(), late, aborted])
+        clearTimeout(timer)
+        if (stop === null && (performance.now() > wallDeadline || signal?.aborted === true)) stop = 'wall'
+      }
+      let outcome = await this.#evaluate(glue, source, job, output, stopped, waitForReply)
       const heapBytes = memory.buffer.byteLength
       if (mayBeMemoryExhaustion(outcome)) {
         // Out of memory, QuickJS throws `null` when it cannot allocate even the error object, and a
@@ -140,13 +158,14 @@ export class QuickJSEngine implements Engine {
     }
   }
 
-  #evaluate(
+  async #evaluate(
     glue: GuestGlue,
     source: string,
     job: RunJob,
     output: OutputBuffer,
     stopped: () => Stop,
-  ): Outcome {
+    waitForReply: () => Promise<void>,
+  ): Promise<Outcome> {
     const ctx = glue.ctx
     const owned: QuickJSHandle[] = []
     const filename = job.language === 'typescript' ? 'main.ts' : 'main.js'
@@ -190,6 +209,12 @@ export class QuickJSEngine implements Engine {
         if (jobs.error) return fail(jobs.error)
         const reason = stopped()
         if (reason !== null) return classifyFailure(null, reason, job.limits)
+        if (jobs.value === 0 && glue.pendingCalls > 0 && ctx.getPromiseState(promise).type === 'pending') {
+          await waitForReply()
+          const late = stopped()
+          if (late !== null) return classifyFailure(null, late, job.limits)
+          continue
+        }
         if (jobs.value === 0 && ctx.getPromiseState(promise).type === 'pending') {
           return {
             status: 'error',

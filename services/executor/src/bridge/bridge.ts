@@ -1,0 +1,132 @@
+import { type JsonValue, parseJsonBounded, type RunOutcome } from '@cordon/contracts'
+import type { RunJob } from '../engine.ts'
+
+/** The capabilities guest code can call through the bridge. `console` is the glue's own. */
+export const BINDING_KINDS = ['fetch', 'kv', 'fs', 'tools'] as const
+export type BindingKind = (typeof BINDING_KINDS)[number]
+
+/** The operations of each binding; a call naming anything else is refused before it leaves the worker. */
+export const BINDING_OPERATIONS: Readonly<Record<BindingKind, readonly string[]>> = {
+  fetch: ['request'],
+  kv: ['get', 'set', 'delete', 'list'],
+  fs: ['readFile', 'writeFile', 'readdir', 'stat', 'rm'],
+  tools: ['call'],
+}
+
+/**
+ * Bounds of what crosses the bridge. Arguments are copied once as JSON text of at most
+ * `maxArgumentBytes` and `maxArgumentDepth`; replies (JSON plus bytes) are bounded by the host.
+ */
+export const BRIDGE_LIMITS = {
+  maxArgumentBytes: 4 * 1024 * 1024,
+  maxArgumentDepth: 32,
+  /** Calls one execution may have in flight at once; more are refused with BINDING_BUSY. */
+  maxPendingCalls: 32,
+  maxReplyBytes: 16 * 1024 * 1024,
+} as const
+
+/** One call from guest code, as host data: a fresh copy, parsed from the guest's JSON text. */
+export interface BindingCall {
+  kind: BindingKind
+  op: string
+  args: JsonValue[]
+}
+
+/** A failure the guest sees as an `Error` with these fields (created in the guest realm). */
+export interface BindingFailure {
+  /** Stable code: `EGRESS_DENIED`, `KV_DENIED`, `NOT_FOUND`, `BINDING_LIMIT`, ... */
+  code: string
+  message: string
+  /** The policy's own reason (`PRIVATE_ADDRESS`, `READ_ONLY`, ...) when a decision refused the call. */
+  reason?: string
+  /** The profile rule that decided it (`profiles/web-reader#/network/allow`). */
+  rule?: string
+}
+
+/**
+ * The host's answer to one call: JSON data, plus raw bytes (base64) for calls that return binary
+ * content (a response body, a file), or a failure.
+ */
+export type BindingReply =
+  | { ok: true; value: JsonValue; bytes?: string }
+  | { ok: false; error: BindingFailure }
+
+/**
+ * Runs a job beside the calling one, in the same worker process (a tool the guest called): it has its
+ * own limits and bindings, and never waits for a free worker (which could be the caller's own).
+ */
+export type NestedRunner = (job: RunJob, host: BindingHost) => Promise<RunOutcome>
+
+/** Where a worker sends guest calls. The signal aborts when the execution ends, however it ends. */
+export interface BindingHost {
+  call(call: BindingCall, signal: AbortSignal, nest: NestedRunner): Promise<BindingReply>
+}
+
+/**
+ * What the guest is given, decided by the harness from the profile: which globals exist, which tools
+ * may be named, and the opaque placeholder of each granted secret. Plain data; the worker installs
+ * only what is listed.
+ */
+export interface GuestGrants {
+  fetch: boolean
+  kv: boolean
+  fs: boolean
+  tools: string[]
+  secrets: Record<string, string>
+}
+
+export const NO_GRANTS: GuestGrants = Object.freeze({
+  fetch: false,
+  kv: false,
+  fs: false,
+  tools: [],
+  secrets: {},
+}) as GuestGrants
+
+export const failure = (
+  code: string,
+  message: string,
+  extra: Partial<BindingFailure> = {},
+): BindingReply => ({
+  ok: false,
+  error: { code, message, ...extra },
+})
+
+/**
+ * Reads a guest call from the three strings the guest passed: the binding, the operation and the
+ * arguments as JSON text. Answers the host copy, or a failure the guest will see.
+ */
+export function readCall(kind: string, op: string, argsJSON: string): BindingCall | BindingReply {
+  if (!(BINDING_KINDS as readonly string[]).includes(kind)) {
+    return failure('INVALID_ARGUMENT', `there is no binding "${kind.slice(0, 32)}"`)
+  }
+  const binding = kind as BindingKind
+  if (!BINDING_OPERATIONS[binding].includes(op)) {
+    return failure('INVALID_ARGUMENT', `${binding} has no operation "${op.slice(0, 32)}"`)
+  }
+  const parsed = parseJsonBounded(argsJSON, {
+    maxBytes: BRIDGE_LIMITS.maxArgumentBytes,
+    maxDepth: BRIDGE_LIMITS.maxArgumentDepth,
+  })
+  if (!parsed.ok) {
+    const code = parsed.reason === 'malformed' ? 'INVALID_ARGUMENT' : 'ARGUMENT_TOO_LARGE'
+    return failure(code, `the arguments of ${binding}.${op}: ${parsed.message}`)
+  }
+  if (!Array.isArray(parsed.value)) return failure('INVALID_ARGUMENT', 'arguments must be a list')
+  return { kind: binding, op, args: parsed.value }
+}
+
+/** True for a reply the supervisor or worker may pass on (guards what arrives over IPC). */
+export function isBindingReply(value: unknown): value is BindingReply {
+  if (value === null || typeof value !== 'object') return false
+  const reply = value as Record<string, unknown>
+  if (reply.ok === true) return reply.bytes === undefined || typeof reply.bytes === 'string'
+  if (reply.ok !== false) return false
+  const error = reply.error as Record<string, unknown> | null
+  return (
+    error !== null &&
+    typeof error === 'object' &&
+    typeof error.code === 'string' &&
+    typeof error.message === 'string'
+  )
+}

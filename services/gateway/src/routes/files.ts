@@ -1,0 +1,78 @@
+import { CordonError, ErrorCode } from '@cordon/contracts'
+import type { Harness } from '@cordon/harness'
+import type { Context } from 'hono'
+import { Hono } from 'hono'
+import { type Env, nameParam, requireScope } from '../http.ts'
+
+/**
+ * The files API over an agent's kept filesystem (`agent:<name>`, what executions under
+ * `filesystem.scope: agent` see): `PUT`, `GET`, `DELETE /v1/agents/{name}/files/{path}` and
+ * `GET /v1/agents/{name}/files?path=` for a listing. Paths are relative to `/workspace`, taken from
+ * the URL as sent and percent-decoded strictly (a malformed escape is refused, never kept as
+ * literal text), then normalised by the policy's rules. Uploads and removals need the `deploy`
+ * scope, downloads and listings `invoke`. Downloads are `application/octet-stream` with `nosniff`
+ * and as an attachment, so that no browser renders an agent's output as a page of this origin.
+ */
+export function fileRoutes(harness: Harness): Hono<Env> {
+  const app = new Hono<Env>()
+  app.get('/:name/files', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const files = harness.agentFiles(tenant, nameParam(c, 'name'))
+    const entries = files
+      .list(queryPath(c))
+      .map(({ name, type, size, mtime }) => ({ name, type, size, mtime }))
+    return c.json({ entries })
+  })
+  app.get('/:name/files/:path{.+}', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const { data } = harness.agentFiles(tenant, nameParam(c, 'name')).get(urlPath(c))
+    return c.body(new Uint8Array(data), 200, {
+      'content-type': 'application/octet-stream',
+      'content-disposition': 'attachment',
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+    })
+  })
+  app.put('/:name/files/:path{.+}', async (c) => {
+    const { tenant } = requireScope(c, 'deploy')
+    const files = harness.agentFiles(tenant, nameParam(c, 'name'))
+    const path = urlPath(c)
+    const data = new Uint8Array(await c.req.arrayBuffer())
+    const written = files.put(path, data)
+    return c.json({ path: written.path, size: written.size }, written.created ? 201 : 200)
+  })
+  app.delete('/:name/files/:path{.+}', (c) => {
+    const { tenant } = requireScope(c, 'deploy')
+    const recursive = c.req.query('recursive')
+    if (recursive !== undefined && recursive !== 'true' && recursive !== 'false') {
+      throw new CordonError(ErrorCode.BAD_REQUEST, 'recursive must be "true" or "false"')
+    }
+    harness.agentFiles(tenant, nameParam(c, 'name')).remove(urlPath(c), recursive === 'true')
+    return c.body(null, 204)
+  })
+  return app
+}
+
+/** The part of the URL after `/files/`, as the client encoded it, decoded strictly. */
+function urlPath(c: Context<Env>): string {
+  const { pathname } = new URL(c.req.url)
+  const match = /\/agents\/[^/]+\/files\/(.+)$/.exec(pathname)
+  return strictDecode(match?.[1] ?? '')
+}
+
+/** `?path=` (empty or absent: the root), decoded strictly. */
+function queryPath(c: Context<Env>): string {
+  const { search } = new URL(c.req.url)
+  const pairs = search.slice(1).split('&')
+  const found = pairs.filter((pair) => pair === 'path' || pair.startsWith('path='))
+  if (found.length > 1) throw new CordonError(ErrorCode.BAD_REQUEST, 'give "path" at most once')
+  return strictDecode((found[0] ?? '').slice('path='.length).replaceAll('+', ' '))
+}
+
+function strictDecode(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new CordonError(ErrorCode.PATH_INVALID, 'the path has a malformed percent-encoding')
+  }
+}

@@ -1,0 +1,92 @@
+import type { JsonValue } from '@cordon/contracts'
+import type { BindingReply, NestedRunner } from '@cordon/executor'
+import type { AgentDeclaration, ResolvedProfile } from '@cordon/policy'
+import type { AuditDecision, Store } from '../storage/store.ts'
+import type { SecretBroker } from './secrets.ts'
+
+/** What every binding handler knows about the call's execution. */
+export interface BindingContext {
+  readonly tenant: string
+  readonly agent: string
+  readonly execution: string
+  readonly profile: ResolvedProfile
+  readonly store: Store
+  /** The virtual filesystem this execution sees: `agent:<name>` (kept) or `exec:<id>` (dropped after). */
+  readonly fileSpace: string
+  /** The execution's secret placeholders and values. */
+  readonly secrets: SecretBroker
+  /** The agent's tools as this execution may call them. */
+  readonly tools: ToolScope
+  /** Aborts when the execution ends, however it ends. */
+  readonly signal: AbortSignal
+  /** Runs a tool's job beside this execution, in its worker. */
+  readonly nest: NestedRunner
+}
+
+/** What tool calls need: the declaration, the tools' own profiles, and the bounds of nesting. */
+export interface ToolScope {
+  readonly agent: AgentDeclaration
+  readonly toolProfiles: Readonly<Record<string, ResolvedProfile>>
+  /** 0 for an execution a client started; a tool's execution is one deeper than its caller's. */
+  readonly depth: number
+  /** Tool calls made so far by the whole tree under the client's execution (shared, counted up). */
+  readonly budget: { calls: number }
+}
+
+/**
+ * What a handler answers: the reply for the guest and what the audit log records about it. `detail`
+ * must be bounded and must not hold secrets or guest payloads (sizes and names only, or excerpts
+ * that were redacted).
+ */
+export interface Handled {
+  reply: BindingReply
+  /** Overrides the audit kind (`binding.<kind>.<op>`), as for `secret.exfiltration`. */
+  kind?: string
+  decision: AuditDecision
+  code: string
+  rule: string | null
+  /** Bytes the guest sent (arguments and bodies). */
+  bytes: number
+  detail: { [key: string]: JsonValue }
+}
+
+export type BindingHandler = (context: BindingContext, op: string, args: JsonValue[]) => Promise<Handled>
+
+/** A refused or failed call, for the guest and the audit log alike. */
+export function refused(
+  code: string,
+  message: string,
+  options: {
+    reason?: string
+    rule?: string | null
+    decision?: AuditDecision
+    kind?: string
+    bytes?: number
+    detail?: { [key: string]: JsonValue }
+  } = {},
+): Handled {
+  const rule = options.rule ?? null
+  return {
+    reply: {
+      ok: false,
+      error: {
+        code,
+        message,
+        ...(options.reason === undefined ? {} : { reason: options.reason }),
+        ...(rule === null ? {} : { rule }),
+      },
+    },
+    ...(options.kind === undefined ? {} : { kind: options.kind }),
+    decision: options.decision ?? 'deny',
+    code: options.reason ?? code,
+    rule,
+    bytes: options.bytes ?? 0,
+    detail: options.detail ?? {},
+  }
+}
+
+/** An argument that must be a string, or null when it is not. */
+export function stringArg(args: JsonValue[], index: number): string | null {
+  const value = args[index]
+  return typeof value === 'string' ? value : null
+}

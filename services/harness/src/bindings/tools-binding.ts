@@ -1,0 +1,172 @@
+import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
+import { decideRun, decideTool } from '@cordon/policy'
+import { newExecutionId } from '../ids.ts'
+import { type BindingContext, type BindingHandler, type Handled, refused } from './binding-context.ts'
+import { type BindingHandlers, ExecutionBindings } from './execution-bindings.ts'
+import { SecretBroker } from './secrets.ts'
+import { ToolInputValidator } from './tool-input.ts'
+
+/** How deep tools may call tools (a client's execution is depth 0). */
+export const MAX_TOOL_DEPTH = 3
+/** Tool calls one client execution may cause, nested ones included. */
+export const MAX_TOOL_CALLS = 16
+
+export interface ToolsBindingOptions {
+  /** The deployment's handlers, for the tool's own execution. */
+  handlers: () => BindingHandlers
+  engines: readonly EngineName[]
+  env: Readonly<Record<string, string>>
+}
+
+/**
+ * The `tools` binding: `tools.call(name, input)` runs another tool of the same agent, when the
+ * caller's profile grants it, as a nested execution: input validated against the tool's JSON Schema,
+ * the tool's own profile (its `sandbox`, else the agent's) with its own limits and bindings, in the
+ * caller's worker (it never waits for a free worker). Depth and the total number of tool calls under
+ * one client execution are bounded. The tool's execution is recorded like any other.
+ */
+export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
+  const validator = new ToolInputValidator()
+  return async (context, op, args) => {
+    const [name, input = null] = args
+    if (op !== 'call' || typeof name !== 'string')
+      return refused('INVALID_ARGUMENT', 'tools.call(name, input)')
+    const detail = { tool: name.slice(0, 64) }
+    const decision = decideTool(context.profile, name)
+    if (decision.effect === 'deny') {
+      return refused('TOOL_DENIED', decision.message, { reason: decision.code, rule: decision.rule, detail })
+    }
+    const { tools } = context
+    const tool = tools.agent.tools?.find((candidate) => candidate.name === name)
+    if (tool === undefined) {
+      return refused('TOOL_DENIED', `the agent declares no tool "${name.slice(0, 64)}"`, {
+        reason: 'TOOL_NOT_DECLARED',
+        rule: decision.rule,
+        detail,
+      })
+    }
+    if (tools.depth >= MAX_TOOL_DEPTH) {
+      return refused('TOOL_LIMIT', `tools may nest at most ${MAX_TOOL_DEPTH} deep`, {
+        rule: decision.rule,
+        detail,
+      })
+    }
+    if (tools.budget.calls >= MAX_TOOL_CALLS) {
+      return refused('TOOL_LIMIT', `one execution may cause at most ${MAX_TOOL_CALLS} tool calls`, {
+        rule: decision.rule,
+        detail,
+      })
+    }
+    const problem = validator.check(tool.input, input)
+    if (problem !== null) return refused('TOOL_INPUT_INVALID', problem, { rule: decision.rule, detail })
+    const profile = tools.toolProfiles[name] ?? context.profile
+    const run = decideRun(profile, { language: tool.language, engine: undefined })
+    if (run.effect === 'deny') {
+      return refused('TOOL_DENIED', run.message, { reason: run.code, rule: run.rule, detail })
+    }
+    if (!options.engines.includes(run.engine)) {
+      return refused('TOOL_FAILED', `engine "${run.engine}" is not available in this deployment`, {
+        decision: 'error',
+        rule: decision.rule,
+        detail,
+      })
+    }
+    tools.budget.calls++
+    const record = await runTool(context, options, { name, input, profile, engine: run.engine, tool })
+    const extra = { ...detail, execution: record.id, status: record.status }
+    if (record.status === 'ok') {
+      return {
+        reply: { ok: true, value: record.result },
+        decision: 'allow',
+        code: 'ALLOWED',
+        rule: decision.rule,
+        bytes: 0,
+        detail: extra,
+      } satisfies Handled
+    }
+    const reason = record.error?.code ?? record.status
+    return refused(
+      'TOOL_FAILED',
+      `tool "${name}" ended with ${record.status}: ${record.error?.message ?? ''}`.slice(0, 600),
+      {
+        reason,
+        decision: 'error',
+        rule: decision.rule,
+        detail: extra,
+      },
+    )
+  }
+}
+
+type Tool = NonNullable<BindingContext['tools']['agent']['tools']>[number]
+
+async function runTool(
+  context: BindingContext,
+  options: ToolsBindingOptions,
+  call: {
+    name: string
+    input: JsonValue
+    profile: BindingContext['profile']
+    engine: EngineName
+    tool: Tool
+  },
+): Promise<ExecutionRecord> {
+  const { tenant, store } = context
+  const id = newExecutionId()
+  const secrets = new SecretBroker(call.profile, {
+    env: options.env,
+    store: (name) => store.secrets.value(tenant, name),
+  })
+  const child = {
+    tenant,
+    agent: context.agent,
+    execution: id,
+    profile: call.profile,
+    store,
+    fileSpace: call.profile.filesystem.scope === 'agent' ? `agent:${context.agent}` : `exec:${id}`,
+    secrets,
+    tools: { ...context.tools, depth: context.tools.depth + 1 },
+  }
+  const tools = (context.tools.agent.tools ?? [])
+    .map((tool) => tool.name)
+    .filter((name) => decideTool(call.profile, name).effect === 'allow')
+  const bindings = new ExecutionBindings({
+    context: child,
+    handlers: options.handlers(),
+    audit: (entry) => store.audit.append(tenant, entry),
+  })
+  const record: ExecutionRecord = {
+    id,
+    agent: context.agent,
+    engine: call.engine,
+    language: call.tool.language,
+    status: 'ok',
+    result: null,
+    stdout: '',
+    stderr: '',
+    error: null,
+    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+    createdAt: new Date().toISOString(),
+    finishedAt: null,
+  }
+  const outcome = await context.nest(
+    {
+      engine: call.engine,
+      language: call.tool.language,
+      code: call.tool.code,
+      inputJSON: JSON.stringify(call.input),
+      limits: { ...call.profile.limits },
+      tenantKey: tenant,
+      grants: ExecutionBindings.grants(child, tools),
+    },
+    bindings,
+  )
+  const finished: ExecutionRecord = {
+    ...record,
+    ...secrets.redactOutcome(outcome),
+    finishedAt: new Date().toISOString(),
+  }
+  await store.finishExecution(tenant, finished)
+  if (child.fileSpace.startsWith('exec:')) store.files.dropSpace(tenant, child.fileSpace)
+  return finished
+}
