@@ -110,6 +110,14 @@ describe('tools binding', () => {
     expect(record.result).toEqual(['TOOL_DENIED', 'TOOL_NOT_ALLOWED', 'profiles/toolbox#/tools'])
   })
 
+  it('attack: more tool calls than one execution may cause, in parallel, are cut at the limit', async () => {
+    const record = await run(
+      `const all = await Promise.allSettled(Array.from({ length: 20 }, (_, n) => tools.double({ n })))
+       export default [all.filter((r) => r.status === 'fulfilled').length, [...new Set(all.filter((r) => r.status === 'rejected').map((r) => r.reason.code))]]`,
+    )
+    expect(record.result).toEqual([16, ['TOOL_LIMIT']])
+  })
+
   it('attack: a tool calling itself stops at the nesting limit', async () => {
     const record = await run(`export default await tools.recurse({ depth: 0 })`)
     expect(record.status, JSON.stringify(record)).toBe('ok')

@@ -1,6 +1,7 @@
 import type { JsonValue } from '@cordon/contracts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunJob } from '../engine.ts'
+import { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT } from '../engines/quickjs/guest-glue.ts'
 import { Supervisor } from '../supervisor/supervisor.ts'
 import { type BindingCall, type BindingHost, type BindingReply, failure, type GuestGrants } from './bridge.ts'
 
@@ -37,6 +38,12 @@ class ScriptedHost implements BindingHost {
           resolve(failure('ABORTED', 'aborted'))
         })
       })
+    }
+    if (call.kind === 'kv' && call.op === 'get' && call.args[0] === 'big-text') {
+      return { ok: true, value: 'x'.repeat(MAX_REPLY_TEXT + 1) }
+    }
+    if (call.kind === 'fs' && call.op === 'readFile' && call.args[0] === 'big') {
+      return { ok: true, value: null, bytes: Buffer.alloc(3 * 1024 * 1024, 1).toString('base64') }
     }
     if (call.kind === 'kv' && call.op === 'get') return { ok: true, value: { echo: call.args[0] ?? null } }
     if (call.kind === 'fs' && call.op === 'readFile')
@@ -136,6 +143,28 @@ describe('binding bridge', () => {
     expect(host.calls.length).toBe(32)
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(host.aborted).toBe(32)
+  })
+
+  it('attack: reply bodies past the per-execution budget are refused, not copied into the module', async () => {
+    expect(MAX_REPLY_BYTES_PER_RUN).toBeLessThan(2 * 3 * 1024 * 1024)
+    const outcome = await run(
+      `const first = await fs.readFile('big', { encoding: null })
+       let code
+       try { await fs.readFile('big', { encoding: null }) } catch (e) { code = e.code }
+       export default [first.length, code]`,
+      { memoryMb: 64 },
+    )
+    expect(outcome.result).toEqual([3 * 1024 * 1024, 'REPLY_TOO_LARGE'])
+  })
+
+  it('attack: a reply text past the per-reply limit is refused', async () => {
+    const outcome = await run(
+      `let code; try { await kv.get('big-text') } catch (e) { code = e.code } export default code`,
+      {
+        memoryMb: 64,
+      },
+    )
+    expect(outcome.result).toBe('REPLY_TOO_LARGE')
   })
 
   it('attack: host work still in flight is aborted when the execution ends', async () => {
