@@ -205,6 +205,8 @@ function reviewSecrets(profile: ResolvedProfile, report: Report): void {
     )
   }
   for (const [name, secret] of Object.entries(profile.secrets)) {
+    if (secret.query)
+      report(RULES.secretInQuery, `/secrets/${name}/query`, `secret ${name} may go into URL queries`)
     secret.hosts.forEach((host, i) => {
       const at = `/secrets/${name}/hosts/${i}`
       const pattern = hostPatternOf(host)

@@ -105,6 +105,13 @@ export const RULES = Object.freeze({
     'No allow rule reaches this secret host over https, so the secret can never be used there.',
     'Remove the host from the secret, or add the egress rule it needs.',
   ),
+  secretInQuery: rule(
+    'CORDON-SEC-005',
+    'low',
+    'Secret may travel in a URL query',
+    'Servers, proxies and caches log URLs: a secret put into a query outlives the request in places the secret was never granted to.',
+    'Send the secret in a header (drop query: true) unless the API accepts it nowhere else.',
+  ),
   fsWriteEgress: rule(
     'CORDON-FS-001',
     'medium',
