@@ -13,7 +13,6 @@ import {
   type AgentDeclaration,
   type DocumentFormat,
   decideRun,
-  decideTool,
   parseDocument,
   type ReviewReport,
   type ReviewSubject,
@@ -27,14 +26,13 @@ import {
   systemResolver,
 } from './bindings/egress/egress-options.ts'
 import { fetchBinding } from './bindings/egress/fetch-binding.ts'
-import { type BindingHandlers, ExecutionBindings } from './bindings/execution-bindings.ts'
+import type { BindingHandlers } from './bindings/execution-bindings.ts'
+import { finishPlan, planExecution } from './bindings/execution-plan.ts'
 import { fsBinding } from './bindings/fs-binding.ts'
 import { kvBinding } from './bindings/kv-binding.ts'
-import { SecretBroker } from './bindings/secrets.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
 import { AgentFiles } from './files.ts'
-import { newExecutionId } from './ids.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
 import type { AuditFilter, AuditRecord, Store, StoredDocument } from './storage/store.ts'
@@ -244,58 +242,22 @@ export class Harness {
         `engine "${decision.engine}" is not available in this deployment (available: ${this.#engines.join(', ')})`,
       )
     }
-    const createdAt = new Date().toISOString()
-    const record: ExecutionRecord = {
-      id: newExecutionId(),
+    const plan = planExecution({
+      tenant,
       agent: agentName,
+      profile,
       engine: decision.engine,
       language: request.language,
-      status: 'ok',
-      result: null,
-      stdout: '',
-      stderr: '',
-      error: null,
-      usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-      createdAt,
-      finishedAt: null,
-    }
-    const secrets = new SecretBroker(profile, {
-      env: this.#envSecrets,
-      store: (name) => this.#store.secrets.value(tenant, name),
-    })
-    const context = {
-      tenant,
-      agent: agentName,
-      execution: record.id,
-      profile,
-      store: this.#store,
-      fileSpace: profile.filesystem.scope === 'agent' ? `agent:${agentName}` : `exec:${record.id}`,
-      secrets,
+      code: request.code,
+      input: request.input,
       tools: { agent, toolProfiles, depth: 0, budget: { calls: 0 } },
-    }
-    const tools = (agent.tools ?? [])
-      .map((tool) => tool.name)
-      .filter((name) => decideTool(profile, name).effect === 'allow')
-    const bindings = new ExecutionBindings({
-      context,
+      store: this.#store,
       handlers: this.#handlers,
-      audit: (entry) => this.#store.audit.append(tenant, entry),
+      env: this.#envSecrets,
     })
+    const { record } = plan
     // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded.
-    const pending = this.#supervisor.run(
-      {
-        engine: decision.engine,
-        language: request.language,
-        code: request.code,
-        inputJSON: JSON.stringify(request.input),
-        limits: { ...profile.limits },
-        tenantKey: tenant,
-        grants: ExecutionBindings.grants(context, tools),
-      },
-      tenant,
-      signal,
-      bindings,
-    )
+    const pending = this.#supervisor.run(plan.job, tenant, signal, plan.bindings)
     this.#store.beginExecution(tenant, record)
     let outcome: RunOutcome
     try {
@@ -309,25 +271,10 @@ export class Harness {
         error: { code: GuestErrorCode.CANCELLED, message },
         finishedAt: new Date().toISOString(),
       }
-      if (context.fileSpace.startsWith('exec:')) this.#store.files.dropSpace(tenant, context.fileSpace)
       await this.#store.finishExecution(tenant, refused)
       throw error
     }
-    const finished: ExecutionRecord = {
-      ...record,
-      ...secrets.redactOutcome(outcome),
-      finishedAt: new Date().toISOString(),
-    }
-    if (context.fileSpace.startsWith('exec:')) this.#store.files.dropSpace(tenant, context.fileSpace)
-    this.#store.audit.append(tenant, {
-      kind: 'execution',
-      agent: agentName,
-      execution: record.id,
-      decision: 'info',
-      code: finished.status.toUpperCase(),
-      rule: null,
-      detail: { engine: finished.engine, language: finished.language, error: finished.error?.code ?? null },
-    })
+    const finished = finishPlan(plan, outcome)
     await this.#store.finishExecution(tenant, finished)
     return finished
   }

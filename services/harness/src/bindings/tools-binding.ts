@@ -1,9 +1,8 @@
 import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
 import { decideRun, decideTool } from '@cordon/policy'
-import { newExecutionId } from '../ids.ts'
 import { type BindingContext, type BindingHandler, type Handled, refused } from './binding-context.ts'
-import { type BindingHandlers, ExecutionBindings } from './execution-bindings.ts'
-import { SecretBroker } from './secrets.ts'
+import type { BindingHandlers } from './execution-bindings.ts'
+import { finishPlan, planExecution } from './execution-plan.ts'
 import { ToolInputValidator } from './tool-input.ts'
 
 /** How deep tools may call tools (a client's execution is depth 0). */
@@ -72,7 +71,7 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
       })
     }
     tools.budget.calls++
-    const record = await runTool(context, options, { name, input, profile, engine: run.engine, tool })
+    const record = await runTool(context, options, { input, profile, engine: run.engine, tool })
     const extra = { ...detail, execution: record.id, status: record.status }
     if (record.status === 'ok') {
       return {
@@ -104,69 +103,26 @@ async function runTool(
   context: BindingContext,
   options: ToolsBindingOptions,
   call: {
-    name: string
     input: JsonValue
     profile: BindingContext['profile']
     engine: EngineName
     tool: Tool
   },
 ): Promise<ExecutionRecord> {
-  const { tenant, store } = context
-  const id = newExecutionId()
-  const secrets = new SecretBroker(call.profile, {
-    env: options.env,
-    store: (name) => store.secrets.value(tenant, name),
-  })
-  const child = {
-    tenant,
+  const plan = planExecution({
+    tenant: context.tenant,
     agent: context.agent,
-    execution: id,
     profile: call.profile,
-    store,
-    fileSpace: call.profile.filesystem.scope === 'agent' ? `agent:${context.agent}` : `exec:${id}`,
-    secrets,
-    tools: { ...context.tools, depth: context.tools.depth + 1 },
-  }
-  const tools = (context.tools.agent.tools ?? [])
-    .map((tool) => tool.name)
-    .filter((name) => decideTool(call.profile, name).effect === 'allow')
-  const bindings = new ExecutionBindings({
-    context: child,
-    handlers: options.handlers(),
-    audit: (entry) => store.audit.append(tenant, entry),
-  })
-  const record: ExecutionRecord = {
-    id,
-    agent: context.agent,
     engine: call.engine,
     language: call.tool.language,
-    status: 'ok',
-    result: null,
-    stdout: '',
-    stderr: '',
-    error: null,
-    usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-    createdAt: new Date().toISOString(),
-    finishedAt: null,
-  }
-  const outcome = await context.nest(
-    {
-      engine: call.engine,
-      language: call.tool.language,
-      code: call.tool.code,
-      inputJSON: JSON.stringify(call.input),
-      limits: { ...call.profile.limits },
-      tenantKey: tenant,
-      grants: ExecutionBindings.grants(child, tools),
-    },
-    bindings,
-  )
-  const finished: ExecutionRecord = {
-    ...record,
-    ...secrets.redactOutcome(outcome),
-    finishedAt: new Date().toISOString(),
-  }
-  await store.finishExecution(tenant, finished)
-  if (child.fileSpace.startsWith('exec:')) store.files.dropSpace(tenant, child.fileSpace)
+    code: call.tool.code,
+    input: call.input,
+    tools: { ...context.tools, depth: context.tools.depth + 1 },
+    store: context.store,
+    handlers: options.handlers(),
+    env: options.env,
+  })
+  const finished = finishPlan(plan, await context.nest(plan.job, plan.bindings))
+  await context.store.finishExecution(context.tenant, finished)
   return finished
 }

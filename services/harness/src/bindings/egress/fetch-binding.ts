@@ -49,6 +49,15 @@ async function follow(
     ...extra,
   })
 
+  const exfiltration = (grant: { message: string; code: string; rule: string }, secret: string) =>
+    refused('SECRET_DENIED', grant.message, {
+      reason: grant.code,
+      rule: grant.rule,
+      kind: 'secret.exfiltration',
+      bytes,
+      detail: detailOf({ secret }),
+    })
+
   // A placeholder outside the headers (and the query, for a grant that allows it) never becomes a
   // value: refused wherever it goes.
   const query = searchOf(first.url)
@@ -93,15 +102,7 @@ async function follow(
         `${current.url}\n${current.headers.map(([, v]) => v).join('\n')}`,
       )) {
         const grant = decideSecret(profile, secret, target)
-        if (grant.effect === 'deny') {
-          return refused('SECRET_DENIED', grant.message, {
-            reason: grant.code,
-            rule: grant.rule,
-            kind: 'secret.exfiltration',
-            bytes,
-            detail: detailOf({ secret }),
-          })
-        }
+        if (grant.effect === 'deny') return exfiltration(grant, secret)
       }
     }
 
@@ -113,15 +114,7 @@ async function follow(
       const names = name === '' ? inQuery : secrets.find(value)
       for (const secret of names) {
         const grant = decideSecret(profile, secret, target)
-        if (grant.effect === 'deny') {
-          return refused('SECRET_DENIED', grant.message, {
-            reason: grant.code,
-            rule: grant.rule,
-            kind: 'secret.exfiltration',
-            bytes,
-            detail: detailOf({ secret }),
-          })
-        }
+        if (grant.effect === 'deny') return exfiltration(grant, secret)
         if (secrets.value(secret) === null) {
           return refused('SECRET_UNAVAILABLE', `secret "${secret}" has no value in its source`, {
             rule: grant.rule,

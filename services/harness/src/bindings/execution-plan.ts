@@ -1,0 +1,119 @@
+import type { EngineName, ExecutionRecord, JsonValue, Language, RunOutcome } from '@cordon/contracts'
+import type { RunJob } from '@cordon/executor'
+import { decideTool, type ResolvedProfile } from '@cordon/policy'
+import { newExecutionId } from '../ids.ts'
+import type { Store } from '../storage/store.ts'
+import type { BindingContext, ToolScope } from './binding-context.ts'
+import { type BindingHandlers, ExecutionBindings } from './execution-bindings.ts'
+import { SecretBroker } from './secrets.ts'
+
+/** One execution, ready to run: its record (not yet started), the job, and the host side of its bindings. */
+export interface ExecutionPlan {
+  readonly record: ExecutionRecord
+  readonly job: RunJob
+  readonly bindings: ExecutionBindings
+  readonly context: Omit<BindingContext, 'signal' | 'nest'>
+}
+
+export interface PlanRequest {
+  tenant: string
+  agent: string
+  profile: ResolvedProfile
+  engine: EngineName
+  language: Language
+  code: string
+  input: JsonValue
+  tools: ToolScope
+  store: Store
+  handlers: BindingHandlers
+  /** Values `env:` secrets may take. */
+  env: Readonly<Record<string, string>>
+}
+
+/**
+ * Plans an execution the same way for a client's request and for a tool a guest called: a fresh id,
+ * a secret broker with fresh placeholders, the filesystem space the profile's scope names, the
+ * bindings with their audit, and the guest's grants (the tools the agent declares and the profile
+ * allows).
+ */
+export function planExecution(request: PlanRequest): ExecutionPlan {
+  const { tenant, agent, profile, store } = request
+  const id = newExecutionId()
+  const context = {
+    tenant,
+    agent,
+    execution: id,
+    profile,
+    store,
+    fileSpace: profile.filesystem.scope === 'agent' ? `agent:${agent}` : `exec:${id}`,
+    secrets: new SecretBroker(profile, {
+      env: request.env,
+      store: (name) => store.secrets.value(tenant, name),
+    }),
+    tools: request.tools,
+  }
+  const tools = (request.tools.agent.tools ?? [])
+    .map((tool) => tool.name)
+    .filter((name) => decideTool(profile, name).effect === 'allow')
+  return {
+    context,
+    record: {
+      id,
+      agent,
+      engine: request.engine,
+      language: request.language,
+      status: 'ok',
+      result: null,
+      stdout: '',
+      stderr: '',
+      error: null,
+      usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+    },
+    job: {
+      engine: request.engine,
+      language: request.language,
+      code: request.code,
+      inputJSON: JSON.stringify(request.input),
+      limits: { ...profile.limits },
+      tenantKey: tenant,
+      grants: ExecutionBindings.grants(context, tools),
+    },
+    bindings: new ExecutionBindings({
+      context,
+      handlers: request.handlers,
+      audit: (entry) => store.audit.append(tenant, entry),
+    }),
+  }
+}
+
+/**
+ * The final record of a planned execution: the outcome with every secret the execution used redacted
+ * (stdout, stderr, result, error), its scratch filesystem dropped, and an `execution` audit record. Call it once the execution has
+ * ended (its bindings' signal aborted), so no late write can bring the space back.
+ */
+export function finishPlan(plan: ExecutionPlan, outcome: RunOutcome): ExecutionRecord {
+  const { context } = plan
+  if (context.fileSpace.startsWith('exec:')) context.store.files.dropSpace(context.tenant, context.fileSpace)
+  const finished = {
+    ...plan.record,
+    ...context.secrets.redactOutcome(outcome),
+    finishedAt: new Date().toISOString(),
+  }
+  context.store.audit.append(context.tenant, {
+    kind: 'execution',
+    agent: context.agent,
+    execution: finished.id,
+    decision: 'info',
+    code: finished.status.toUpperCase(),
+    rule: null,
+    detail: {
+      engine: finished.engine,
+      language: finished.language,
+      depth: context.tools.depth,
+      error: finished.error?.code ?? null,
+    },
+  })
+  return finished
+}
