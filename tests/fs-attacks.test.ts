@@ -518,3 +518,27 @@ describe('the files API serves bytes, never pages', () => {
     }
   })
 })
+
+describe('attack: re-reading a large file to make the host do unbounded work', () => {
+  it('reads past the execution body budget are refused on the host, before the file is read', async () => {
+    // 3 MiB in the kept space, uploaded by the operator.
+    const put = await t.request('PUT', '/v1/agents/big/files/large.bin', {
+      raw: 'x'.repeat(3 * 1024 * 1024),
+      contentType: 'application/octet-stream',
+    })
+    expect(put.status).toBe(201)
+    const result = await guest(
+      'big',
+      `const out = []
+       for (let i = 0; i < 5; i++) out.push(await attempt(async () => (await fs.readFile('large.bin', { encoding: null })).length))
+       export default out`,
+    )
+    expect(result).toEqual([
+      { ok: true, value: 3 * 1024 * 1024 },
+      { ok: false, code: 'REPLY_TOO_LARGE', reason: null },
+      { ok: false, code: 'REPLY_TOO_LARGE', reason: null },
+      { ok: false, code: 'REPLY_TOO_LARGE', reason: null },
+      { ok: false, code: 'REPLY_TOO_LARGE', reason: null },
+    ])
+  })
+})

@@ -152,6 +152,21 @@ describe('kv binding', () => {
     )
   })
 
+  it('attack: a key with newlines, ANSI escapes and a bidi override cannot forge or hide an audit line', async () => {
+    const key = '\u001b[2J\u001b[1;32mALL OK\u001b[0m\n2026-01-01 binding.kv.set allow \u202eevil'
+    const { body } = await service.execute(
+      `await kv.set(${JSON.stringify(key)}, 1); export default 1`,
+      {},
+      'alice',
+    )
+    const audit = await service.request('GET', `/v1/audit?execution=${body.id}&kind=binding.kv`)
+    const logged = audit.body.records[0].detail.key
+    expect(logged).not.toMatch(/[\p{Cc}\u202e]/u)
+    expect(logged).toContain('\\u{1b}[2J')
+    expect(logged).toContain('\\u{a}2026-01-01')
+    expect(logged).toContain('\\u{202e}evil')
+  })
+
   it('every call is audited with its decision and rule', async () => {
     const { body } = await service.execute(
       `try { await kv.set('private/x', 1) } catch {} await kv.get('k'); export default 1`,

@@ -64,6 +64,14 @@ const encodedEchoes = (text: string) => ({
  */
 const apiRoutes: Handler = (seen, res) => {
   const url = new URL(seen.url, 'https://api.test')
+  if (url.pathname === '/join') {
+    // A server that puts two header halves back together into the next hop's query.
+    res.writeHead(302, {
+      location: `${url.searchParams.get('to')}?q=${seen.headers['x-a']}${seen.headers['x-b']}`,
+    })
+    res.end()
+    return
+  }
   if (url.pathname === '/bounce') {
     // A server that echoes the key it got into the next hop's URL.
     res.writeHead(302, {
@@ -149,7 +157,10 @@ beforeAll(async () => {
   A = api.origin('api.test')
   H = plain.origin('api.test')
   E = evil.origin('evil.test')
-  service = await startTestServer({ egress: { resolver, ca: [testTLS().ca] }, envSecrets: { TOKEN: VALUE } })
+  service = await startTestServer({
+    egress: { resolver, ca: [testTLS().ca] },
+    envSecrets: { default: { TOKEN: VALUE } },
+  })
   await deployVault(service)
 })
 
@@ -452,5 +463,16 @@ describe('secrets in a URL query, where the grant says so', () => {
     const rows = await auditOf(service, record.id)
     expect(rows.some((row: Body) => row.kind === 'secret.exfiltration')).toBe(true)
     await expectNoLeakStored(record)
+  })
+})
+
+describe('placeholders a server puts into a redirect', () => {
+  it('attack: a placeholder split across headers and rejoined by the server into a redirect query is refused', async () => {
+    const record = await run(
+      `const p = secrets.TOKEN, half = p.length >> 1
+       export default await attempt('${A}/join?to=' + encodeURIComponent('${A}/echo'), { headers: { 'x-a': p.slice(0, half), 'x-b': p.slice(half) } })`,
+    )
+    expect(refusal(record.result)).toEqual(['SECRET_DENIED', 'SECRET_OUTSIDE_HEADERS'])
+    expect(api.seen.map((seen) => new URL(seen.url, 'https://api.test').pathname)).toEqual(['/join'])
   })
 })

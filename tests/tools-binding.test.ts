@@ -30,7 +30,7 @@ beforeAll(async () => {
     engines: ['quickjs'],
     languages: ['javascript'],
     limits,
-    tools: ['double', 'recurse', 'spin', 'pattern', 'backref', 'counter'],
+    tools: ['double', 'recurse', 'spin', 'pattern', 'backref', 'quantified', 'unique', 'counter'],
   })
   await put('/v1/agents/tooler', {
     sandbox: 'toolbox',
@@ -54,6 +54,9 @@ beforeAll(async () => {
       ),
       tool('pattern', 'export default (s) => s', { type: 'string', pattern: '^(a+)+$' }),
       tool('backref', 'export default (s) => s', { type: 'string', pattern: '^(a+)+\\1$' }),
+      // Past V8's replication limit the linear fallback cannot take over this one.
+      tool('quantified', 'export default (s) => s', { type: 'string', pattern: '^(a+){17,}$' }),
+      tool('unique', 'export default (a) => a.length', { type: 'array', uniqueItems: true }),
       tool(
         'counter',
         'await kv.set("n", ((await kv.get("n")) ?? 0) + 1); export default await kv.get("n")',
@@ -91,7 +94,7 @@ describe('tools binding', () => {
       8,
       10,
       'undefined',
-      ['backref', 'call', 'counter', 'double', 'pattern', 'recurse', 'spin'],
+      ['backref', 'call', 'counter', 'double', 'pattern', 'quantified', 'recurse', 'spin', 'unique'],
     ])
   })
 
@@ -139,6 +142,33 @@ describe('tools binding', () => {
     expect(record.result).toBe('TOOL_INPUT_INVALID')
     expect(record.usage.wallMs).toBeLessThan(limits.wallMs)
   })
+
+  it.each([
+    ["a quantifier past the linear engine's reach", `tools.quantified('a'.repeat(40) + '!')`],
+    [
+      'uniqueItems over 40 000 objects (quadratic)',
+      `tools.unique(Array.from({ length: 40000 }, (_, i) => ({ i })))`,
+    ],
+  ])(
+    'attack: a runaway schema check (%s) is stopped at its time limit, off the event loop',
+    async (_, call) => {
+      const started = performance.now()
+      const health = (async () => {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const at = performance.now()
+        expect((await service.request('GET', '/healthz')).status).toBe(200)
+        return performance.now() - at
+      })()
+      const record = await run(
+        `let r; try { await ${call} } catch (e) { r = [e.code, e.message] } export default r`,
+      )
+      expect(record.result[0]).toBe('TOOL_INPUT_INVALID')
+      expect(record.result[1]).toContain('took longer than 250 ms')
+      expect(performance.now() - started).toBeLessThan(limits.wallMs)
+      // The service answered other requests while the check ran.
+      expect(await health).toBeLessThan(200)
+    },
+  )
 
   it('attack: a pattern the linear engine cannot run (a backreference) is refused, not run', async () => {
     const record = await run(

@@ -7,4 +7,4 @@ export {
   type Scope,
   TokenAuthenticator,
 } from './auth.ts'
-export { type NodeServerOptions, type RunningServer, startNodeServer } from './server.ts'
+export { exposedEnvironment, type NodeServerOptions, type RunningServer, startNodeServer } from './server.ts'

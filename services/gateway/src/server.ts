@@ -5,7 +5,13 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AVAILABLE_ENGINES, Supervisor } from '@cordon/executor'
-import { type EgressOptions, Harness, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+import {
+  type EgressOptions,
+  type EnvSecrets,
+  Harness,
+  loadBuiltinProfiles,
+  SqliteStore,
+} from '@cordon/harness'
 import { serve } from '@hono/node-server'
 import { createApp } from './app.ts'
 import { DEFAULT_TENANT, TokenAuthenticator } from './auth.ts'
@@ -25,10 +31,10 @@ export interface NodeServerOptions {
   /** Guest egress: resolver, extra trusted CAs, limits (tests point these at local servers). */
   egress?: EgressOptions
   /**
-   * Values `env:NAME` secrets may take. Default: the variables named in CORDON_ENV_SECRETS
-   * (comma-separated); no other part of the service's environment is ever reachable.
+   * Values `env:NAME` secrets may take, per tenant. Default: the variables named in CORDON_ENV_SECRETS
+   * (see {@link exposedEnvironment}); no other part of the service's environment is ever reachable.
    */
-  envSecrets?: Readonly<Record<string, string>>
+  envSecrets?: EnvSecrets
 }
 
 export interface RunningServer {
@@ -137,16 +143,22 @@ function seedExampleAgent(harness: Harness): void {
   }
 }
 
-/** The environment variables the operator exposes to `env:` secrets (CORDON_ENV_SECRETS=A,B). */
-export function exposedEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const names = (env.CORDON_ENV_SECRETS ?? '')
-    .split(',')
-    .map((name) => name.trim())
-    .filter((name) => name.length > 0)
-  const exposed: Record<string, string> = {}
-  for (const name of names) {
+/**
+ * The environment variables the operator exposes to `env:` secrets, per tenant:
+ * `CORDON_ENV_SECRETS="OPENAI_KEY, GITHUB_TOKEN@default|acme"`. A name alone is exposed to the
+ * default tenant only; `@` lists the tenants that may use it. Nothing else of the environment is.
+ */
+export function exposedEnvironment(env: NodeJS.ProcessEnv): Record<string, Record<string, string>> {
+  const exposed: Record<string, Record<string, string>> = {}
+  for (const entry of (env.CORDON_ENV_SECRETS ?? '').split(',')) {
+    const [name = '', tenants = DEFAULT_TENANT] = entry.trim().split('@')
     const value = env[name]
-    if (value !== undefined && value.length > 0) exposed[name] = value
+    if (name === '' || value === undefined || value.length === 0) continue
+    for (const tenant of tenants.split('|').map((t) => t.trim())) {
+      if (tenant === '') continue
+      exposed[tenant] ??= {}
+      ;(exposed[tenant] as Record<string, string>)[name] = value
+    }
   }
   return exposed
 }

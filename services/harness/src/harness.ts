@@ -49,11 +49,15 @@ export interface HarnessOptions {
   /** How guest `fetch` reaches the network (resolver, extra CAs, limits). */
   egress?: EgressOptions
   /**
-   * Values `env:NAME` secrets may take: only what the operator exposes (by default the variables
-   * listed in CORDON_ENV_SECRETS), never the service's whole environment.
+   * Values `env:NAME` secrets may take, per tenant: only what the operator exposes to that tenant (by
+   * default the variables listed in CORDON_ENV_SECRETS), never the service's whole environment, and
+   * never one tenant's to another.
    */
-  envSecrets?: Readonly<Record<string, string>>
+  envSecrets?: EnvSecrets
 }
+
+/** Tenant -> variable name -> value. */
+export type EnvSecrets = Readonly<Record<string, Readonly<Record<string, string>>>>
 
 /** What `review` looks at; a document comes as its text (for locations) and its parsed value. */
 export type ReviewTarget =
@@ -83,7 +87,7 @@ export class Harness {
   readonly #handlers: BindingHandlers
   /** The tenants' write-only secrets stores. */
   readonly secrets: SecretsAdmin
-  readonly #envSecrets: Readonly<Record<string, string>>
+  readonly #envSecrets: EnvSecrets
 
   constructor(options: HarnessOptions) {
     this.#store = options.store
@@ -104,7 +108,7 @@ export class Harness {
       tools: toolsBinding({
         handlers: () => this.#handlers,
         engines: options.engines,
-        env: this.#envSecrets,
+        env: (tenant) => this.#envOf(tenant),
       }),
     }
   }
@@ -253,7 +257,7 @@ export class Harness {
       tools: { agent, toolProfiles, depth: 0, budget: { calls: 0 } },
       store: this.#store,
       handlers: this.#handlers,
-      env: this.#envSecrets,
+      env: this.#envOf(tenant),
     })
     const { record } = plan
     // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded.
@@ -277,6 +281,10 @@ export class Harness {
     const finished = finishPlan(plan, outcome)
     await this.#store.finishExecution(tenant, finished)
     return finished
+  }
+
+  #envOf(tenant: string): Readonly<Record<string, string>> {
+    return Object.hasOwn(this.#envSecrets, tenant) ? (this.#envSecrets[tenant] ?? {}) : {}
   }
 
   #runnableAgent(tenant: string, name: string): { agent: AgentDeclaration } & AgentProfiles {

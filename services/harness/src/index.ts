@@ -6,7 +6,13 @@ export {
   systemResolver,
 } from './bindings/egress/egress-options.ts'
 export { type BuiltinProfile, loadBuiltinProfiles } from './builtins.ts'
-export { type ExecuteRequest, Harness, type HarnessOptions, type ReviewTarget } from './harness.ts'
+export {
+  type EnvSecrets,
+  type ExecuteRequest,
+  Harness,
+  type HarnessOptions,
+  type ReviewTarget,
+} from './harness.ts'
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export { SqliteStore } from './storage/sqlite-store.ts'
 export type {

@@ -1,5 +1,5 @@
 import type { JsonValue } from '@cordon/contracts'
-import type { BindingReply, NestedRunner } from '@cordon/executor'
+import type { BindingReply, MAX_REPLY_BYTES_PER_RUN, NestedRunner } from '@cordon/executor'
 import type { AgentDeclaration, ResolvedProfile } from '@cordon/policy'
 import type { AuditDecision, Store } from '../storage/store.ts'
 import type { SecretBroker } from './secrets.ts'
@@ -15,6 +15,12 @@ export interface BindingContext {
   readonly fileSpace: string
   /** The execution's secret placeholders and values. */
   readonly secrets: SecretBroker
+  /**
+   * Body bytes the execution may still receive (fetch bodies, file reads): the engine refuses more
+   * than {@link MAX_REPLY_BYTES_PER_RUN} per execution anyway, so the host never reads, encodes and
+   * sends what would be refused.
+   */
+  readonly replyBudget: { bytes: number }
   /** The agent's tools as this execution may call them. */
   readonly tools: ToolScope
   /** Aborts when the execution ends, however it ends. */
@@ -83,6 +89,18 @@ export function refused(
     bytes: options.bytes ?? 0,
     detail: options.detail ?? {},
   }
+}
+
+/**
+ * A guest-supplied string as the audit log keeps it: at most 200 characters, well-formed, with
+ * control and format characters (newlines, ANSI escapes, bidi overrides) written as `\u{…}` escapes,
+ * so that no record can fake another or hide what it says.
+ */
+export function auditText(text: string): string {
+  return text
+    .slice(0, 200)
+    .toWellFormed()
+    .replace(/[\p{Cc}\p{Cf}\u2028\u2029\ufffd]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
 }
 
 /** An argument that must be a string, or null when it is not. */

@@ -1,6 +1,7 @@
 import type { JsonValue } from '@cordon/contracts'
 import type {
   BindingCall,
+  BindingFailure,
   BindingHost,
   BindingKind,
   BindingReply,
@@ -75,6 +76,16 @@ export class ExecutionBindings implements BindingHost {
         durationMs,
       }) as AuditEntry['detail'],
     })
-    return this.#context.secrets.redact(handled.reply as unknown as JsonValue) as unknown as BindingReply
+    // Values and errors are redacted here; bodies (bytes) by their handler, which knows whether they
+    // can hold a value at all (a fetch body can; a file the guest wrote cannot).
+    const { reply } = handled
+    const secrets = this.#context.secrets
+    if (!reply.ok) {
+      return {
+        ok: false,
+        error: secrets.redact(reply.error as unknown as JsonValue) as unknown as BindingFailure,
+      }
+    }
+    return { ...reply, value: secrets.redact(reply.value) }
   }
 }

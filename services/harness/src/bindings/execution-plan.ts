@@ -1,5 +1,5 @@
 import type { EngineName, ExecutionRecord, JsonValue, Language, RunOutcome } from '@cordon/contracts'
-import type { RunJob } from '@cordon/executor'
+import { MAX_REPLY_BYTES_PER_RUN, type RunJob } from '@cordon/executor'
 import { decideTool, type ResolvedProfile } from '@cordon/policy'
 import { newExecutionId } from '../ids.ts'
 import type { Store } from '../storage/store.ts'
@@ -51,6 +51,7 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
       store: (name) => store.secrets.value(tenant, name),
     }),
     tools: request.tools,
+    replyBudget: { bytes: MAX_REPLY_BYTES_PER_RUN },
   }
   const tools = (request.tools.agent.tools ?? [])
     .map((tool) => tool.name)

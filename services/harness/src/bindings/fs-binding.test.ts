@@ -41,6 +41,7 @@ function context(
     store,
     fileSpace,
     signal,
+    replyBudget: { bytes: 4 * 1024 * 1024 },
   } as unknown as BindingContext
 }
 

@@ -1,7 +1,13 @@
 import type { JsonValue } from '@cordon/contracts'
 import { type CheckedPath, decideFile, type FileOperation } from '@cordon/policy'
 import { FILE_MAX_BYTES, type FileFailure, SPACE_MAX_ENTRIES } from '../storage/file-store.ts'
-import { type BindingContext, type BindingHandler, type Handled, refused } from './binding-context.ts'
+import {
+  auditText,
+  type BindingContext,
+  type BindingHandler,
+  type Handled,
+  refused,
+} from './binding-context.ts'
 
 /** Most bytes one `readFile` answers (every file is at most this large). */
 export const FS_MAX_READ_BYTES = FILE_MAX_BYTES
@@ -37,11 +43,11 @@ export const fsBinding: BindingHandler = async (context, op, args) => {
     return refused('FS_DENIED', decision.message, {
       reason: decision.code,
       rule: decision.rule,
-      detail: { path: auditPath(input) },
+      detail: { path: auditText(input) },
     })
   }
   const checked = decision.path
-  const call: Call = { context, checked, rule: decision.rule, detail: { path: auditPath(checked.path) } }
+  const call: Call = { context, checked, rule: decision.rule, detail: { path: auditText(checked.path) } }
   switch (checked.operation) {
     case 'read':
       return readFile(call)
@@ -60,12 +66,6 @@ export const fsBinding: BindingHandler = async (context, op, args) => {
  * A path as the audit log shows it: at most 200 characters, with control and format characters
  * (a refused path may hold U+202E to reorder what an operator reads) and lone surrogates escaped.
  */
-function auditPath(path: string): string {
-  return path
-    .slice(0, 200)
-    .toWellFormed()
-    .replace(/[\p{Cc}\p{Cf}\u2028\u2029\ufffd]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
-}
 
 interface Call {
   context: BindingContext
@@ -92,6 +92,14 @@ function allowed(
 
 function readFile(call: Call): Handled {
   const { tenant, fileSpace, store } = call.context
+  // Sizes are checked before anything is read: a refused read costs the host one lookup.
+  const size = store.files.stat(tenant, fileSpace, call.checked.path)?.size ?? 0
+  if (size > call.context.replyBudget.bytes && size <= FS_MAX_READ_BYTES) {
+    return refused('REPLY_TOO_LARGE', "the bodies of this execution's binding calls exceed their budget", {
+      decision: 'error',
+      detail: { ...call.detail, size },
+    })
+  }
   const read = store.files.read(tenant, fileSpace, call.checked.path)
   if (!read.ok) return failed(call, read)
   if (read.data.byteLength > FS_MAX_READ_BYTES) {
@@ -100,6 +108,14 @@ function readFile(call: Call): Handled {
       detail: call.detail,
     })
   }
+  const budget = call.context.replyBudget
+  if (read.data.byteLength > budget.bytes) {
+    return refused('REPLY_TOO_LARGE', "the bodies of this execution's binding calls exceed their budget", {
+      decision: 'error',
+      detail: { ...call.detail, size: read.data.byteLength },
+    })
+  }
+  budget.bytes -= read.data.byteLength
   const bytes = Buffer.from(read.data.buffer, read.data.byteOffset, read.data.byteLength).toString('base64')
   return allowed(call, null, { bytes, detail: { size: read.data.byteLength } })
 }

@@ -1,6 +1,12 @@
 import type { JsonValue } from '@cordon/contracts'
 import { decideKv, type KvOperation } from '@cordon/policy'
-import { type BindingContext, type BindingHandler, type Handled, refused } from './binding-context.ts'
+import {
+  auditText,
+  type BindingContext,
+  type BindingHandler,
+  type Handled,
+  refused,
+} from './binding-context.ts'
 
 /** Largest value (as JSON text, UTF-8 bytes) one key may hold. */
 export const KV_MAX_VALUE_BYTES = 1024 * 1024
@@ -21,7 +27,7 @@ export const kvBinding: BindingHandler = async (context, op, args) => {
   const key = args[0]
   if (typeof key !== 'string') return refused('INVALID_ARGUMENT', `kv.${op}: the key must be a string`)
   const decision = decideKv(context.profile, key, operation)
-  const detail = { key: key.slice(0, 200) }
+  const detail = { key: auditText(key) }
   if (decision.effect === 'deny') {
     return refused('KV_DENIED', decision.message, { reason: decision.code, rule: decision.rule, detail })
   }
@@ -100,6 +106,6 @@ function list(context: BindingContext, args: JsonValue[]): Handled {
     code: 'ALLOWED',
     rule: `profiles/${context.profile.name}#/kv/access`,
     bytes: 0,
-    detail: { prefix: prefix.slice(0, 200), keys: keys.length },
+    detail: { prefix: auditText(prefix), keys: keys.length },
   }
 }

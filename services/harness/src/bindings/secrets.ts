@@ -49,11 +49,11 @@ export class SecretBroker {
     return found
   }
 
-  /** Names of the secrets this execution used whose value occurs in `text` (as written). */
+  /** Names of the secrets this execution used whose value occurs in `text`, in any encoding redacted. */
   findValues(text: string): string[] {
-    const found: string[] = []
-    for (const [name, value] of this.#values) if (text.includes(value)) found.push(name)
-    return found
+    const found = new Set<string>()
+    for (const { text: form, name } of this.#patterns) if (text.includes(form)) found.add(name)
+    return [...found]
   }
 
   /** Whether the grant of `name` lets its value go into a URL query. */

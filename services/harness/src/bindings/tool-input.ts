@@ -1,67 +1,103 @@
-import { setFlagsFromString } from 'node:v8'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import type { JsonValue } from '@cordon/contracts'
-import { Ajv, type ValidateFunction } from 'ajv'
 
-// Tool input schemas come from agent declarations and tool input from guests, and both are checked
-// here, on the host: a `pattern` built to backtrack must not stall the service. With this V8 flag a
-// regular expression that backtracks excessively switches to V8's linear-time engine, which handles
-// patterns without the `u` flag, backreferences or lookarounds (measured: `^(a+)+$` on 26 "a" and a
-// "!" takes 3 ms instead of seconds); patterns it could not take over are refused when compiled.
-setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks')
+const THREAD_ENTRY = fileURLToPath(new URL('./tool-input-thread.ts', import.meta.url))
 
-/** Backreferences and lookarounds: the linear engine cannot run them, so they are refused. */
-const NOT_LINEAR = /\\[1-9]|\\k<|\(\?<?[=!]/
+/** Time one check may take before its thread is stopped and the input refused. */
+export const TOOL_INPUT_CHECK_MS = 250
 
-/** Ajv's regular expressions: compiled without `u`, and only those the linear fallback can run. */
-const linearRegExp = Object.assign(
-  (pattern: string, flags: string) => {
-    if (NOT_LINEAR.test(pattern))
-      throw new Error('patterns with backreferences or lookarounds are not supported')
-    return new RegExp(pattern, flags.replace('u', ''))
-  },
-  { code: 'new RegExp' },
-)
-
-const MAX_CACHED = 1000
+interface Pending {
+  id: number
+  schema: Record<string, unknown>
+  input: JsonValue
+  resolve: (problem: string | null) => void
+}
 
 /**
- * Validates tool input against the tool's JSON Schema (draft 2020-12 keywords Ajv supports, strict
- * mode off so that annotations such as `description` pass). Compiled validators are cached by schema
- * text. An invalid schema is reported as such, never thrown.
+ * Validates tool input against the tool's JSON Schema in a thread of its own, one check at a time,
+ * each under a time limit. Schemas come from agent declarations and input from guests: a pattern that
+ * backtracks, a `uniqueItems` over a large array or any other check that runs away would otherwise
+ * stall the service's event loop, and with it every tenant's timers. A check past the limit stops the
+ * thread (a fresh one takes the checks waiting behind it) and refuses the input.
  */
 export class ToolInputValidator {
-  readonly #ajv = new Ajv({
-    strict: false,
-    allErrors: false,
-    validateSchema: true,
-    unicodeRegExp: false,
-    code: { regExp: linearRegExp },
-  })
-  readonly #cache = new Map<string, ValidateFunction | string>()
+  #thread: Worker | null = null
+  #ready = false
+  #queue: Pending[] = []
+  #timer: NodeJS.Timeout | null = null
+  #nextId = 1
 
   /** Null when `input` is valid; otherwise where and why not (`$.url: must be string`). */
-  check(schema: Record<string, unknown>, input: JsonValue): string | null {
-    const key = JSON.stringify(schema)
-    let validate = this.#cache.get(key)
-    if (validate === undefined) {
-      try {
-        validate = this.#ajv.compile(schema)
-      } catch (error) {
-        validate = `the tool's input schema is invalid: ${error instanceof Error ? error.message.slice(0, 200) : ''}`
+  check(schema: Record<string, unknown>, input: JsonValue): Promise<string | null> {
+    return new Promise((resolve) => {
+      this.#queue.push({ id: this.#nextId++, schema, input, resolve })
+      if (this.#queue.length === 1) this.#send()
+    })
+  }
+
+  /** Stops the thread; checks still waiting are refused. */
+  close(): void {
+    for (const pending of this.#queue.splice(0)) pending.resolve('the validator stopped')
+    this.#stop()
+  }
+
+  #send(): void {
+    const head = this.#queue[0]
+    if (head === undefined) return
+    const thread = this.#thread ?? this.#start()
+    // The first check goes out once the thread has loaded (its start-up is not the check's time).
+    if (!this.#ready) return
+    thread.postMessage({ id: head.id, schema: head.schema, input: head.input })
+    this.#timer = setTimeout(() => {
+      this.#queue.shift()
+      head.resolve(`checking the input against the schema took longer than ${TOOL_INPUT_CHECK_MS} ms`)
+      this.#stop()
+      this.#send()
+    }, TOOL_INPUT_CHECK_MS)
+  }
+
+  #start(): Worker {
+    const thread = new Worker(THREAD_ENTRY, { resourceLimits: { maxOldGenerationSizeMb: 128 } })
+    thread.unref()
+    thread.on('message', (message: { id: number; problem: string | null } | { ready: true }) => {
+      if (this.#thread !== thread) return
+      if ('ready' in message) {
+        this.#ready = true
+        this.#send()
+        return
       }
-      if (this.#cache.size >= MAX_CACHED) this.#cache.clear()
-      this.#cache.set(key, validate)
+      const head = this.#queue[0]
+      if (head === undefined || head.id !== message.id) return
+      if (this.#timer !== null) clearTimeout(this.#timer)
+      this.#timer = null
+      this.#queue.shift()
+      head.resolve(message.problem)
+      this.#send()
+    })
+    const failed = () => {
+      if (this.#thread !== thread) return
+      this.#thread = null
+      this.#ready = false
+      const head = this.#queue.shift()
+      if (this.#timer !== null) clearTimeout(this.#timer)
+      this.#timer = null
+      head?.resolve('the input could not be checked against the schema')
+      this.#send()
     }
-    if (typeof validate === 'string') return validate
-    if (validate(input)) return null
-    const error = validate.errors?.[0]
-    if (error === undefined) return 'invalid input'
-    const path = error.instancePath
-      .split('/')
-      .slice(1)
-      .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'))
-      .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`))
-      .join('')
-    return `$${path}: ${error.message ?? 'invalid'}`.slice(0, 500)
+    thread.on('error', failed)
+    thread.on('exit', failed)
+    this.#thread = thread
+    this.#ready = false
+    return thread
+  }
+
+  #stop(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    const thread = this.#thread
+    this.#thread = null
+    this.#ready = false
+    void thread?.terminate()
   }
 }

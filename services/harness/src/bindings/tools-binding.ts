@@ -1,6 +1,12 @@
 import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
 import { decideRun, decideTool } from '@cordon/policy'
-import { type BindingContext, type BindingHandler, type Handled, refused } from './binding-context.ts'
+import {
+  auditText,
+  type BindingContext,
+  type BindingHandler,
+  type Handled,
+  refused,
+} from './binding-context.ts'
 import type { BindingHandlers } from './execution-bindings.ts'
 import { finishPlan, planExecution } from './execution-plan.ts'
 import { ToolInputValidator } from './tool-input.ts'
@@ -14,7 +20,8 @@ export interface ToolsBindingOptions {
   /** The deployment's handlers, for the tool's own execution. */
   handlers: () => BindingHandlers
   engines: readonly EngineName[]
-  env: Readonly<Record<string, string>>
+  /** The `env:` values the tenant may use. */
+  env: (tenant: string) => Readonly<Record<string, string>>
 }
 
 /**
@@ -30,7 +37,7 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
     const [name, input = null] = args
     if (op !== 'call' || typeof name !== 'string')
       return refused('INVALID_ARGUMENT', 'tools.call(name, input)')
-    const detail = { tool: name.slice(0, 64) }
+    const detail = { tool: auditText(name.slice(0, 64)) }
     const decision = decideTool(context.profile, name)
     if (decision.effect === 'deny') {
       return refused('TOOL_DENIED', decision.message, { reason: decision.code, rule: decision.rule, detail })
@@ -56,7 +63,9 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
         detail,
       })
     }
-    const problem = validator.check(tool.input, input)
+    // Counted before anything is awaited: parallel calls cannot all pass the check above.
+    tools.budget.calls++
+    const problem = await validator.check(tool.input, input)
     if (problem !== null) return refused('TOOL_INPUT_INVALID', problem, { rule: decision.rule, detail })
     const profile = tools.toolProfiles[name] ?? context.profile
     const run = decideRun(profile, { language: tool.language, engine: undefined })
@@ -70,7 +79,6 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
         detail,
       })
     }
-    tools.budget.calls++
     const record = await runTool(context, options, { input, profile, engine: run.engine, tool })
     const extra = { ...detail, execution: record.id, status: record.status }
     if (record.status === 'ok') {
@@ -120,7 +128,7 @@ async function runTool(
     tools: { ...context.tools, depth: context.tools.depth + 1 },
     store: context.store,
     handlers: options.handlers(),
-    env: options.env,
+    env: options.env(context.tenant),
   })
   const finished = finishPlan(plan, await context.nest(plan.job, plan.bindings))
   await context.store.finishExecution(context.tenant, finished)

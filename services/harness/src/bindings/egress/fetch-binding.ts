@@ -1,6 +1,12 @@
 import type { JsonValue } from '@cordon/contracts'
 import { type CheckedEgress, decideAddress, decideEgress, decideSecret } from '@cordon/policy'
-import { type BindingContext, type BindingHandler, type Handled, refused } from '../binding-context.ts'
+import {
+  auditText,
+  type BindingContext,
+  type BindingHandler,
+  type Handled,
+  refused,
+} from '../binding-context.ts'
 import type { EgressLimits, Resolver } from './egress-options.ts'
 import { type GuestRequest, readRequest, redirectTarget } from './guest-request.ts'
 import { type HopFailure, readBody, sendHop } from './http-hop.ts'
@@ -44,7 +50,7 @@ async function follow(
   const trail: string[] = []
   const detailOf = (extra: { [key: string]: JsonValue } = {}) => ({
     method: current.method,
-    url: secrets.redactText(shortURL(current.url)),
+    url: auditText(secrets.redactText(shortURL(current.url))),
     ...(trail.length > 1 ? { redirects: trail.length - 1 } : {}),
     ...extra,
   })
@@ -58,32 +64,31 @@ async function follow(
       detail: detailOf({ secret }),
     })
 
-  // A placeholder outside the headers (and the query, for a grant that allows it) never becomes a
-  // value: refused wherever it goes.
-  const query = searchOf(first.url)
-  const outside = [
-    ...new Set([
-      ...secrets.find(first.url.replace(query, '')),
-      ...secrets.find(first.body?.toString('latin1') ?? ''),
-      ...secrets.find(query).filter((name) => !secrets.queryAllowed(name)),
-    ]),
-  ]
-  if (outside.length > 0) {
-    return refused(
-      'SECRET_DENIED',
-      'secrets may be sent only in request headers (or a query, where granted)',
-      {
-        reason: 'SECRET_OUTSIDE_HEADERS',
-        rule: `profiles/${profile.name}#/secrets/${outside[0]}`,
-        kind: 'secret.exfiltration',
-        bytes,
-        detail: detailOf({ secrets: outside }),
-      },
-    )
-  }
-
   for (;;) {
     trail.push(current.url)
+    // On every hop (a redirect's URL is the server's choice): a placeholder outside the headers, and
+    // outside the query for a grant that allows it, never becomes a value. Refused wherever it goes.
+    const query = searchOf(current.url)
+    const outside = [
+      ...new Set([
+        ...secrets.find(current.url.replace(query, '')),
+        ...secrets.find(current.body?.toString('latin1') ?? ''),
+        ...secrets.find(query).filter((name) => !secrets.queryAllowed(name)),
+      ]),
+    ]
+    if (outside.length > 0) {
+      return refused(
+        'SECRET_DENIED',
+        'secrets may be sent only in request headers (or a query, where granted)',
+        {
+          reason: 'SECRET_OUTSIDE_HEADERS',
+          rule: `profiles/${profile.name}#/secrets/${outside[0]}`,
+          kind: 'secret.exfiltration',
+          bytes,
+          detail: detailOf({ secrets: outside }),
+        },
+      )
+    }
     const decision = decideEgress(profile, { url: current.url, method: current.method })
     if (decision.effect === 'deny') {
       return refused('EGRESS_DENIED', decision.message, {
@@ -95,8 +100,8 @@ async function follow(
     }
     const target = decision.request
 
-    // After a redirect, the server chose the URL: a value it echoed into it must not travel further
-    // than its grant does.
+    // After a redirect, the server chose the URL: a value it echoed into it (in any encoding the
+    // redaction knows) must not travel further than its grant does.
     if (trail.length > 1) {
       for (const secret of secrets.findValues(
         `${current.url}\n${current.headers.map(([, v]) => v).join('\n')}`,
@@ -181,8 +186,20 @@ async function follow(
     const empty = current.method === 'HEAD' || response.status === 204 || response.status === 304
     const body = empty
       ? { body: Buffer.alloc(0) }
-      : await readBody(response, limits.maxResponseBytes, deadline, signal)
+      : await readBody(
+          response,
+          Math.min(limits.maxResponseBytes, context.replyBudget.bytes),
+          deadline,
+          signal,
+        )
     if (!empty) response.message.resume()
+    if ('tooLarge' in body && context.replyBudget.bytes < limits.maxResponseBytes) {
+      return refused('REPLY_TOO_LARGE', "the bodies of this execution's binding calls exceed their budget", {
+        decision: 'error',
+        bytes,
+        detail: detailOf({ status: response.status, address }),
+      })
+    }
     if ('tooLarge' in body) {
       return refused('RESPONSE_TOO_LARGE', `the response body exceeds ${limits.maxResponseBytes} bytes`, {
         decision: 'error',
@@ -193,6 +210,7 @@ async function follow(
     if ('failed' in body) {
       return hopFailed(body, 'total', bytes, detailOf({ status: response.status, address }))
     }
+    context.replyBudget.bytes -= body.body.length
     // Content-Encoding and Content-Length describe the wire, not the decoded body the guest gets.
     const responseHeaders = response.headers
       .filter(([name]) => name !== 'content-encoding' && name !== 'content-length')
