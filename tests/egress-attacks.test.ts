@@ -382,6 +382,18 @@ describe('DNS rebinding', () => {
   })
 })
 
+describe('attack: resolver answers that are not plain IP addresses', () => {
+  it.each([['127.1'], [' 127.0.0.1'], ['0x7f000001'], ['fe80::1%eth0'], ['localhost'], ['93.184.215.14 ']])(
+    'an answer %j is refused, never handed to the socket to resolve again',
+    async (answer) => {
+      resolver.set('odd.test', [answer])
+      const { outcome } = await guestFetch(service, 'anyhost', `http://odd.test:${P}/`)
+      expect(refusal(outcome)).toEqual(['EGRESS_DENIED', 'INVALID_ADDRESS'])
+      expect(upstream.seen).toEqual([])
+    },
+  )
+})
+
 /** One address in each blocked range of the policy (services/policy/src/ip-address.ts). */
 const BLOCKED_SAMPLES: readonly (readonly [cidr: string, address: string])[] = [
   ['0.0.0.0/8', '0.1.2.3'],

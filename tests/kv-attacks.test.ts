@@ -1,8 +1,6 @@
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Supervisor } from '@cordon/executor'
-import { Harness, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+import type { Harness } from '@cordon/harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestHarness, type TestHarness } from './helpers/harness.ts'
 import { type Body, startTestServer, type TestServer } from './helpers/server.ts'
 
 let service: TestServer
@@ -182,20 +180,11 @@ describe('kv binding', () => {
 })
 
 describe('kv across tenants', () => {
-  const REPO = fileURLToPath(new URL('../', import.meta.url))
-  let supervisor: Supervisor
-  let store: SqliteStore
+  let test: TestHarness
   let harness: Harness
   beforeAll(async () => {
-    supervisor = new Supervisor({ workers: 1 })
-    await supervisor.start()
-    store = new SqliteStore(':memory:')
-    harness = new Harness({
-      store,
-      supervisor,
-      builtinProfiles: loadBuiltinProfiles(join(REPO, 'sandbox-profiles')),
-      engines: ['quickjs'],
-    })
+    test = await startTestHarness()
+    harness = test.harness
     for (const tenant of ['tenant-a', 'tenant-b']) {
       harness.putProfile(
         tenant,
@@ -212,8 +201,7 @@ describe('kv across tenants', () => {
     }
   })
   afterAll(async () => {
-    await supervisor.stop()
-    store.close()
+    await test.close()
   })
 
   it('attack: a tenant never sees another tenant keys under the same agent name', async () => {

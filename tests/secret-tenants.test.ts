@@ -1,9 +1,7 @@
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Supervisor } from '@cordon/executor'
 import { exposedEnvironment } from '@cordon/gateway'
-import { Harness, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+import type { Harness } from '@cordon/harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestHarness, type TestHarness } from './helpers/harness.ts'
 
 describe('CORDON_ENV_SECRETS', () => {
   it('exposes a variable to the default tenant only, unless it names its tenants', () => {
@@ -14,21 +12,12 @@ describe('CORDON_ENV_SECRETS', () => {
 })
 
 describe('env secrets across tenants', () => {
-  const REPO = fileURLToPath(new URL('../', import.meta.url))
   const limits = { cpuMs: 1000, wallMs: 5000, memoryMb: 32, outputBytes: 65536, bindingCalls: 10 }
-  let supervisor: Supervisor
-  let store: SqliteStore
+  let test: TestHarness
   let harness: Harness
   const resolved: string[] = []
   beforeAll(async () => {
-    supervisor = new Supervisor({ workers: 1 })
-    await supervisor.start()
-    store = new SqliteStore(':memory:')
-    harness = new Harness({
-      store,
-      supervisor,
-      builtinProfiles: loadBuiltinProfiles(join(REPO, 'sandbox-profiles')),
-      engines: ['quickjs'],
+    test = await startTestHarness({
       envSecrets: { default: { OPERATOR_KEY: 'sk-operator-default-only' } },
       egress: {
         resolver: {
@@ -39,6 +28,7 @@ describe('env secrets across tenants', () => {
         },
       },
     })
+    harness = test.harness
     for (const tenant of ['default', 'mallory']) {
       const profile = {
         engines: ['quickjs'],
@@ -52,8 +42,7 @@ describe('env secrets across tenants', () => {
     }
   })
   afterAll(async () => {
-    await supervisor.stop()
-    store.close()
+    await test.close()
   })
 
   const attempt = (tenant: string) =>

@@ -1,110 +1,21 @@
-import type { ChildProcess } from 'node:child_process'
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
-import {
-  BINDING_OPERATIONS,
-  type BindingCall,
-  type BindingHost,
-  type BindingReply,
-  failure,
-  isBindingReply,
-  type NestedRunner,
-} from '../bridge/bridge.ts'
+import type { BindingHost } from '../bridge/bridge.ts'
 import type { RunJob } from '../engine.ts'
-import { HEAP_OVERHEAD_BYTES } from '../engines/quickjs/module-pool.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
 import { ProcessProbe } from './process-info.ts'
+import { resolveOptions, type SupervisorOptions } from './supervisor-options.ts'
+import { endNested, handleCall, type NestingOptions } from './worker-calls.ts'
 import { forkWorker } from './worker-process.ts'
+import type { Task, Worker } from './worker-records.ts'
 
-const MiB = 1024 * 1024
-/** How long a cancelled, running job may still finish by itself before its worker is killed. */
+export type { SupervisorOptions } from './supervisor-options.ts'
+
 /** How often a job held ahead may go back to the queue after its worker died. */
 const MAX_REQUEUES = 3
+/** How long a cancelled, running job may still finish by itself before its worker is killed. */
 const CANCEL_GRACE_MS = 50
-
-export interface SupervisorOptions {
-  /** Worker processes kept running (default 2, one per core of the reference machine). */
-  workers?: number
-  /** Jobs that may wait for a worker; past this, `run` refuses with QUEUE_FULL (default 64). */
-  queueLimit?: number
-  /** Time a job may overrun its wall limit before the supervisor kills its worker (default 250 ms). */
-  graceMs?: number
-  /** How often busy workers' RSS is sampled (default 20 ms). */
-  sampleMs?: number
-  /**
-   * Bytes of RSS a job may add to its worker beyond what the worker held when the job started
-   * (default: memoryMb + 16 MiB of wasm overhead + 8 × outputBytes + 128 MiB for the host side).
-   */
-  rssBudget?: (limits: RunJob['limits']) => number
-  /** How long a job may wait in the queue before it is refused with QUEUE_TIMEOUT (default 30 s). */
-  queueTimeoutMs?: number
-  /** How long `start` waits for every worker to report ready (default 30 s). */
-  startTimeoutMs?: number
-}
-
-const defaultRssBudget = (limits: RunJob['limits']) =>
-  (limits.memoryMb + 128) * MiB + HEAP_OVERHEAD_BYTES + limits.outputBytes * 8
-
-interface Task {
-  id: number
-  job: RunJob
-  tenant: string
-  resolve: (outcome: RunOutcome) => void
-  reject: (error: Error) => void
-  signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
-  /** Refuses the task if it is still queued when this fires. */
-  queueTimer: NodeJS.Timeout | null
-  /** Times put back in the queue because the worker holding it ahead died before it started. */
-  requeues: number
-  /** Why the supervisor asked the worker holding it ahead to drop it, if it did. */
-  dropFor: 'cancel' | 'timeout' | null
-  /** Answered (resolved or rejected); a worker may still be running or dropping it. */
-  answered: boolean
-  /** Where the job's binding calls go; none means every call is refused. */
-  host: BindingHost | undefined
-  /** Binding calls the job made, counted here whatever the worker says. */
-  calls: number
-  /** Aborts the host work of the job's calls when the job ends. */
-  controller: AbortController
-}
-
-/** A job a running job's tool call started in the same worker. */
-interface NestedTask {
-  id: number
-  job: RunJob
-  host: BindingHost
-  calls: number
-  controller: AbortController
-  /** The RSS budget it added to its worker's limit while it runs. */
-  rssBudget: number
-  resolve: (outcome: RunOutcome) => void
-}
-
-interface Worker {
-  process: ChildProcess
-  /** Jobs running beside `task` for its tool calls, by id. */
-  nested: Map<number, NestedTask>
-  probe: ProcessProbe
-  ready: boolean
-  task: Task | null
-  /**
-   * A job of the same tenant, sent ahead so the worker starts it the moment `task` ends instead of
-   * waiting for the round trip. It becomes `task` when the worker says it started it: in the `done`
-   * of the job before (`starting`), or in a `started` message.
-   */
-  next: Task | null
-  deadline: NodeJS.Timeout | null
-  rssLimit: number
-  startedAt: number
-  taskStartedAt: number
-  /** The worker's CPU time (ms) when its current job started, and when last sampled. */
-  taskCpuStart: number
-  taskCpuLast: number
-  /** Why the supervisor killed this worker, so its exit is answered with the right status. */
-  killedFor: { status: RunOutcome['status']; error: GuestError } | null
-}
 
 export interface SupervisorStats {
   workers: number
@@ -117,32 +28,27 @@ export interface SupervisorStats {
 /**
  * Runs jobs in pre-started worker processes and enforces, from outside, what a guest could defeat
  * inside: wall time (kill at the job's wall limit plus grace), CPU time and resident memory (both
- * sampled from /proc). A killed or crashed worker answers its job with `timeout`, `memory_limit` or `killed` and
- * is replaced; the gateway process never runs guest code. Jobs queue fairly per tenant, bounded.
+ * sampled from /proc). A killed or crashed worker answers its job with `timeout`, `memory_limit` or
+ * `killed` and is replaced; the gateway process never runs guest code. Jobs queue fairly per tenant,
+ * bounded. A job's binding calls are re-checked here (`handleCall`) before its `host` sees them.
  */
 export class Supervisor {
   readonly #options: Required<SupervisorOptions>
   readonly #workers = new Set<Worker>()
   readonly #queue: FairQueue<Task>
   #nextId = 1
+  /** What binding calls need to start nested jobs: ids from this supervisor, its RSS budget. */
+  readonly #nesting: NestingOptions = {
+    nextId: () => this.#nextId++,
+    rssBudget: (limits) => this.#options.rssBudget(limits),
+  }
   #restarts = 0
   #earlyCrashes = 0
   #sampler: NodeJS.Timeout | null = null
   #stopping = false
 
   constructor(options: SupervisorOptions = {}) {
-    this.#options = {
-      workers: options.workers ?? 2,
-      queueLimit: options.queueLimit ?? 64,
-      graceMs: options.graceMs ?? 250,
-      sampleMs: options.sampleMs ?? 20,
-      rssBudget: options.rssBudget ?? defaultRssBudget,
-      queueTimeoutMs: options.queueTimeoutMs ?? 30_000,
-      startTimeoutMs: options.startTimeoutMs ?? 30_000,
-    }
-    if (!Number.isInteger(this.#options.workers) || this.#options.workers < 1 || this.#options.workers > 64) {
-      throw new RangeError(`workers must be a whole number from 1 to 64, got ${options.workers}`)
-    }
+    this.#options = resolveOptions(options)
     // One tenant may hold at most half the queue, so a flood from one never locks out the others.
     this.#queue = new FairQueue(
       this.#options.queueLimit,
@@ -174,7 +80,8 @@ export class Supervisor {
   /**
    * Queues a job and answers its outcome; guest failures of every kind are outcomes, not rejections.
    * Throws `CordonError` synchronously, before anything is queued: QUEUE_FULL when the bounded queue
-   * is full, SHUTTING_DOWN after `stop`. Aborting `signal` cancels the job (status `killed`).
+   * is full, SHUTTING_DOWN after `stop`. Aborting `signal` cancels the job (status `killed`). The job's
+   * binding calls go to `host` once checked here (`handleCall`); without a host each is refused.
    */
   run(job: RunJob, tenant: string, signal?: AbortSignal, host?: BindingHost): Promise<RunOutcome> {
     if (this.#stopping) throw new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is shutting down')
@@ -299,8 +206,9 @@ export class Supervisor {
         } else if (message.type === 'done')
           this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
         else if (message.type === 'started') this.#startedAhead(worker, message.id)
-        else if (message.type === 'call') this.#call(worker, message.id, message.seq, message.call)
-        else if (message.type === 'nested-done') this.#endNested(worker, message.id, message.outcome, true)
+        else if (message.type === 'call')
+          handleCall(worker, message.id, message.seq, message.call, this.#nesting)
+        else if (message.type === 'nested-done') endNested(worker, message.id, message.outcome, true)
       })
       child.on('exit', () => {
         resolve()
@@ -411,88 +319,12 @@ export class Supervisor {
     // Tools still running for the job that ended answer nobody: their host work stops now, and the
     // worker ends them at their own wall limit.
     for (const id of [...worker.nested.keys()]) {
-      this.#endNested(
+      endNested(
         worker,
         id,
         outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'the caller ended' }),
       )
     }
-  }
-
-  /** Starts `job` in the worker running `parent`, beside it; answers its outcome. */
-  #runNested(worker: Worker, parent: Task, job: RunJob, host: BindingHost): Promise<RunOutcome> {
-    if (worker.task !== parent || worker.killedFor !== null || !worker.process.connected) {
-      return Promise.resolve(
-        outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'the caller ended' }),
-      )
-    }
-    const id = this.#nextId++
-    const rssBudget = this.#options.rssBudget(job.limits)
-    worker.rssLimit += rssBudget
-    return new Promise((resolve) => {
-      worker.nested.set(id, {
-        id,
-        job,
-        host,
-        calls: 0,
-        controller: new AbortController(),
-        rssBudget,
-        resolve,
-      })
-      worker.process.send({ type: 'nested', id, job } satisfies ToWorker)
-    })
-  }
-
-  /** Answers a nested job; one its worker did not finish (its caller ended) is stopped there. */
-  #endNested(worker: Worker, id: number, outcome: RunOutcome, finished = false): void {
-    const nested = worker.nested.get(id)
-    if (nested === undefined) return
-    worker.nested.delete(id)
-    if (!finished && worker.process.connected) worker.process.send({ type: 'abort', id } satisfies ToWorker)
-    worker.rssLimit -= nested.rssBudget
-    nested.controller.abort()
-    nested.resolve(outcome)
-  }
-
-  /**
-   * A binding call of the worker's running job. The worker is not trusted to have counted or checked
-   * it: the call must belong to the job it runs, name a known operation, and fit the job's
-   * `bindingCalls`. The reply goes back only while that job is still running there.
-   */
-  #call(worker: Worker, id: number, seq: number, call: BindingCall): void {
-    const parent = worker.task
-    if (parent === null || !Number.isSafeInteger(seq)) return
-    const task = parent.id === id ? parent : worker.nested.get(id)
-    if (task === undefined) return
-    const current = () => (task === parent ? worker.task === parent : worker.nested.get(id) === task)
-    const reply = (answer: BindingReply) => {
-      if (!current() || worker.killedFor !== null || !worker.process.connected) return
-      worker.process.send({ type: 'reply', id, seq, reply: answer } satisfies ToWorker)
-    }
-    const operations = (BINDING_OPERATIONS as Record<string, readonly string[] | undefined>)[call?.kind]
-    if (operations === undefined || !operations.includes(call.op) || !Array.isArray(call.args)) {
-      reply(failure('INVALID_ARGUMENT', 'malformed binding call'))
-      return
-    }
-    task.calls++
-    if (task.calls > task.job.limits.bindingCalls) {
-      reply(
-        failure(
-          'BINDING_LIMIT',
-          `this execution may make at most ${task.job.limits.bindingCalls} binding calls`,
-        ),
-      )
-      return
-    }
-    if (task.host === undefined) {
-      reply(failure('NOT_GRANTED', `${call.kind} is not granted`))
-      return
-    }
-    const nest: NestedRunner = (job, host) => this.#runNested(worker, parent, job, host)
-    task.host.call(call, task.controller.signal, nest).then(
-      (answer) => reply(isBindingReply(answer) ? answer : failure('BINDING_FAILED', 'the binding failed')),
-      () => reply(failure('BINDING_FAILED', 'the binding failed')),
-    )
   }
 
   /** The outside line: RSS and CPU time of busy workers, read from /proc. */
@@ -591,7 +423,7 @@ export class Supervisor {
     this.#workers.delete(worker)
     worker.probe.close()
     for (const id of [...worker.nested.keys()]) {
-      this.#endNested(worker, id, outcomeOf('killed', worker.killedFor?.error ?? crashed()))
+      endNested(worker, id, outcomeOf('killed', worker.killedFor?.error ?? crashed()))
     }
     const task = worker.task
     this.#release(worker)

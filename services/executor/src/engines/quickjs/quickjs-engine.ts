@@ -35,8 +35,9 @@ export interface QuickJSEngineOptions {
  * context: the image of one captured right after creation (see `GuestGlue`), restored byte for byte,
  * on a module that is only ever used for one tenant key. Limits: CPU and wall deadline (interrupt
  * handler), memory (runtime limit plus a hard cap on the module's linear memory), stack depth, and
- * one byte budget for stdout + stderr + result. Nothing of the host reaches the guest but the two
- * console functions of the glue; values leave the guest only as strings whose length was checked.
+ * one byte budget for stdout + stderr + result. Nothing of the host reaches the guest but the console
+ * functions and the binding bridge of the glue; values leave the guest only as strings whose length
+ * was checked. While binding calls are in flight, the run waits for their replies (wall time only).
  */
 export class QuickJSEngine implements Engine {
   readonly name = 'quickjs' as const

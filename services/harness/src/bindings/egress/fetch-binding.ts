@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import type { JsonValue } from '@cordon/contracts'
 import { type CheckedEgress, decideAddress, decideEgress, decideSecret } from '@cordon/policy'
 import {
@@ -279,6 +280,15 @@ async function checkedAddress(
     return refused('DNS_FAILED', `${target.host} did not resolve`, { decision: 'error', rule: target.rule })
   }
   for (const answer of answers) {
+    // The socket is given this very text: it must be an address Node takes as is, never a name it
+    // would look up again (`127.1`, ` 127.0.0.1`, a zone id).
+    if (isIP(answer) === 0) {
+      return refused('EGRESS_DENIED', `${target.host} resolved to something that is not an IP address`, {
+        reason: 'INVALID_ADDRESS',
+        rule: target.rule,
+        detail: { resolved: answers.slice(0, 8).map((text) => auditText(text)) },
+      })
+    }
     const decision = decideAddress(context.profile, target, answer)
     if (decision.effect === 'deny') {
       return refused('EGRESS_DENIED', decision.message, {

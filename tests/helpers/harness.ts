@@ -1,0 +1,37 @@
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Supervisor } from '@cordon/executor'
+import { Harness, type HarnessOptions, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface TestHarness {
+  harness: Harness
+  close(): Promise<void>
+}
+
+/**
+ * A Harness without the HTTP layer, for tests that need more than the one tenant the server's token
+ * acts for: real worker processes (one), an in-memory SQLite store, the built-in profiles.
+ */
+export async function startTestHarness(
+  options: Partial<Omit<HarnessOptions, 'store' | 'supervisor'>> = {},
+): Promise<TestHarness> {
+  const supervisor = new Supervisor({ workers: 1 })
+  await supervisor.start()
+  const store = new SqliteStore(':memory:')
+  const harness = new Harness({
+    store,
+    supervisor,
+    builtinProfiles: loadBuiltinProfiles(join(REPO, 'sandbox-profiles')),
+    engines: ['quickjs'],
+    ...options,
+  })
+  return {
+    harness,
+    async close() {
+      await supervisor.stop()
+      store.close()
+    },
+  }
+}
