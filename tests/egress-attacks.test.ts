@@ -126,6 +126,12 @@ beforeAll(async () => {
       { host: 'loop.test', schemes: http, ports: [Q], methods },
     ],
   })
+  // Private addresses allowed, loopback denied by name: the unspecified addresses must not reach it.
+  await deployEgressAgent(service, 'noloop', {
+    allow: [{ host: '*', schemes: http, ports: [P], methods }],
+    deny: [{ host: '127.0.0.1' }, { host: '[::1]' }, { host: 'localhost' }],
+    allowPrivateAddresses: true,
+  })
   await deployEgressAgent(service, 'rebind', {
     allow: [{ host: '*.rebind.test', schemes: http, ports: [P], methods }],
     deny: [{ host: '127.0.0.2' }],
@@ -188,7 +194,11 @@ describe('IP encodings of loopback, with any host allowed but no private address
   it.each(LOOPBACK_SPELLINGS)('%s is refused as a private address, before any connection', async (_, url) => {
     const { outcome } = await guestFetch(service, 'anyhost', url())
     expect(refusal(outcome)).toEqual(['EGRESS_DENIED', 'PRIVATE_ADDRESS'])
-    expect('error' in outcome && outcome.error.rule).toBe('profiles/anyhost#/network/allowPrivateAddresses')
+    // The unspecified addresses are refused by the network section itself: no setting allows them.
+    const unspecified = /\[::\]|\/\/0[:/]/.test(url())
+    expect('error' in outcome && outcome.error.rule).toBe(
+      unspecified ? 'profiles/anyhost#/network' : 'profiles/anyhost#/network/allowPrivateAddresses',
+    )
     expect(upstream.seen).toEqual([])
     expect(resolver.calls).toEqual([])
   })
@@ -378,6 +388,22 @@ describe('DNS rebinding', () => {
     const { outcome } = await guestFetch(service, 'anyhost', `http://mixed.test:${P}/`)
     expect(refusal(outcome)).toEqual(['EGRESS_DENIED', 'PRIVATE_ADDRESS'])
     expect(resolver.calls).toEqual(['mixed.test'])
+    expect(upstream.seen).toEqual([])
+  })
+})
+
+describe('attack: the unspecified address around a loopback deny rule', () => {
+  it.each([
+    ['0.0.0.0 as a literal', () => `http://0.0.0.0:${P}/`, null],
+    ['"0" as a literal', () => `http://0:${P}/`, null],
+    ['[::] as a literal', () => `http://[::]:${P}/`, null],
+    ['[::ffff:0:0] as a literal', () => `http://[::ffff:0:0]:${P}/`, null],
+    ['a name resolving to 0.0.0.0', () => `http://zero4.test:${P}/`, '0.0.0.0'],
+    ['a name resolving to ::', () => `http://zero6.test:${P}/`, '::'],
+  ])('%s is refused though private addresses are allowed', async (_, url, answer) => {
+    if (answer !== null) resolver.set(answer.includes(':') ? 'zero6.test' : 'zero4.test', [answer])
+    const { outcome } = await guestFetch(service, 'noloop', url())
+    expect(refusal(outcome)).toEqual(['EGRESS_DENIED', 'PRIVATE_ADDRESS'])
     expect(upstream.seen).toEqual([])
   })
 })

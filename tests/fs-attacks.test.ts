@@ -199,12 +199,23 @@ describe('attack catalogue: traversal through the files API', () => {
     },
   )
 
-  it('resolves dot segments of the URL itself before routing: %2e%2e leaves the files route, not the root', async () => {
-    const res = await raw('PUT', '/v1/agents/alice/files/%2e%2e/%2e%2e/etc/passwd', 'pwned')
-    expect(res.status).toBe(404)
-    expect(res.body.error.code).toBe('NOT_FOUND')
-    expect(await listing('alice')).toEqual([])
-  })
+  it.each([
+    ['%2e%2e out of the files route', '/v1/agents/alice/files/%2e%2e/%2e%2e/etc/passwd'],
+    [
+      '%2e%2e into another agent of the tenant',
+      '/v1/agents/alice/files/a/%2e%2e/%2e%2e/%2e%2e/bob/files/planted',
+    ],
+    ['plain .. into another agent', '/v1/agents/alice/files/a/../../../bob/files/planted'],
+    ['a single . segment', '/v1/agents/alice/files/./planted'],
+  ])(
+    'refuses a request target with dot segments (%s) before URL parsing resolves them',
+    async (_, target) => {
+      const res = await raw('PUT', target, 'pwned')
+      expect([res.status, res.body.error.code]).toEqual([400, 'BAD_REQUEST'])
+      expect(await listing('alice')).toEqual([])
+      expect(await listing('bob')).not.toContain('planted')
+    },
+  )
 
   it('refuses to remove the root itself', async () => {
     // "a/.." in one URL segment: the URL parser keeps it, the path normalises to /workspace.
@@ -421,7 +432,8 @@ describe('attack: reaching another agent or execution', () => {
       expect(new TextDecoder().decode(harness.agentFiles('t1', 'same').get('report.txt').data)).toBe(
         't1 only',
       )
-      expect(store.files.usage('t1', 'agent:same')).toEqual({ bytes: 7, entries: 1 })
+      const space = `agent:same#${store.agentIncarnation('t1', 'same')}`
+      expect(store.files.usage('t1', space)).toEqual({ bytes: 7, entries: 1 })
     } finally {
       store.close()
     }

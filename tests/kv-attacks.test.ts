@@ -21,6 +21,12 @@ beforeAll(async () => {
   })
   await put('/v1/profiles/kv-rw', profile({ access: 'read-write', quotaBytes: QUOTA, deny: ['private/**'] }))
   await put('/v1/profiles/kv-ro', profile({ access: 'read', quotaBytes: QUOTA }))
+  await put('/v1/profiles/kv-kept', {
+    ...profile({ access: 'read-write', quotaBytes: QUOTA }),
+    // Enough calls for an execution that polls for most of a second.
+    limits: { ...limits, bindingCalls: 20_000 },
+    filesystem: { access: 'read-write', scope: 'agent', quotaBytes: QUOTA },
+  })
   for (const [agent, sandbox] of [
     ['alice', 'kv-rw'],
     ['bob', 'kv-rw'],
@@ -217,5 +223,47 @@ describe('kv across tenants', () => {
       input: null,
     })
     expect(read.result).toEqual([null, []])
+  })
+})
+
+describe('an agent deleted and stored again', () => {
+  const deploy = async () => {
+    const response = await service.request('PUT', '/v1/agents/phoenix', { body: { sandbox: 'kv-kept' } })
+    expect(response.status).toBe(200)
+  }
+
+  it('starts with no keys and no files of the agent it replaces', async () => {
+    await deploy()
+    await run('phoenix', `await kv.set('old', 1); await fs.writeFile('old.txt', 'old'); export default 1`)
+    expect((await service.request('DELETE', '/v1/agents/phoenix')).status).toBe(204)
+    await deploy()
+    expect(
+      await run('phoenix', `export default [await kv.list(''), await fs.readdir('/workspace')]`),
+    ).toEqual([[], []])
+  })
+
+  it('attack: an execution of the deleted agent still running cannot plant keys or files in the new one', async () => {
+    await deploy()
+    const old = service.execute(
+      `const until = Date.now() + 600
+       while (Date.now() < until) await kv.get('tick')
+       await kv.set('planted', 'by the deleted agent')
+       await fs.writeFile('planted.txt', 'by the deleted agent')
+       export default 'wrote'`,
+      {},
+      'phoenix',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect((await service.request('DELETE', '/v1/agents/phoenix')).status).toBe(204)
+    await deploy()
+    expect((await old).body.result).toBe('wrote')
+    expect(
+      await run(
+        'phoenix',
+        `export default [await kv.get('planted'), await kv.list(''), await fs.readdir('/workspace')]`,
+      ),
+    ).toEqual([null, [], []])
+    const files = await service.request('GET', '/v1/agents/phoenix/files')
+    expect(files.body.entries).toEqual([])
   })
 })

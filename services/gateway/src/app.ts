@@ -71,6 +71,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     await next()
   })
   app.use('/v1/*', limitBody(maxBodyBytes))
+  app.use('/v1/*', refuseDotSegments)
 
   app.route('/v1/profiles', profileRoutes(options.harness))
   app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
@@ -99,4 +100,21 @@ function limitBody(maxBytes: number): MiddlewareHandler {
     }
     return streamed(c, next)
   }
+}
+
+/** A `.` or `..` path segment, written plainly or percent-encoded. */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|\?|#|$)/i
+
+/**
+ * Refuses a request whose target, as sent, has dot segments. URL parsers resolve them before routing
+ * (`/v1/agents/a/files/%2e%2e/%2e%2e/b/files/x` would reach agent b), so a proxy or WAF that filters
+ * on the path as sent would see another resource than the one served. On Node the raw target is the
+ * incoming request's; elsewhere the platform has already normalised it.
+ */
+const refuseDotSegments: MiddlewareHandler = async (c, next) => {
+  const raw = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
+  if (typeof raw === 'string' && DOT_SEGMENT.test(raw.split('?', 1)[0] ?? '')) {
+    throw new CordonError(ErrorCode.BAD_REQUEST, 'the request path has "." or ".." segments')
+  }
+  await next()
 }

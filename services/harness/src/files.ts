@@ -10,9 +10,12 @@ import {
 } from './storage/file-store.ts'
 import type { AuditDecision, Store } from './storage/store.ts'
 
-/** The space of an agent's kept files, the one executions under `filesystem.scope: agent` see. */
-export function agentSpace(agent: string): string {
-  return `agent:${agent}`
+/**
+ * The space of an agent's kept files, the one executions under `filesystem.scope: agent` see, for
+ * its storage namespace (name and incarnation).
+ */
+export function agentSpace(namespace: string): string {
+  return `agent:${namespace}`
 }
 
 /**
@@ -31,12 +34,18 @@ export class AgentFiles {
   readonly #profile: ResolvedProfile
   readonly #space: string
 
-  constructor(options: { store: Store; tenant: string; agent: string; profile: ResolvedProfile }) {
+  constructor(options: {
+    store: Store
+    tenant: string
+    agent: string
+    namespace: string
+    profile: ResolvedProfile
+  }) {
     this.#store = options.store
     this.#tenant = options.tenant
     this.#agent = options.agent
     this.#profile = options.profile
-    this.#space = agentSpace(options.agent)
+    this.#space = agentSpace(options.namespace)
   }
 
   /** Creates or replaces a file; answers its absolute path, its size, and whether it is new. */

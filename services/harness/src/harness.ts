@@ -32,7 +32,7 @@ import { fsBinding } from './bindings/fs-binding.ts'
 import { kvBinding } from './bindings/kv-binding.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
-import { AgentFiles } from './files.ts'
+import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
 import type { AuditFilter, AuditRecord, Store, StoredDocument } from './storage/store.ts'
@@ -83,7 +83,7 @@ export class Harness {
   readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
   /** Agents with their effective profile, as executions need them; dropped on any change. */
-  readonly #runnable = new Map<string, { agent: AgentDeclaration } & AgentProfiles>()
+  readonly #runnable = new Map<string, RunnableAgent>()
   readonly #handlers: BindingHandlers
   /** The tenants' write-only secrets stores. */
   readonly secrets: SecretsAdmin
@@ -215,11 +215,15 @@ export class Harness {
 
   deleteAgent(tenant: string, name: string): void {
     this.#forget(tenant, name)
-    if (!this.#store.deleteAgent(tenant, name)) {
+    const incarnation = this.#store.agentIncarnation(tenant, name)
+    if (incarnation === null || !this.#store.deleteAgent(tenant, name)) {
       throw new CordonError(ErrorCode.AGENT_NOT_FOUND, `no agent named "${name}"`)
     }
-    // Its kept files go with it: a later agent of the same name starts empty.
-    this.#store.files.dropSpace(tenant, `agent:${name}`)
+    // Its keys and kept files go with it. An execution of it still running writes on under the old
+    // namespace, which no later agent of the same name ever sees.
+    const namespace = agentNamespace(name, incarnation)
+    this.#store.kv.drop(tenant, namespace)
+    this.#store.files.dropSpace(tenant, agentSpace(namespace))
   }
 
   /** The effective profiles an agent runs under: its code's, and its tools' own where they declare one. */
@@ -237,7 +241,7 @@ export class Harness {
     request: ExecuteRequest,
     signal?: AbortSignal,
   ): Promise<ExecutionRecord> {
-    const { agent, profile, toolProfiles } = this.#runnableAgent(tenant, agentName)
+    const { agent, profile, toolProfiles, namespace } = this.#runnableAgent(tenant, agentName)
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
     if (!this.#engines.includes(decision.engine)) {
@@ -249,6 +253,7 @@ export class Harness {
     const plan = planExecution({
       tenant,
       agent: agentName,
+      namespace,
       profile,
       engine: decision.engine,
       language: request.language,
@@ -287,12 +292,13 @@ export class Harness {
     return Object.hasOwn(this.#envSecrets, tenant) ? (this.#envSecrets[tenant] ?? {}) : {}
   }
 
-  #runnableAgent(tenant: string, name: string): { agent: AgentDeclaration } & AgentProfiles {
+  #runnableAgent(tenant: string, name: string): RunnableAgent {
     const key = `${tenant}\u0000${name}`
     let entry = this.#runnable.get(key)
     if (entry === undefined) {
       const agent = this.getAgent(tenant, name)
-      entry = { agent, ...this.profilesFor(tenant, agent) }
+      const incarnation = this.#store.agentIncarnation(tenant, name) ?? ''
+      entry = { agent, namespace: agentNamespace(name, incarnation), ...this.profilesFor(tenant, agent) }
       if (this.#runnable.size >= MAX_CACHED_AGENTS) this.#runnable.clear()
       this.#runnable.set(key, entry)
     }
@@ -321,9 +327,19 @@ export class Harness {
 
   /** An agent's kept files, for the files API (see `AgentFiles`); AGENT_NOT_FOUND when there is no such agent. */
   agentFiles(tenant: string, agent: string): AgentFiles {
-    const { profile } = this.#runnableAgent(tenant, agent)
-    return new AgentFiles({ store: this.#store, tenant, agent, profile })
+    const { profile, namespace } = this.#runnableAgent(tenant, agent)
+    return new AgentFiles({ store: this.#store, tenant, agent, namespace, profile })
   }
+}
+
+interface RunnableAgent extends AgentProfiles {
+  agent: AgentDeclaration
+  namespace: string
+}
+
+/** Where an agent's keys and kept files live: its name and incarnation. */
+function agentNamespace(name: string, incarnation: string): string {
+  return `${name}#${incarnation}`
 }
 
 function parse(source: string, format: DocumentFormat): unknown {

@@ -359,3 +359,37 @@ describe('decideAddress: what DNS answered', () => {
     expect(decideAddress(open, decision.request, '10.0.0.5')).toMatchObject({ effect: 'allow' })
   })
 })
+
+describe('unspecified addresses are never a destination', () => {
+  // Linux connects a socket aimed at 0.0.0.0 or :: to the local host: a deny rule naming 127.0.0.1
+  // must not be sidestepped by them, and no profile setting may allow them.
+  const open = profile({
+    allow: [
+      { host: '*', schemes: ['https', 'http'] },
+      { host: '0.0.0.0', schemes: ['http'] },
+    ],
+    deny: [{ host: '127.0.0.1' }, { host: '[::1]' }],
+    allowPrivateAddresses: true,
+  })
+
+  it.each([
+    'http://0.0.0.0/',
+    'http://0/',
+    'http://0.1.2.3/',
+    'http://[::]/',
+    'http://[::ffff:0:0]/',
+    'http://[::ffff:0.0.0.0]/',
+  ])('refuses %s even with private addresses allowed and a rule naming 0.0.0.0', (url) => {
+    expect(decideEgress(open, { url })).toMatchObject({ effect: 'deny', code: 'PRIVATE_ADDRESS' })
+  })
+
+  it.each(['0.0.0.0', '0.0.0.1', '::', '::ffff:0.0.0.0'])('refuses the DNS answer %s', (answer) => {
+    const checked = decideEgress(open, { url: 'http://zero.example/' })
+    if (checked.effect !== 'allow') throw new Error('expected an allowed request')
+    expect(decideAddress(open, checked.request, answer)).toMatchObject({
+      effect: 'deny',
+      code: 'PRIVATE_ADDRESS',
+      rule: 'profiles/p#/network',
+    })
+  })
+})

@@ -1,7 +1,7 @@
 import { type Decision, deny } from './decision.ts'
 import { globMatches, MAX_NAME_SEGMENTS } from './globs.ts'
 import { blockedHostRange, canonicalHostname, type HostPattern, hostMatches, hostPatternOf } from './hosts.ts'
-import { blockedRange, embeddedIPv4, formatIP, parseIP, unmapIPv4 } from './ip-address.ts'
+import { blockedRange, embeddedIPv4, formatIP, isUnspecified, parseIP, unmapIPv4 } from './ip-address.ts'
 import { type ResolvedDenyRule, type ResolvedProfile, ruleRef } from './profile.ts'
 import { DEFAULT_PORTS, HTTP_METHODS, type HttpMethod, type Scheme } from './profile-schema.ts'
 
@@ -82,6 +82,10 @@ export function decideEgress(
   }
   const host = canonicalHostname(url.hostname)
   if (host === null) return deny('INVALID_HOST', at('/network'), 'the URL has no valid host')
+  const literal = parseIP(host)
+  if (literal !== null && isUnspecified(literal)) {
+    return deny('PRIVATE_ADDRESS', at('/network'), `${host} is an unspecified address, never a destination`)
+  }
   const method = (request.method ?? 'GET').toUpperCase()
   if (!(HTTP_METHODS as readonly string[]).includes(method)) {
     return deny('METHOD_NOT_ALLOWED', at('/network'), `method "${method.slice(0, 20)}" is never allowed`)
@@ -178,6 +182,13 @@ export function decideAddress(
   const ip = parseIP(address)
   if (ip === null) return deny('INVALID_ADDRESS', request.rule, 'not an IP address')
   const plain = unmapIPv4(ip)
+  if (isUnspecified(plain)) {
+    return deny(
+      'PRIVATE_ADDRESS',
+      ruleRef(profile, '/network'),
+      `${request.host} resolves to an unspecified address, never a destination`,
+    )
+  }
   // A deny rule that names this address applies however the request spelled the host.
   const literal = plain.version === 4 ? formatIP(plain) : `[${formatIP(plain)}]`
   const denied = denyRuleFor(profile.network.deny, { ...request, host: literal })

@@ -130,6 +130,16 @@ export function unmapIPv4(ip: IPAddress): IPAddress {
   return { version: 4, bytes: ip.bytes.slice(12) }
 }
 
+/**
+ * True for the unspecified addresses (`0.0.0.0/8`, `::`, and their IPv4-mapped forms). They are never
+ * a destination: Linux connects a socket aimed at them to the local host, so no profile may reach
+ * them, whatever it says about private addresses or names in its rules.
+ */
+export function isUnspecified(ip: IPAddress): boolean {
+  const plain = unmapIPv4(ip)
+  return plain.bytes.every((byte, i) => byte === 0 || (plain.version === 4 && i > 0))
+}
+
 function isMappedPrefix(bytes: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false
   return bytes[10] === 0xff && bytes[11] === 0xff

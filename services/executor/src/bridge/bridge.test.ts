@@ -42,6 +42,9 @@ class ScriptedHost implements BindingHost {
     if (call.kind === 'kv' && call.op === 'get' && call.args[0] === 'big-text') {
       return { ok: true, value: 'x'.repeat(MAX_REPLY_TEXT + 1) }
     }
+    if (call.kind === 'fs' && call.op === 'readFile' && call.args[0] === 'empty') {
+      return { ok: true, value: null, bytes: '' }
+    }
     if (call.kind === 'fs' && call.op === 'readFile' && call.args[0] === 'big') {
       return { ok: true, value: null, bytes: Buffer.alloc(3 * 1024 * 1024, 1).toString('base64') }
     }
@@ -104,6 +107,23 @@ describe('binding bridge', () => {
       status: 'ok',
       result: [6, 'héllo', 201, true, 'application/json', { a: 1 }, 7],
     })
+  })
+
+  it('decodes an empty body as empty text', async () => {
+    const outcome = await run(
+      `export default [await fs.readFile('empty'), (await fs.readFile('empty', { encoding: null })).length]`,
+    )
+    expect(outcome).toMatchObject({ status: 'ok', result: ['', 0] })
+  })
+
+  it('attack: a patched ArrayBuffer.prototype.slice never receives the body; a detached body is a guest error', async () => {
+    const outcome = await run(`
+      let seen = null
+      ArrayBuffer.prototype.slice = function () { seen = this; return new ArrayBuffer(0) }
+      const r = await fetch('https://x.test/')
+      const copy = await r.arrayBuffer()
+      export default [seen === null, copy.byteLength, await r.text()]`)
+    expect(outcome).toMatchObject({ status: 'ok', result: [true, 7, '{"a":1}'] })
   })
 
   it('offers tools by name and through call, and secrets as placeholders', async () => {

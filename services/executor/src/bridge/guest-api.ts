@@ -36,6 +36,8 @@ const invoke = async (kind, op, args) => {
   if (r.ok !== true) throw fail(r.error)
   return r
 }
+// Captured now: a guest that patches ArrayBuffer.prototype.slice must not be handed the body itself.
+const sliceBuffer = AB.prototype.slice
 const bytesOf = (r) => {
   if (typeof r.bytes !== 'number') return new AB(0)
   const buffer = take(r.bytes)
@@ -84,7 +86,7 @@ const response = (value, body) => {
     headers: headersView(value.headers),
     async text() { if (text === undefined) text = decode(body); return text },
     async json() { return P(await r.text()) },
-    async arrayBuffer() { return body.slice(0) },
+    async arrayBuffer() { return apply(sliceBuffer, body, [0]) },
   }
   return freeze(r)
 }

@@ -8,6 +8,11 @@ import type { SecretBroker } from './secrets.ts'
 export interface BindingContext {
   readonly tenant: string
   readonly agent: string
+  /**
+   * The agent's storage namespace: its name and incarnation. Keys and kept files live under it, so
+   * an agent deleted and stored again starts empty, even while executions of the old one still run.
+   */
+  readonly namespace: string
   readonly execution: string
   readonly profile: ResolvedProfile
   readonly store: Store

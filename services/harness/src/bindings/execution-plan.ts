@@ -1,6 +1,7 @@
 import type { EngineName, ExecutionRecord, JsonValue, Language, RunOutcome } from '@cordon/contracts'
 import { MAX_REPLY_BYTES_PER_RUN, type RunJob } from '@cordon/executor'
 import { decideTool, type ResolvedProfile } from '@cordon/policy'
+import { agentSpace } from '../files.ts'
 import { newExecutionId } from '../ids.ts'
 import type { Store } from '../storage/store.ts'
 import type { BindingContext, ToolScope } from './binding-context.ts'
@@ -18,6 +19,8 @@ export interface ExecutionPlan {
 export interface PlanRequest {
   tenant: string
   agent: string
+  /** The agent's storage namespace (see `BindingContext.namespace`). */
+  namespace: string
   profile: ResolvedProfile
   engine: EngineName
   language: Language
@@ -42,10 +45,11 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
   const context = {
     tenant,
     agent,
+    namespace: request.namespace,
     execution: id,
     profile,
     store,
-    fileSpace: profile.filesystem.scope === 'agent' ? `agent:${agent}` : `exec:${id}`,
+    fileSpace: profile.filesystem.scope === 'agent' ? agentSpace(request.namespace) : `exec:${id}`,
     secrets: new SecretBroker(profile, {
       env: request.env,
       store: (name) => store.secrets.value(tenant, name),

@@ -31,7 +31,7 @@ export const kvBinding: BindingHandler = async (context, op, args) => {
   if (decision.effect === 'deny') {
     return refused('KV_DENIED', decision.message, { reason: decision.code, rule: decision.rule, detail })
   }
-  const { tenant, agent, store } = context
+  const { tenant, namespace, store } = context
   const allowed = (value: JsonValue, bytes = 0, extra = {}): Handled => ({
     reply: { ok: true, value },
     decision: 'allow',
@@ -42,11 +42,11 @@ export const kvBinding: BindingHandler = async (context, op, args) => {
   })
   switch (op) {
     case 'get': {
-      const value = store.kv.get(tenant, agent, decision.key.key)
+      const value = store.kv.get(tenant, namespace, decision.key.key)
       return allowed(value === null ? null : (JSON.parse(value) as JsonValue), 0, { found: value !== null })
     }
     case 'delete':
-      return allowed(store.kv.delete(tenant, agent, decision.key.key))
+      return allowed(store.kv.delete(tenant, namespace, decision.key.key))
     default: {
       const text = JSON.stringify(args[1] ?? null)
       const bytes = Buffer.byteLength(text)
@@ -58,7 +58,7 @@ export const kvBinding: BindingHandler = async (context, op, args) => {
         })
       }
       const quota = context.profile.kv.quotaBytes
-      const written = store.kv.set(tenant, agent, decision.key.key, text, quota)
+      const written = store.kv.set(tenant, namespace, decision.key.key, text, quota)
       if (!written.ok) {
         return refused('QUOTA_EXCEEDED', `the key-value store's quota of ${quota} bytes would be exceeded`, {
           rule: `profiles/${context.profile.name}#/kv/quotaBytes`,
@@ -91,7 +91,7 @@ function list(context: BindingContext, args: JsonValue[]): Handled {
   let scanned = 0
   let after = ''
   for (;;) {
-    const batch = context.store.kv.list(context.tenant, context.agent, prefix, KV_MAX_LIST, after)
+    const batch = context.store.kv.list(context.tenant, context.namespace, prefix, KV_MAX_LIST, after)
     for (const key of batch) {
       after = key
       scanned++

@@ -120,6 +120,7 @@ async function runTool(
   const plan = planExecution({
     tenant: context.tenant,
     agent: context.agent,
+    namespace: context.namespace,
     profile: call.profile,
     engine: call.engine,
     language: call.tool.language,

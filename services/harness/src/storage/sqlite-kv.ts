@@ -8,6 +8,7 @@ export class SqliteKv implements KvStore {
   readonly #delete
   readonly #list
   readonly #usage
+  readonly #drop
   readonly #set: (
     tenant: string,
     agent: string,
@@ -25,6 +26,7 @@ export class SqliteKv implements KvStore {
        ON CONFLICT (tenant, agent, key) DO UPDATE SET value = excluded.value, size = excluded.size`,
     )
     this.#delete = db.prepare('DELETE FROM kv WHERE tenant = ? AND agent = ? AND key = ?')
+    this.#drop = db.prepare('DELETE FROM kv WHERE tenant = ? AND agent = ?')
     // Keys compare as BLOBs: byte order, and a prefix range that LIKE's wildcards cannot widen.
     this.#list = db.prepare<[string, string, Buffer, Buffer, Buffer, number], { key: string }>(
       `SELECT key FROM kv WHERE tenant = ? AND agent = ? AND CAST(key AS BLOB) >= ? AND CAST(key AS BLOB) < ?
@@ -65,6 +67,10 @@ export class SqliteKv implements KvStore {
     // Every key with the prefix sorts below the prefix followed by 0xff (no UTF-8 byte is 0xff).
     const high = Buffer.concat([low, Buffer.from([0xff])])
     return this.#list.all(tenant, agent, low, high, Buffer.from(after, 'utf8'), limit).map((row) => row.key)
+  }
+
+  drop(tenant: string, agent: string): number {
+    return this.#drop.run(tenant, agent).changes
   }
 
   usage(tenant: string, agent: string): number {

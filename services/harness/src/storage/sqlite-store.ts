@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -42,6 +43,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE secrets (
      tenant TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL, PRIMARY KEY (tenant, name)) WITHOUT ROWID;`,
+  // Each agent row gets an incarnation: a re-created agent is a new one, with keys and files of its own.
+  `ALTER TABLE agents ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
+   UPDATE agents SET incarnation = lower(hex(randomblob(8)));`,
 ]
 
 const CHECKPOINTER_ENTRY = fileURLToPath(new URL('./checkpointer.ts', import.meta.url))
@@ -173,6 +177,12 @@ export class SqliteStore implements Store {
     this.#sql = {
       profiles: docs('profiles'),
       agents: docs('agents'),
+      newIncarnation: db.prepare<[string, string, string]>(
+        `UPDATE agents SET incarnation = ? WHERE tenant = ? AND name = ? AND incarnation = ''`,
+      ),
+      incarnation: db.prepare<[string, string], { incarnation: string }>(
+        'SELECT incarnation FROM agents WHERE tenant = ? AND name = ?',
+      ),
       beginExecution: db.prepare(
         `INSERT INTO executions (id, tenant, agent, engine, language, status, created_at)
          VALUES (@id, @tenant, @agent, @engine, @language, 'running', @createdAt)`,
@@ -219,7 +229,14 @@ export class SqliteStore implements Store {
   }
 
   putAgent(tenant: string, doc: Omit<StoredDocument, 'createdAt' | 'updatedAt'>): StoredDocument {
-    return this.#put('agents', tenant, doc)
+    const stored = this.#put('agents', tenant, doc)
+    // A new row (first stored, or stored again after a delete) starts a new incarnation.
+    this.#sql.newIncarnation.run(randomBytes(8).toString('hex'), tenant, doc.name)
+    return stored
+  }
+
+  agentIncarnation(tenant: string, name: string): string | null {
+    return this.#sql.incarnation.get(tenant, name)?.incarnation ?? null
   }
 
   getAgent(tenant: string, name: string): StoredDocument | null {

@@ -28,6 +28,11 @@ export interface Store {
   getAgent(tenant: string, name: string): StoredDocument | null
   listAgents(tenant: string): StoredDocument[]
   deleteAgent(tenant: string, name: string): boolean
+  /**
+   * The agent's incarnation: fixed while the agent exists, new when it is deleted and stored again,
+   * so that keys and files of a deleted agent never show up in a later one of the same name.
+   */
+  agentIncarnation(tenant: string, name: string): string | null
 
   /**
    * Records an execution that is about to run (status `running`). The write may be grouped with
@@ -62,6 +67,8 @@ export interface KvStore {
     quotaBytes: number,
   ): { ok: true } | { ok: false; usedBytes: number }
   delete(tenant: string, agent: string, key: string): boolean
+  /** Deletes a whole namespace (an agent that was deleted); answers how many keys it held. */
+  drop(tenant: string, agent: string): number
   /** Keys starting with `prefix` and sorting after `after`, in UTF-8 byte order, at most `limit`. */
   list(tenant: string, agent: string, prefix: string, limit: number, after?: string): string[]
   usage(tenant: string, agent: string): number

@@ -150,7 +150,13 @@ export class GuestCalls {
   /** UTF-8 text of a guest `ArrayBuffer` (the guest API passes only buffers that `take` made). */
   decode(buffer: QuickJSHandle): QuickJSHandle {
     if (this.#ctx.typeof(buffer) !== 'object') throw new TypeError('expected an ArrayBuffer')
-    const view = this.#ctx.getArrayBuffer(buffer)
+    let view: ReturnType<QuickJSContext['getArrayBuffer']>
+    try {
+      view = this.#ctx.getArrayBuffer(buffer)
+    } catch {
+      // A buffer the guest detached (`transfer`), or one QuickJS cannot lend: the guest's own doing.
+      throw new TypeError('the body is no longer available')
+    }
     try {
       const text =
         view.value.length <= MAX_REPLY_TEXT && this.#fits(view.value.length * 2)

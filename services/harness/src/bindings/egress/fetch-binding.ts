@@ -294,7 +294,7 @@ async function checkedAddress(
       return refused('EGRESS_DENIED', decision.message, {
         reason: decision.code,
         rule: decision.rule,
-        detail: { resolved: answers.slice(0, 8) },
+        detail: { resolved: answers.slice(0, 8).map((text) => auditText(text)) },
       })
     }
   }
