@@ -590,6 +590,8 @@ describe('header injection', () => {
     ['a NUL', { x: 'a\u0000b' }],
     ['CR LF in the name', { 'x\r\nHost': 'evil.test' }],
     ['a request smuggled after CR LF CR LF', { x: 'a\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: api.test' }],
+    ['more than 100 headers', Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`x-${i}`, 'v']))],
+    ['more than 64 KiB of headers', { a: 'x'.repeat(40_000), b: 'y'.repeat(30_000) }],
   ])('%s is refused (INVALID_HEADER) and nothing is sent', async (_, headers) => {
     const { outcome } = await guestFetch(service, 'named', `http://api.test:${P}/`, { headers })
     expect(refusal(outcome)).toEqual(['INVALID_HEADER', null])

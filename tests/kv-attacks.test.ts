@@ -140,6 +140,21 @@ describe('kv binding', () => {
     ).toEqual([])
   })
 
+  it('list answers at most its limit (at most 1000) and refuses a limit that is not a whole number from 1', async () => {
+    const result = await run(
+      'alice',
+      `for (let i = 0; i < 5; i++) await kv.set('page/' + i, i)
+       const bad = []
+       for (const limit of [0, -1, 1.5, '2']) { try { await kv.list('page/', limit) } catch (e) { bad.push(e.code) } }
+       export default [(await kv.list('page/', 2)).length, (await kv.list('page/', 5000)).length, bad]`,
+    )
+    expect(result).toEqual([
+      2,
+      5,
+      ['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'],
+    ])
+  })
+
   it('attack: LIKE wildcards in a list prefix do not widen it', async () => {
     const result = await run(
       'alice',

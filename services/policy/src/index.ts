@@ -44,6 +44,7 @@ export type {
   ResolvedProfile,
   ResolvedSecret,
 } from './profile.ts'
+export { ruleRef } from './profile.ts'
 export { NAME_PATTERN, NameSchema, type ProfileInput, ProfileSchema } from './profile-schema.ts'
 export { MAX_CHAIN_LENGTH, type ResolveOptions, resolveProfile } from './resolve.ts'
 export { formatReviewText } from './review/format-text.ts'

@@ -5,10 +5,10 @@ import { Hono } from 'hono'
 import { type Env, nameParam, requireScope } from '../http.ts'
 
 /**
- * The files API over an agent's kept filesystem (`agent:<name>`, what executions under
+ * The files API over an agent's kept filesystem (`agent:<name>#<incarnation>`, what executions under
  * `filesystem.scope: agent` see): `PUT`, `GET`, `DELETE /v1/agents/{name}/files/{path}` and
  * `GET /v1/agents/{name}/files?path=` for a listing. Paths are relative to `/workspace`, taken from
- * the URL as sent and percent-decoded strictly (a malformed escape is refused, never kept as
+ * the URL (a target with dot segments never gets here: the app refuses it) and percent-decoded strictly (a malformed escape is refused, never kept as
  * literal text), then normalised by the policy's rules. Uploads and removals need the `deploy`
  * scope, downloads and listings `invoke`. Downloads are `application/octet-stream` with `nosniff`
  * and as an attachment, so that no browser renders an agent's output as a page of this origin.

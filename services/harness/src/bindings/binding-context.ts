@@ -16,7 +16,10 @@ export interface BindingContext {
   readonly execution: string
   readonly profile: ResolvedProfile
   readonly store: Store
-  /** The virtual filesystem this execution sees: `agent:<name>` (kept) or `exec:<id>` (dropped after). */
+  /**
+   * The virtual filesystem this execution sees: `agent:<namespace>` (kept) or `exec:<id>` (dropped
+   * after).
+   */
   readonly fileSpace: string
   /** The execution's secret placeholders and values. */
   readonly secrets: SecretBroker

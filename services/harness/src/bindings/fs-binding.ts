@@ -1,5 +1,5 @@
 import type { JsonValue } from '@cordon/contracts'
-import { type CheckedPath, decideFile, type FileOperation } from '@cordon/policy'
+import { type CheckedPath, decideFile, type FileOperation, ruleRef } from '@cordon/policy'
 import { FILE_MAX_BYTES, type FileFailure, SPACE_MAX_ENTRIES } from '../storage/file-store.ts'
 import {
   auditText,
@@ -216,7 +216,7 @@ function failed(call: Call, failure: FileFailure, sent = 0): Handled {
         ...options,
         decision: 'deny',
         reason: failure.reason,
-        rule: failure.reason === 'BYTES' ? `profiles/${profile.name}#/filesystem/quotaBytes` : null,
+        rule: failure.reason === 'BYTES' ? ruleRef(profile, '/filesystem/quotaBytes') : null,
         detail: { ...call.detail, usedBytes: failure.usage.bytes, usedEntries: failure.usage.entries },
       })
     }

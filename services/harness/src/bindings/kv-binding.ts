@@ -1,5 +1,5 @@
 import type { JsonValue } from '@cordon/contracts'
-import { decideKv, type KvOperation } from '@cordon/policy'
+import { decideKv, type KvOperation, ruleRef } from '@cordon/policy'
 import {
   auditText,
   type BindingContext,
@@ -61,7 +61,7 @@ export const kvBinding: BindingHandler = async (context, op, args) => {
       const written = store.kv.set(tenant, namespace, decision.key.key, text, quota)
       if (!written.ok) {
         return refused('QUOTA_EXCEEDED', `the key-value store's quota of ${quota} bytes would be exceeded`, {
-          rule: `profiles/${context.profile.name}#/kv/quotaBytes`,
+          rule: ruleRef(context.profile, '/kv/quotaBytes'),
           bytes,
           detail: { ...detail, usedBytes: written.usedBytes },
         })
@@ -83,7 +83,7 @@ function list(context: BindingContext, args: JsonValue[]): Handled {
   if (context.profile.kv.access === 'none') {
     return refused('KV_DENIED', 'the profile grants no key-value store', {
       reason: 'KV_NOT_ALLOWED',
-      rule: `profiles/${context.profile.name}#/kv/access`,
+      rule: ruleRef(context.profile, '/kv/access'),
     })
   }
   // Keys the guest may not read are skipped, never counted: it learns nothing of them.
@@ -104,7 +104,7 @@ function list(context: BindingContext, args: JsonValue[]): Handled {
     reply: { ok: true, value: keys },
     decision: 'allow',
     code: 'ALLOWED',
-    rule: `profiles/${context.profile.name}#/kv/access`,
+    rule: ruleRef(context.profile, '/kv/access'),
     bytes: 0,
     detail: { prefix: auditText(prefix), keys: keys.length },
   }

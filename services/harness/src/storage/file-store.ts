@@ -44,7 +44,7 @@ export type FileFailure =
 export type FileResult<T> = ({ ok: true } & T) | FileFailure
 
 /**
- * The virtual filesystems of agents and executions. A space (`agent:<name>`, kept; `exec:<id>`, one
+ * The virtual filesystems of agents and executions. A space (`agent:<name>#<incarnation>`, kept; `exec:<id>`, one
  * execution's scratch space) belongs to a tenant, and every call is scoped by tenant and space: no
  * call reaches another's files. Paths are absolute, normalised and under {@link FILE_ROOT}, exactly
  * as the policy checked them (the store refuses anything else as a broken invariant, by throwing);

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import type { JsonValue } from '@cordon/contracts'
-import { type CheckedEgress, decideAddress, decideEgress, decideSecret } from '@cordon/policy'
+import { type CheckedEgress, decideAddress, decideEgress, decideSecret, ruleRef } from '@cordon/policy'
 import {
   auditText,
   type BindingContext,
@@ -83,7 +83,7 @@ async function follow(
         'secrets may be sent only in request headers (or a query, where granted)',
         {
           reason: 'SECRET_OUTSIDE_HEADERS',
-          rule: `profiles/${profile.name}#/secrets/${outside[0]}`,
+          rule: ruleRef(profile, `/secrets/${outside[0]}`),
           kind: 'secret.exfiltration',
           bytes,
           detail: detailOf({ secrets: outside }),
@@ -256,24 +256,20 @@ async function checkedAddress(
   let answers: string[]
   if (target.address !== null) answers = [target.address]
   else {
-    // The lookup counts against the call's time like the rest: a resolver that never answers
-    // ends the call at its deadline, not the execution at its wall time.
-    const remaining = Math.max(0, Math.ceil(deadline - performance.now()))
-    const signal = AbortSignal.any([context.signal, AbortSignal.timeout(remaining)])
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), remaining)
-    })
+    // The lookup counts against the call's time like the rest: a resolver that never answers (or
+    // gives up when told to) ends the call at its deadline, not the execution at its wall time.
+    const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now())))
+    const late = new Promise<'late'>((resolve) => timeout.addEventListener('abort', () => resolve('late')))
     try {
-      const answer = await Promise.race([resolver.resolve(target.host, signal), late])
+      const answer = await Promise.race([
+        resolver.resolve(target.host, AbortSignal.any([context.signal, timeout])),
+        late,
+      ])
       if (answer === 'late') return dnsTimedOut(target)
       answers = answer
     } catch {
-      // A resolver that gave up because the call's time ran out: that is the timeout, not DNS.
-      if (signal.aborted && !context.signal.aborted) return dnsTimedOut(target)
+      if (timeout.aborted) return dnsTimedOut(target)
       answers = []
-    } finally {
-      clearTimeout(timer)
     }
   }
   if (answers.length === 0) {

@@ -123,7 +123,7 @@ export function redirectTarget(current: GuestRequest, status: number, location: 
   const crossOrigin = next.origin !== new URL(current.url).origin
   const headers = current.headers.filter(
     ([name]) =>
-      !(toGet && (name.startsWith('content-') || name === 'content-type')) &&
+      !(toGet && name.startsWith('content-')) &&
       !(crossOrigin && (name === 'authorization' || name === 'cookie')),
   )
   return {
