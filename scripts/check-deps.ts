@@ -17,7 +17,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 const IMPORT =
-  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+  /(?:^|\n)\s*(?:import|export)\s[\w\s{},*$]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
 
 for (const [rank, name] of ORDER.entries()) {
   const pkgDir = join(root, 'services', name)

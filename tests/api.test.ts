@@ -341,19 +341,35 @@ describe('policy refusals before running', () => {
   })
 
   it('answers 422 for an allowed engine this deployment does not have', async () => {
-    await t.request('PUT', '/v1/profiles/wants-isolate', {
+    await t.request('PUT', '/v1/profiles/wants-container', {
+      body: {
+        engines: ['container'],
+        languages: ['python'],
+        limits: { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
+      },
+    })
+    await t.request('PUT', '/v1/agents/contained', { body: { sandbox: 'wants-container' } })
+    const res = await t.execute('print(1)', { language: 'python' }, 'contained')
+    expect(res.status).toBe(422)
+    expect(res.body.error.code).toBe('ENGINE_UNAVAILABLE')
+    expect(res.body.error.message).toMatch(/available: quickjs, isolate/)
+  })
+
+  it("runs on the profile's first engine, or on the one a request names", async () => {
+    await t.request('PUT', '/v1/profiles/isolate-first', {
       body: {
         engines: ['isolate', 'quickjs'],
         languages: ['javascript'],
         limits: { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
       },
     })
-    await t.request('PUT', '/v1/agents/isolated', { body: { sandbox: 'wants-isolate' } })
-    const res = await t.execute('export default 1', {}, 'isolated')
-    expect(res.status).toBe(422)
-    expect(res.body.error.code).toBe('ENGINE_UNAVAILABLE')
-    const explicit = await t.execute('export default 1', { engine: 'quickjs' }, 'isolated')
-    expect(explicit.body).toMatchObject({ status: 'ok', engine: 'quickjs' })
+    await t.request('PUT', '/v1/agents/isolated', { body: { sandbox: 'isolate-first' } })
+    const first = await t.execute('export default typeof Intl', {}, 'isolated')
+    expect(first.body).toMatchObject({ status: 'ok', engine: 'isolate', result: 'object' })
+    const named = await t.execute('export default typeof Intl', { engine: 'quickjs' }, 'isolated')
+    expect(named.body).toMatchObject({ status: 'ok', engine: 'quickjs', result: 'undefined' })
+    const stored = await t.request('GET', `/v1/executions/${first.body.id}`)
+    expect(stored.body.engine).toBe('isolate')
   })
 })
 

@@ -1,10 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { ESCAPE_ATTACKS } from './escape-attacks.ts'
 import { HOSTILE_VALUE_ATTACKS } from './hostile-value-attacks.ts'
+import { ISOLATE_ATTACKS } from './isolate-attacks.ts'
 import { MEMORY_OUTPUT_ATTACKS } from './memory-output-attacks.ts'
 import { RUNAWAY_ATTACKS } from './runaway-attacks.ts'
 
-const GROUPS = { ESCAPE_ATTACKS, HOSTILE_VALUE_ATTACKS, RUNAWAY_ATTACKS, MEMORY_OUTPUT_ATTACKS }
+const GROUPS = {
+  ESCAPE_ATTACKS,
+  HOSTILE_VALUE_ATTACKS,
+  RUNAWAY_ATTACKS,
+  MEMORY_OUTPUT_ATTACKS,
+  ISOLATE_ATTACKS,
+}
 const ALL = Object.values(GROUPS).flat()
 
 describe('the attack catalogue', () => {

@@ -2,21 +2,25 @@ import { GuestErrorCode } from '@cordon/contracts'
 import { expect } from 'vitest'
 import { type Attack, failed, ok } from './attack-suite.ts'
 
-/** The global names a guest may see: standard ECMAScript (as QuickJS ships it), `console`, `input`. */
+/**
+ * The global names a guest may see: standard ECMAScript and ECMA-402 (as QuickJS and V8 ship them;
+ * `InternalError` is QuickJS's own), `console`, `input`.
+ */
 const STANDARD_GLOBALS = new Set(
-  `AggregateError Array ArrayBuffer BigInt BigInt64Array BigUint64Array Boolean DataView Date Error
-  EvalError FinalizationRegistry Float16Array Float32Array Float64Array Function Infinity Int16Array
-  Int32Array Int8Array InternalError Iterator JSON Map Math NaN Number Object Promise Proxy RangeError
-  ReferenceError Reflect RegExp Set SharedArrayBuffer String Symbol SyntaxError TypeError URIError
-  Uint16Array Uint32Array Uint8Array Uint8ClampedArray WeakMap WeakRef WeakSet console decodeURI
-  decodeURIComponent encodeURI encodeURIComponent escape eval globalThis input isFinite isNaN
-  parseFloat parseInt undefined unescape`.split(/\s+/),
+  `AggregateError Array ArrayBuffer AsyncDisposableStack Atomics BigInt BigInt64Array BigUint64Array
+  Boolean DataView Date DisposableStack Error EvalError FinalizationRegistry Float16Array Float32Array
+  Float64Array Function Infinity Int16Array Int32Array Int8Array InternalError Intl Iterator JSON Map
+  Math NaN Number Object Promise Proxy RangeError ReferenceError Reflect RegExp Set SharedArrayBuffer
+  String SuppressedError Symbol SyntaxError TypeError URIError Uint16Array Uint32Array Uint8Array
+  Uint8ClampedArray WeakMap WeakRef WeakSet console decodeURI decodeURIComponent encodeURI
+  encodeURIComponent escape eval globalThis input isFinite isNaN parseFloat parseInt undefined
+  unescape`.split(/\s+/),
 )
 
 /** Names under which Node, Deno, Bun, browsers, the QuickJS shell or the engine glue expose the host. */
 const HOST_NAMES = `process require module exports Buffer __dirname __filename global setTimeout setInterval
-  setImmediate queueMicrotask fetch XMLHttpRequest WebAssembly Atomics Deno Bun std os print scriptArgs
-  window self navigator write`.split(/\s+/)
+  setImmediate queueMicrotask fetch XMLHttpRequest WebAssembly Deno Bun std os print scriptArgs window
+  self navigator write ivm _ivm isolatedVm Reference Callback ExternalCopy`.split(/\s+/)
 
 const REFERENCE_ERROR = (name: string) => new RegExp(`^ReferenceError: '?${name}'? is not defined$`)
 const IMPORT_REFUSED = /^imports are not available in the sandbox$/
@@ -31,7 +35,11 @@ export const ESCAPE_ATTACKS: readonly Attack[] = [
   {
     name: 'this.constructor.constructor("return process")() at module top level (this is undefined)',
     code: `export default this.constructor.constructor('return process')()`,
-    expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^TypeError: .*'constructor' of undefined$/),
+    // QuickJS: "cannot read property 'constructor' of undefined"; V8: "Cannot read properties of undefined (reading 'constructor')".
+    expect: failed(
+      GuestErrorCode.GUEST_EXCEPTION,
+      /^TypeError: (.*'constructor' of undefined|Cannot read properties of undefined \(reading 'constructor'\))$/,
+    ),
   },
   {
     name: 'this.constructor.constructor("return process")() from a sloppy Function (this is the global)',
@@ -39,13 +47,17 @@ export const ESCAPE_ATTACKS: readonly Attack[] = [
     expect: failed(GuestErrorCode.GUEST_EXCEPTION, REFERENCE_ERROR('process')),
   },
   {
-    name: 'Function("return this")() hands out a global with only standard names',
+    name: 'Function("return this")() hands out a global with only standard names, down its prototype chain',
+    // The global's prototype chain ends at Object.prototype; V8 puts an object between them whose one
+    // own property is \`constructor\`, the guest's own Object.
     code: `const g = Function('return this')()
-export default [g === globalThis, Object.getPrototypeOf(g) === Object.prototype, Object.getOwnPropertyNames(g)]`,
+const chain = []
+for (let p = Object.getPrototypeOf(g); p !== null; p = Object.getPrototypeOf(p)) chain.push(p === Object.prototype ? 'Object.prototype' : Reflect.ownKeys(p).filter((k) => !(k === 'constructor' && p.constructor === Object)).map(String))
+export default [g === globalThis, chain.filter((entry) => entry.length > 0), Object.getOwnPropertyNames(g)]`,
     expect: (record) => {
       ok(expect.anything())(record)
-      const [same, plainProto, names] = record.result as [boolean, boolean, string[]]
-      expect([same, plainProto]).toEqual([true, true])
+      const [same, chain, names] = record.result as [boolean, unknown[], string[]]
+      expect([same, chain]).toEqual([true, ['Object.prototype']])
       expect(names).toEqual(expect.arrayContaining(['Object', 'console', 'input']))
       expect(names.filter((name) => !STANDARD_GLOBALS.has(name))).toEqual([])
     },
@@ -97,17 +109,24 @@ export default names.filter((name) => typeof globalThis[name] !== 'undefined' ||
     expect: failed(GuestErrorCode.IMPORT_NOT_ALLOWED, IMPORT_REFUSED),
   },
   {
-    name: 'Error.prepareStackTrace hook is never called and stacks name only guest code',
+    // QuickJS never calls the hook. V8 does, with its structured frames: every one must be guest code
+    // (the host runs in another isolate, so no host frame can be on the stack), and so must every
+    // line of a plain stack.
+    name: 'Error.prepareStackTrace hook and plain stacks see only guest frames',
     code: `let called = false
-Error.prepareStackTrace = (error, frames) => { called = true; return frames.map((f) => String(f.getThis())) }
+let frames = []
 Error.stackTraceLimit = Infinity
-const stack = new Error('probe').stack
-export default [called, typeof Error.captureStackTrace, stack.trim().split('\\n').every((line) => /^at .* \\(main\\.js:\\d+:\\d+\\)$/.test(line.trim()))]`,
-    expect: ok([false, 'undefined', true]),
+const plain = new Error('plain').stack
+Error.prepareStackTrace = (error, callSites) => { called = true; frames = callSites.map((f) => String(f.getFileName())); return 'hooked' }
+const hooked = new Error('probe').stack
+const files = plain.split('\\n').filter((line) => /^\\s*at /.test(line)).map((line) => line.replace(/^\\s*at (?:.*\\()?([^()\\s]*?):\\d+:\\d+\\)?$/, '$1'))
+export default [called, hooked === 'hooked', [...frames, ...files].filter((file) => !/^(main\\.js|cordon:[\\w.-]+)$/.test(file))]`,
+    expect: ok([false, false, []]),
+    on: { isolate: ok([true, true, []]) },
   },
   {
     name: 'stack of an error thrown while the engine calls the default export names only guest files',
-    code: `export default () => { try { null.x } catch (e) { return e.stack.trim().split('\\n').map((l) => l.replace(/^\\s*at .*\\((.*):\\d+:\\d+\\)$/, '$1')) } }`,
+    code: `export default () => { try { null.x } catch (e) { return e.stack.split('\\n').filter((l) => /^\\s*at /.test(l)).map((l) => l.replace(/^\\s*at (?:.*\\()?([^()\\s]*?):\\d+:\\d+\\)?$/, '$1')) } }`,
     expect: (record) => {
       ok(expect.anything())(record)
       const files = record.result as string[]

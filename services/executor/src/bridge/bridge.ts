@@ -130,3 +130,41 @@ export function isBindingReply(value: unknown): value is BindingReply {
     typeof error.message === 'string'
   )
 }
+
+/** What one run has used of the bridge when a new call arrives. */
+export interface CallCounts {
+  /** Calls this run has made, this one included. */
+  made: number
+  /** The run's limit (the profile's `bindingCalls`). */
+  max: number
+  /** Calls awaiting their reply. */
+  pending: number
+}
+
+/**
+ * Admits one guest call: the three texts (null when the guest passed something other than a string
+ * of bounded length), the run's counts, then `readCall`. The same rules for every engine.
+ */
+export function admitCall(
+  kind: string | null,
+  op: string | null,
+  argsJSON: string | null,
+  counts: CallCounts,
+): BindingCall | BindingReply {
+  if (kind === null || op === null || kind.length > 32 || op.length > 32) {
+    return failure('INVALID_ARGUMENT', 'malformed call')
+  }
+  if (argsJSON === null || argsJSON.length > BRIDGE_LIMITS.maxArgumentBytes) {
+    return failure(
+      'ARGUMENT_TOO_LARGE',
+      `the arguments of ${kind}.${op} exceed ${BRIDGE_LIMITS.maxArgumentBytes} bytes`,
+    )
+  }
+  if (counts.made > counts.max) {
+    return failure('BINDING_LIMIT', `this execution may make at most ${counts.max} binding calls`)
+  }
+  if (counts.pending >= BRIDGE_LIMITS.maxPendingCalls) {
+    return failure('BINDING_BUSY', `at most ${BRIDGE_LIMITS.maxPendingCalls} binding calls may be in flight`)
+  }
+  return readCall(kind, op, argsJSON)
+}

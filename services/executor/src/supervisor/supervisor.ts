@@ -203,9 +203,11 @@ export class Supervisor {
           worker.ready = true
           resolve()
           this.#pump()
-        } else if (message.type === 'done')
+        } else if (message.type === 'done') {
+          // A retiring worker exits next: nothing more may be sent to it.
+          if (message.retiring === true) worker.ready = false
           this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
-        else if (message.type === 'started') this.#startedAhead(worker, message.id)
+        } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
         else if (message.type === 'nested-done') endNested(worker, message.id, message.outcome, true)

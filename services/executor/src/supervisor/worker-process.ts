@@ -7,7 +7,7 @@ const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.me
 /**
  * Forks one worker process: its own process group (so it can be killed whole), a clean environment,
  * no stdin/stdout, an IPC channel, and the V8 flags the engine's limits rely on (a larger stack so
- * QuickJS's own stack check fires first, a bounded host heap, `gc()` for reclaiming dropped heaps).
+ * QuickJS's own stack check fires first, a bounded host heap, no Node startup snapshot for isolated-vm).
  * Its stderr reaches the gateway's, one `cordon worker[pid]:` line at a time.
  */
 export function forkWorker(): ChildProcess {
@@ -15,12 +15,14 @@ export function forkWorker(): ChildProcess {
     execArgv: [
       `--stack-size=${workerStackSizeKb()}`,
       '--max-old-space-size=512',
-      '--expose-gc',
       '--disable-warning=ExperimentalWarning',
+      // isolated-vm creates contexts that Node's own startup snapshot is incompatible with.
+      '--no-node-snapshot',
     ],
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
+      CORDON_WARM_ISOLATES: process.env.CORDON_WARM_ISOLATES ?? '1',
     },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'json',

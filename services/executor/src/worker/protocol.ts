@@ -21,12 +21,21 @@ export type ToWorker =
  * before it is sent, so the supervisor learns a job ahead started in the same message. A job sent
  * ahead that starts unannounced (it arrived after the worker went idle) gets a `started`. A job
  * dropped on a `cancel` (pending, or announced and not started yet) is answered with `dropped`.
+ * A `retiring` worker takes no further job and exits: jobs it holds are the supervisor's to requeue.
  * `call` carries a guest binding call of the running (or nested) job `id`; the supervisor answers it
  * with a `reply` of the same `seq`, and drops replies for a job that has ended.
  */
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'done'; id: number; outcome: RunOutcome; starting: number | null; dropped?: true }
+  | {
+      type: 'done'
+      id: number
+      outcome: RunOutcome
+      starting: number | null
+      dropped?: true
+      /** The worker ends itself after this answer (an engine left a thread it could not stop). */
+      retiring?: true
+    }
   | { type: 'nested-done'; id: number; outcome: RunOutcome }
   | { type: 'started'; id: number }
   | { type: 'call'; id: number; seq: number; call: BindingCall }

@@ -1,6 +1,7 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import { type BindingReply, failure, isBindingReply } from '../bridge/bridge.ts'
 import type { BindingChannel, Engine } from '../engine.ts'
+import { IsolateEngine } from '../engines/isolate/isolate-engine.ts'
 import { QuickJSEngine } from '../engines/quickjs/quickjs-engine.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from './protocol.ts'
@@ -12,9 +13,27 @@ if (typeof process.send !== 'function') {
 }
 const send = (message: FromWorker) => process.send?.(message)
 
-const engines: Partial<Record<string, Engine>> = { quickjs: new QuickJSEngine() }
 const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
-;(engines.quickjs as QuickJSEngine).warm(warmMemoryMb)
+const quickjs = new QuickJSEngine()
+const isolate = new IsolateEngine({ warmIsolates: Number(process.env.CORDON_WARM_ISOLATES ?? '1') })
+const engines: Partial<Record<string, Engine>> = { quickjs, isolate }
+quickjs.warm(warmMemoryMb)
+isolate.warm(warmMemoryMb)
+
+/** Set once the worker ends itself: it answers nothing more. */
+let stopping = false
+
+/**
+ * An isolate whose thread could not be stopped is still running guest code in this process: the
+ * worker answers what it ran, takes nothing more, and ends itself (the supervisor starts a new one and
+ * puts any job held ahead back in the queue).
+ */
+function endIfPoisoned(): boolean {
+  if (!isolate.poisoned) return false
+  stopping = true
+  setImmediate(() => process.kill(process.pid, 'SIGKILL'))
+  return true
+}
 
 type Run = Extract<ToWorker, { type: 'run' }>
 
@@ -82,7 +101,8 @@ process.on('message', (message: ToWorker) => {
     nested.set(id, controller)
     void runSafely(message, controller.signal).then((outcome) => {
       nested.delete(id)
-      send({ type: 'nested-done', id, outcome })
+      if (stopping) return
+      process.send?.({ type: 'nested-done', id, outcome } satisfies FromWorker, () => endIfPoisoned())
     })
     return
   }
@@ -90,7 +110,7 @@ process.on('message', (message: ToWorker) => {
     nested.get(message.id)?.abort()
     return
   }
-  if (message?.type !== 'run') return
+  if (message?.type !== 'run' || stopping) return
   pending.push(message)
   if (!running) void runAll(pending.shift())
 })
@@ -120,6 +140,15 @@ async function runAll(first: Run | undefined): Promise<void> {
     }
     if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
     const outcome = await runSafely(run)
+    if (stopping) return
+    if (isolate.poisoned) {
+      process.send?.(
+        { type: 'done', id: run.id, outcome, starting: null, retiring: true } satisfies FromWorker,
+        () => endIfPoisoned(),
+      )
+      stopping = true
+      return
+    }
     const next = pending.shift()
     announced = next?.id ?? null
     send({ type: 'done', id: run.id, outcome, starting: announced })

@@ -10,6 +10,9 @@ import type { Limits } from '@cordon/policy'
 /** Results nest at most this deep. */
 export const MAX_RESULT_DEPTH = 64
 
+/** How QuickJS and V8 word a stack overflow. */
+const STACK_OVERFLOW = /stack overflow|^Maximum call stack size exceeded$/
+
 /** Why the host stopped a run: decided by the host's own flags, never by what the guest says. */
 export type Stop = 'cpu' | 'wall' | 'output' | null
 
@@ -74,7 +77,7 @@ export function classifyFailure(
   const { name, message } = description ?? { name: 'Error', message: '' }
   const text = name === 'null' ? 'null was thrown' : message ? `${name}: ${message}` : name
   if (name === 'InternalError' && message === 'out of memory') return memoryLimit(limits)
-  if (/^(InternalError|RangeError|SyntaxError)$/.test(name) && /stack overflow/.test(message)) {
+  if (/^(InternalError|RangeError|SyntaxError)$/.test(name) && STACK_OVERFLOW.test(message)) {
     return guestError(GuestErrorCode.STACK_OVERFLOW, text)
   }
   if (syntax) return guestError(GuestErrorCode.SYNTAX_ERROR, text)
@@ -88,7 +91,7 @@ export function classifyFailure(
 export function classifyUnserializable(description: Description | null, limits: Limits): Outcome {
   const { name, message } = description ?? { name: 'Error', message: '' }
   if (name === 'InternalError' && message === 'out of memory') return memoryLimit(limits)
-  if (/stack overflow/.test(message)) {
+  if (STACK_OVERFLOW.test(message)) {
     return guestError(GuestErrorCode.RESULT_TOO_DEEP, `result nests too deeply to serialise (${message})`)
   }
   return guestError(

@@ -1,5 +1,11 @@
 import type { QuickJSContext, QuickJSDeferredPromise, QuickJSHandle } from 'quickjs-emscripten-core'
-import { type BindingCall, type BindingReply, BRIDGE_LIMITS, failure, readCall } from '../../bridge/bridge.ts'
+import {
+  admitCall,
+  type BindingCall,
+  type BindingReply,
+  BRIDGE_LIMITS,
+  failure,
+} from '../../bridge/bridge.ts'
 import { lengthOf, newBytes, newText } from './quickjs-internals.ts'
 
 /**
@@ -100,28 +106,14 @@ export class GuestCalls {
       ctx.typeof(handle) === 'string' && lengthOf(ctx, handle) <= max ? ctx.getString(handle) : null
     const kindText = text(kind, 32)
     const opText = text(op, 32)
-    if (kindText === null || opText === null) return answer(failure('INVALID_ARGUMENT', 'malformed call'))
-    const argsText = text(args, BRIDGE_LIMITS.maxArgumentBytes)
-    if (argsText === null) {
-      return answer(
-        failure(
-          'ARGUMENT_TOO_LARGE',
-          `the arguments of ${kindText}.${opText} exceed ${BRIDGE_LIMITS.maxArgumentBytes} bytes`,
-        ),
-      )
-    }
-    this.#calls++
-    if (this.#calls > session.maxCalls) {
-      return answer(
-        failure('BINDING_LIMIT', `this execution may make at most ${session.maxCalls} binding calls`),
-      )
-    }
-    if (this.#pending.size >= BRIDGE_LIMITS.maxPendingCalls) {
-      return answer(
-        failure('BINDING_BUSY', `at most ${BRIDGE_LIMITS.maxPendingCalls} binding calls may be in flight`),
-      )
-    }
-    const call = readCall(kindText, opText, argsText)
+    const argsText = kindText === null || opText === null ? '' : text(args, BRIDGE_LIMITS.maxArgumentBytes)
+    // Malformed and oversized calls are not counted; every other call is, refused or not.
+    if (kindText !== null && opText !== null && argsText !== null) this.#calls++
+    const call = admitCall(kindText, opText, argsText, {
+      made: this.#calls,
+      max: session.maxCalls,
+      pending: this.#pending.size,
+    })
     if ('ok' in call) return answer(call)
     if (session.call === undefined) return answer(failure('NOT_GRANTED', `${call.kind} is not granted`))
     this.#pending.add(deferred)

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import RELEASE_SYNC_MODULE from '@jitl/quickjs-wasmfile-release-sync'
 import {
   newQuickJSWASMModuleFromVariant,
@@ -26,6 +28,22 @@ export const HEAP_OVERHEAD_BYTES = 16 * MiB
 
 /** A dropped module whose heap grew past this is garbage-collected right away. */
 const RECLAIM_AT_BYTES = 64 * MiB
+
+/**
+ * V8's `gc()`, taken from a throwaway context with the flag on only while that context is made: with
+ * `--expose-gc` on the command line every context would get a `gc` global, guest isolates included.
+ */
+const collectGarbage: (() => void) | undefined = (() => {
+  try {
+    setFlagsFromString('--expose-gc')
+    const gc: unknown = runInNewContext('gc')
+    return typeof gc === 'function' ? (gc as () => void) : undefined
+  } catch {
+    return undefined
+  } finally {
+    setFlagsFromString('--no-expose-gc')
+  }
+})()
 
 export interface ModulePoolOptions {
   /** Runs after which a module is replaced even when healthy (defence in depth: each run restores it). */
@@ -115,7 +133,7 @@ export class ModulePool {
 
   #reclaim(slot: Slot): void {
     const heapBytes = slot.module.getWasmMemory().buffer.byteLength
-    if (heapBytes > RECLAIM_AT_BYTES) (globalThis as { gc?: () => void }).gc?.()
+    if (heapBytes > RECLAIM_AT_BYTES) collectGarbage?.()
   }
 
   /** Prepares a spare module for the given size in the background, if none is ready. */

@@ -1,0 +1,109 @@
+import { admitCall, type BindingReply, failure } from '../../bridge/bridge.ts'
+import type { BindingChannel } from '../../engine.ts'
+import { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT } from '../quickjs/guest-calls.ts'
+
+/** A reply ready for the guest: JSON text, and the body (an id the guest API takes it by). */
+export interface Delivery {
+  id: number
+  json: string
+  bytesId: number | undefined
+  body: ArrayBuffer | undefined
+}
+
+/**
+ * The host side of the binding bridge for one isolate run: admits calls by the same rules as every
+ * engine (`admitCall`), sends them down the channel, and turns each reply into a `Delivery` for the
+ * glue's `deliver`. Reply bodies are bounded per run (`MAX_REPLY_BYTES_PER_RUN`) and reply texts per
+ * reply (`MAX_REPLY_TEXT`), as in the QuickJS engine; bodies also count against the isolate's heap.
+ */
+export class IsolateCalls {
+  readonly #maxCalls: number
+  readonly #channel: BindingChannel | undefined
+  readonly #deliver: (delivery: Delivery) => void
+  readonly #pending = new Set<number>()
+  #made = 0
+  #nextId = 1
+  #nextBytes = 1
+  #replyBytes = 0
+  #ended = false
+
+  constructor(maxCalls: number, channel: BindingChannel | undefined, deliver: (delivery: Delivery) => void) {
+    this.#maxCalls = maxCalls
+    this.#channel = channel
+    this.#deliver = deliver
+  }
+
+  /** Calls awaiting their reply. */
+  get pending(): number {
+    return this.#pending.size
+  }
+
+  /** The glue's `call`: reply JSON text at once, or the id of a call whose reply comes later. */
+  call(kind: unknown, op: unknown, args: unknown): string | number {
+    const text = (value: unknown, max: number) =>
+      typeof value === 'string' && value.length <= max ? value : null
+    const kindText = text(kind, 32)
+    const opText = text(op, 32)
+    const argsText = typeof args === 'string' ? args : null
+    if (kindText !== null && opText !== null && argsText !== null) this.#made++
+    const call = admitCall(kindText, opText, argsText, {
+      made: this.#made,
+      max: this.#maxCalls,
+      pending: this.#pending.size,
+    })
+    if ('ok' in call) return this.#text(call).json
+    const channel = this.#channel
+    if (channel === undefined || this.#ended) {
+      return this.#text(failure('NOT_GRANTED', `${call.kind} is not granted`)).json
+    }
+    const id = this.#nextId++
+    this.#pending.add(id)
+    const settle = (reply: BindingReply) => {
+      if (this.#ended || !this.#pending.delete(id)) return
+      this.#deliver({ id, ...this.#text(reply) })
+    }
+    channel(call).then(settle, () => settle(failure('BINDING_FAILED', 'the binding failed')))
+    return id
+  }
+
+  /** UTF-8 text of a reply body the guest API holds (any `ArrayBuffer` the guest passes, in fact). */
+  decode(body: unknown): string {
+    if (!(body instanceof ArrayBuffer) || body.byteLength > MAX_REPLY_TEXT * 4) return ''
+    return new TextDecoder().decode(body)
+  }
+
+  /** Drops calls still in flight: their replies go nowhere. */
+  end(): void {
+    this.#ended = true
+    this.#pending.clear()
+  }
+
+  /** The reply as the guest reads it; bytes become a body of their own within the run's budget. */
+  #text(reply: BindingReply): Omit<Delivery, 'id'> {
+    let answer = reply
+    let body: ArrayBuffer | undefined
+    let bytesId: number | undefined
+    if (reply.ok && reply.bytes !== undefined) {
+      const bytes = Buffer.from(reply.bytes, 'base64')
+      if (this.#replyBytes + bytes.length > MAX_REPLY_BYTES_PER_RUN) {
+        answer = failure(
+          'REPLY_TOO_LARGE',
+          `the bodies of this execution's binding calls exceed ${MAX_REPLY_BYTES_PER_RUN} bytes`,
+        )
+      } else {
+        this.#replyBytes += bytes.length
+        body = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+        bytesId = this.#nextBytes++
+      }
+    }
+    let json = JSON.stringify(
+      answer.ok ? { ok: true, value: answer.value, bytes: bytesId } : { ok: false, error: answer.error },
+    )
+    if (json.length > MAX_REPLY_TEXT) {
+      json = JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
+      body = undefined
+      bytesId = undefined
+    }
+    return { json, bytesId, body }
+  }
+}
