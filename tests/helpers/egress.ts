@@ -220,18 +220,22 @@ export const EGRESS_TEST_LIMITS: Limits = {
 }
 
 /**
- * Stores a QuickJS/JavaScript profile with these network rules (and optional secrets and limits),
+ * Stores a JavaScript profile (QuickJS unless `engines` says otherwise) with these network rules (and optional secrets and limits),
  * and an agent of the same name that runs under it.
  */
 export async function deployEgressAgent(
   service: TestServer,
   name: string,
   network: { allow: AllowRule[]; deny?: Omit<AllowRule, 'schemes'>[]; allowPrivateAddresses?: boolean },
-  extra: { secrets?: Record<string, { from: string; hosts: string[] }>; limits?: Partial<Limits> } = {},
+  extra: {
+    secrets?: Record<string, { from: string; hosts: string[] }>
+    limits?: Partial<Limits>
+    engines?: ('quickjs' | 'isolate')[]
+  } = {},
 ): Promise<void> {
   const profile = await service.request('PUT', `/v1/profiles/${name}`, {
     body: {
-      engines: ['quickjs'],
+      engines: extra.engines ?? ['quickjs'],
       languages: ['javascript'],
       limits: { ...EGRESS_TEST_LIMITS, ...extra.limits },
       network,

@@ -18,9 +18,11 @@
  */
 export const GUEST_API = `(function (call, take, decode, J, P, S, isArray, keys, E, TE, define, freeze, create, AB, U8, isView, fromCharCode, apply, iteratorSymbol, G) {
 'use strict'
+// A class of its own, so that engines that read an error's constructor (V8's copies) name it too.
+class CordonError extends E {}
+define(CordonError.prototype, 'name', { value: 'CordonError', writable: true, configurable: true })
 const fail = (e) => {
-  const error = new E(S(e.code) + ': ' + S(e.message))
-  define(error, 'name', { value: 'CordonError', writable: true, configurable: true })
+  const error = new CordonError(S(e.code) + ': ' + S(e.message))
   define(error, 'code', { value: S(e.code), enumerable: true, configurable: true })
   if (e.reason !== undefined) define(error, 'reason', { value: S(e.reason), enumerable: true, configurable: true })
   if (e.rule !== undefined) define(error, 'rule', { value: S(e.rule), enumerable: true, configurable: true })

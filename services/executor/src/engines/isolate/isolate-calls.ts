@@ -21,21 +21,24 @@ export class IsolateCalls {
   readonly #channel: BindingChannel | undefined
   readonly #deliver: (delivery: Delivery) => void
   readonly #pending = new Set<number>()
+  /** Replies the host has, not yet handed to the guest: still in flight for the guest's count. */
+  #undelivered = 0
   #made = 0
   #nextId = 1
   #nextBytes = 1
   #replyBytes = 0
   #ended = false
 
+  /** @param deliver hands a reply to the guest, which then calls `handed` (the guest has it). */
   constructor(maxCalls: number, channel: BindingChannel | undefined, deliver: (delivery: Delivery) => void) {
     this.#maxCalls = maxCalls
     this.#channel = channel
     this.#deliver = deliver
   }
 
-  /** Calls awaiting their reply. */
+  /** Calls awaiting their reply, or whose reply has not reached the guest yet. */
   get pending(): number {
-    return this.#pending.size
+    return this.#pending.size + this.#undelivered
   }
 
   /** The glue's `call`: reply JSON text at once, or the id of a call whose reply comes later. */
@@ -49,7 +52,7 @@ export class IsolateCalls {
     const call = admitCall(kindText, opText, argsText, {
       made: this.#made,
       max: this.#maxCalls,
-      pending: this.#pending.size,
+      pending: this.pending,
     })
     if ('ok' in call) return this.#text(call).json
     const channel = this.#channel
@@ -60,10 +63,16 @@ export class IsolateCalls {
     this.#pending.add(id)
     const settle = (reply: BindingReply) => {
       if (this.#ended || !this.#pending.delete(id)) return
+      this.#undelivered++
       this.#deliver({ id, ...this.#text(reply) })
     }
     channel(call).then(settle, () => settle(failure('BINDING_FAILED', 'the binding failed')))
     return id
+  }
+
+  /** A reply reached the guest (its delivery task ended, however it ended). */
+  handed(): void {
+    this.#undelivered = Math.max(0, this.#undelivered - 1)
   }
 
   /** UTF-8 text of a reply body the guest API holds (any `ArrayBuffer` the guest passes, in fact). */

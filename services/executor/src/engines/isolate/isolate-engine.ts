@@ -167,7 +167,8 @@ class IsolateRun {
     })
     this.#calls = new IsolateCalls(job.limits.bindingCalls, channel, (delivery) => {
       if (this.#done) return
-      this.#task(prepared.deliver(delivery.id, delivery.json, delivery.bytesId, delivery.body))
+      const task = prepared.deliver(delivery.id, delivery.json, delivery.bytesId, delivery.body)
+      this.#task(task, () => this.#calls.handed())
     })
     this.#watchdog = setInterval(() => this.#watch(), WATCH_MS)
     signal?.addEventListener('abort', () => this.#halt('wall'), { once: true })
@@ -280,11 +281,17 @@ class IsolateRun {
   }
 
   /** Tracks one task on the isolate's thread; its end is when the run looks for what comes next. */
-  #task(task: Promise<unknown>): void {
+  #task(task: Promise<unknown>, ended?: () => void): void {
     this.#tasks++
     task.then(
-      () => this.#afterTask({ failed: false }),
-      (error: unknown) => this.#afterTask({ failed: true, error }),
+      () => {
+        ended?.()
+        this.#afterTask({ failed: false })
+      },
+      (error: unknown) => {
+        ended?.()
+        this.#afterTask({ failed: true, error })
+      },
     )
   }
 
