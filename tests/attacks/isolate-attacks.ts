@@ -94,6 +94,20 @@ export default Promise.all(jobs).then(() => 'settled')`,
     },
   },
   {
+    name: 'globals, pending jobs and module bindings of one execution are gone in the next',
+    code: `globalThis.leftover = 'tenant data'
+export const secret = 'kept?'
+new Promise(() => {}).then(() => { globalThis.late = true })
+Promise.resolve().then(() => { globalThis.queued = true })
+export default 1`,
+    expect: ok(1),
+    next: {
+      code: `await null
+export default [typeof leftover, typeof secret, typeof late, typeof queued]`,
+      expect: ok(['undefined', 'undefined', 'undefined', 'undefined']),
+    },
+  },
+  {
     name: 'allocation loop of fresh arrays (defeats isolated-vm limits: the worker is replaced)',
     code: `const a = []\nwhile (true) a.push(new Array(1000).fill(1))`,
     expect: endedOnEither('memory_limit/MEMORY_LIMIT', 'timeout/CPU_TIME_LIMIT', 'timeout/WALL_TIME_LIMIT'),

@@ -31,6 +31,11 @@ export class IsolatePool {
     return ready ?? new PreparedIsolate(size)
   }
 
+  /** Isolates ready for `memoryMb` now. */
+  ready(memoryMb: number): number {
+    return this.#ready.get(Math.max(MIN_ISOLATE_MEMORY_MB, memoryMb))?.length ?? 0
+  }
+
   /** Tops every size up in the background, one isolate per turn of the event loop. */
   refill(): void {
     if (this.#refilling !== null || this.#disposed || this.#perSize === 0) return
