@@ -9,7 +9,15 @@ import { IsolateEngine } from './isolate-engine.ts'
 const engine = new IsolateEngine()
 afterAll(() => engine.dispose())
 
-const limits = { cpuMs: 300, wallMs: 2000, memoryMb: 16, outputBytes: 1024, bindingCalls: 4 }
+const limits = {
+  cpuMs: 300,
+  wallMs: 2000,
+  memoryMb: 16,
+  outputBytes: 1024,
+  bindingCalls: 4,
+  processes: 32,
+  openFiles: 64,
+}
 const job = (code: string, extra: Partial<RunJob> = {}): RunJob => ({
   engine: 'isolate',
   language: 'javascript',
