@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { dirname } from 'node:path'
 import type { LoadResult } from './load.ts'
+import { TARGET_KEYS, type TargetKey } from './targets.ts'
 
 /** The goal from the issue, checked (and printed) but never turned into a failing exit code. */
 export const GOAL = {
@@ -25,13 +26,12 @@ export interface TargetReport extends LoadResult {
   cpuMsPerRequest: { server: number | null; client: number }
 }
 
-/** One round: the three targets measured back to back. */
-export interface Round {
-  bare: TargetReport
-  /** The process-hop floor: HTTP plus an IPC round trip to a worker, no engine, policy or store. */
-  hop: TargetReport
-  execution: TargetReport
-}
+/**
+ * One round: every target measured back to back. `hop` is the process-hop floor (HTTP plus an IPC
+ * round trip to a worker, no engine, policy or store); `execution` the goal's path (QuickJS, `1 + 1`);
+ * `isolate` the same on V8 isolates; `quickjsFib` and `isolateFib` fib(27) on each engine.
+ */
+export type Round = Record<TargetKey, TargetReport>
 
 export interface BenchReport {
   startedAt: string
@@ -49,6 +49,11 @@ export interface BenchReport {
   bare: TargetReport
   hop: TargetReport
   execution: TargetReport
+  isolate: TargetReport
+  quickjsFib: TargetReport
+  isolateFib: TargetReport
+  /** Isolate throughput as a percentage of QuickJS's, per workload (median of the per-round ratios). */
+  isolateVsQuickjsPercent: { trivial: number; fib27: number }
   /** Execution throughput as a percentage of the bare route's in the same round: the median round. */
   throughputPercent: number
   /** Process-hop floor throughput as a percentage of the bare route's (median of the rounds). */
@@ -113,6 +118,13 @@ export function buildReport(input: ReportInput): BenchReport {
     bare: medianRound('bare'),
     hop: medianRound('hop'),
     execution: medianRound('execution'),
+    isolate: medianRound('isolate'),
+    quickjsFib: medianRound('quickjsFib'),
+    isolateFib: medianRound('isolateFib'),
+    isolateVsQuickjsPercent: {
+      trivial: medianOf(rounds.map((r) => percentOf(r.isolate, r.execution))),
+      fib27: medianOf(rounds.map((r) => percentOf(r.isolateFib, r.quickjsFib))),
+    },
     throughputPercent,
     hopThroughputPercent: medianOf(rounds.map((r) => percentOf(r.hop, r.bare))),
     executionVsHopPercent: medianOf(rounds.map((r) => percentOf(r.execution, r.hop))),
@@ -126,7 +138,7 @@ export function buildReport(input: ReportInput): BenchReport {
   }
 }
 
-/** The human-readable summary: one table with the three targets, then the goal verdicts. */
+/** The human-readable summary: one table with every target, the ratios, then the goal verdicts. */
 export function formatReport(report: BenchReport): string {
   const header = [
     'target',
@@ -158,12 +170,14 @@ export function formatReport(report: BenchReport): string {
     `CPU busy before start: ${report.backgroundCpuPercent.toFixed(0)} %` +
       (busy ? ' (WARNING: the machine was busy; other work skews these numbers, re-run when idle)' : ''),
     '',
-    ...table([header, row(report.bare, 'bare'), row(report.hop, 'hop'), row(report.execution, 'execution')]),
+    ...table([header, ...TARGET_KEYS.map((key) => row(report[key], key))]),
     '',
     `execution / bare throughput: ${report.throughputPercent.toFixed(1)} % (by round: ${report.rounds
       .map((r) => `${((100 * r.execution.requestsPerSecond) / r.bare.requestsPerSecond).toFixed(1)} %`)
       .join(' / ')})`,
     `execution / process hop floor throughput: ${report.executionVsHopPercent.toFixed(1)} %`,
+    `isolate / quickjs throughput: 1 + 1 ${report.isolateVsQuickjsPercent.trivial.toFixed(1)} %, ` +
+      `fib(27) ${report.isolateVsQuickjsPercent.fib27.toFixed(1)} %`,
     '',
     `Goal: ${report.goals.text}`,
     ...table([

@@ -9,10 +9,20 @@ import { Cleanup, message } from './cleanup.ts'
 import { assertClean, runLoad } from './load.ts'
 import { sampleBusyCpuPercent, treeCpuSeconds } from './process-cpu.ts'
 import { buildReport, formatReport, GOAL, type Round, type TargetReport, writeReport } from './report.ts'
-import { bareTarget, checkSample, executionTarget, hopTarget, type Target } from './targets.ts'
+import {
+  BENCH_AGENT,
+  bareTarget,
+  checkSample,
+  clip,
+  engineTarget,
+  executionTarget,
+  hopTarget,
+  type Target,
+} from './targets.ts'
 
 // `npm run bench`: the trivial execution path against a bare Hono route and against the process-hop
-// floor (HTTP plus an IPC round trip to a worker that answers at once), same client, same machine.
+// floor (HTTP plus an IPC round trip to a worker that answers at once), then each engine (QuickJS and
+// V8 isolates) on the trivial execution and on a CPU-bound one, fib(27): same client, same machine.
 // Exits 0 whether or not the goal is met, 1 if any request failed or a server misbehaved, 2 on bad
 // configuration, 130 when interrupted. See bench/README.md.
 
@@ -105,19 +115,18 @@ async function main(config: Config, signal: AbortSignal): Promise<void> {
     signal,
   )
 
-  const bareSide = bareTarget(bareURL, token)
-  const hopSide = hopTarget(hopURL, token)
-  const executionSide = executionTarget(gatewayURL, token)
-  await checkSample(bareSide)
-  await checkSample(hopSide)
-  await checkSample(executionSide)
-  // Rounds, each measuring all three targets back to back (in a rotating order), so that a slow
-  // spell of a shared machine lands in one round's pair of numbers rather than between them.
+  await createBenchAgent(gatewayURL, token)
+  // Rounds, each measuring every target back to back (in a rotating order), so that a slow spell
+  // of a shared machine lands in one round's numbers rather than between the two numbers of a ratio.
   const targets = [
-    { key: 'bare', target: bareSide, server: bare },
-    { key: 'hop', target: hopSide, server: hop },
-    { key: 'execution', target: executionSide, server: gateway },
+    { key: 'bare', target: bareTarget(bareURL, token), server: bare },
+    { key: 'hop', target: hopTarget(hopURL, token), server: hop },
+    { key: 'execution', target: executionTarget(gatewayURL, token), server: gateway },
+    { key: 'isolate', target: engineTarget(gatewayURL, token, 'isolate'), server: gateway },
+    { key: 'quickjsFib', target: engineTarget(gatewayURL, token, 'quickjsFib'), server: gateway },
+    { key: 'isolateFib', target: engineTarget(gatewayURL, token, 'isolateFib'), server: gateway },
   ] as const
+  for (const { target } of targets) await checkSample(target)
   const rounds: Round[] = []
   for (let index = 0; index < config.rounds; index++) {
     const round: Partial<Round> = {}
@@ -179,6 +188,19 @@ async function measure(
       server: serverBefore === null || serverAfter === null ? null : perRequest(serverAfter - serverBefore),
       client: perRequest((client.user + client.system) / 1e6),
     },
+  }
+}
+
+/** The agent the engine targets run as, under the built-in `tool-runner` profile (QuickJS or isolates). */
+async function createBenchAgent(baseURL: string, token: string): Promise<void> {
+  const response = await fetch(`${baseURL}/v1/agents/${BENCH_AGENT}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ sandbox: 'tool-runner', description: 'bench: executions on a named engine' }),
+    signal: AbortSignal.timeout(10_000),
+  })
+  if (response.status !== 200) {
+    throw new Error(`creating the bench agent got ${response.status}: ${clip(await response.text())}`)
   }
 }
 

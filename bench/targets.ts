@@ -1,7 +1,11 @@
+/** The measured targets, in the order the table prints them. */
+export const TARGET_KEYS = ['bare', 'hop', 'execution', 'isolate', 'quickjsFib', 'isolateFib'] as const
+export type TargetKey = (typeof TARGET_KEYS)[number]
+
 /** One HTTP endpoint under load: the request sent and the check every response body must pass. */
 export interface Target {
   /** Key in the JSON results. */
-  key: 'bare' | 'hop' | 'execution'
+  key: TargetKey
   /** Row label in the printed table. */
   label: string
   url: string
@@ -27,6 +31,39 @@ export function executionTarget(baseURL: string, token: string): Target {
     verify: (body) => {
       const record = parse(body)
       return record?.status === 'ok' && record.result === 2 && record.error === null
+    },
+  }
+}
+
+/** The agent the engine targets run as: created by the bench under the built-in `tool-runner` profile. */
+export const BENCH_AGENT = 'bench'
+
+/** CPU-bound guest work: about 630 000 calls, the same on both engines. */
+const FIB_27 = 'const fib = (n) => (n < 2 ? n : fib(n - 1) + fib(n - 2))\nexport default fib(27)'
+const FIB_27_RESULT = 196418
+
+/**
+ * An execution on a named engine as the bench agent: the trivial `1 + 1`, or fib(27). The label
+ * names the engine and the work; the check is the same record check as the execution path's.
+ */
+export function engineTarget(
+  baseURL: string,
+  token: string,
+  key: 'isolate' | 'quickjsFib' | 'isolateFib',
+): Target {
+  const engine = key === 'quickjsFib' ? 'quickjs' : 'isolate'
+  const fib = key !== 'isolate'
+  const expected = fib ? FIB_27_RESULT : 2
+  return {
+    key,
+    label: `${engine} ${fib ? 'fib(27)' : '1 + 1'} (POST /v1/agents/${BENCH_AGENT}/executions)`,
+    url: `${baseURL}/v1/agents/${BENCH_AGENT}/executions`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ language: 'javascript', engine, code: fib ? FIB_27 : 'export default 1 + 1' }),
+    verify: (body) => {
+      const record = parse(body)
+      return record?.status === 'ok' && record.result === expected && record.engine === engine
     },
   }
 }

@@ -355,6 +355,23 @@ describe('policy refusals before running', () => {
     expect(res.body.error.message).toMatch(/available: quickjs, isolate/)
   })
 
+  it('answers 422 for the isolate engine under a memory limit smaller than its smallest heap', async () => {
+    await t.request('PUT', '/v1/profiles/tiny-isolate', {
+      body: {
+        engines: ['isolate'],
+        languages: ['javascript'],
+        limits: { cpuMs: 100, wallMs: 500, memoryMb: 4, outputBytes: 1024, bindingCalls: 0 },
+      },
+    })
+    await t.request('PUT', '/v1/agents/tiny', { body: { sandbox: 'tiny-isolate' } })
+    const res = await t.execute('export default 1', {}, 'tiny')
+    expect(res.status).toBe(422)
+    expect(res.body.error).toMatchObject({
+      code: 'ENGINE_UNAVAILABLE',
+      message: expect.stringMatching(/memoryMb of at least 8/),
+    })
+  })
+
   it("runs on the profile's first engine, or on the one a request names", async () => {
     await t.request('PUT', '/v1/profiles/isolate-first', {
       body: {

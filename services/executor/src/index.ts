@@ -13,6 +13,11 @@ export {
   NO_GRANTS,
 } from './bridge/bridge.ts'
 export type { BindingChannel, Engine, RunJob } from './engine.ts'
+
+import type { EngineName } from '@cordon/contracts'
+import type { Limits } from '@cordon/policy'
+import { MIN_ISOLATE_MEMORY_MB } from './engines/isolate/prepared-isolate.ts'
+
 export { IsolateEngine } from './engines/isolate/isolate-engine.ts'
 export { MAX_RESULT_DEPTH } from './engines/quickjs/classify.ts'
 export { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT } from './engines/quickjs/guest-glue.ts'
@@ -21,3 +26,14 @@ export { Supervisor, type SupervisorOptions, type SupervisorStats } from './supe
 
 /** Engines this build can run locally. */
 export const AVAILABLE_ENGINES = ['quickjs', 'isolate'] as const
+
+/**
+ * Why `engine` cannot run under these limits as stated, or null when it can: isolated-vm's smallest
+ * heap is 8 MiB, so the isolate engine refuses a smaller `memoryMb` rather than quietly granting more.
+ */
+export function engineLimitProblem(engine: EngineName, limits: Pick<Limits, 'memoryMb'>): string | null {
+  if (engine === 'isolate' && limits.memoryMb < MIN_ISOLATE_MEMORY_MB) {
+    return `the isolate engine needs memoryMb of at least ${MIN_ISOLATE_MEMORY_MB} (the profile gives ${limits.memoryMb})`
+  }
+  return null
+}

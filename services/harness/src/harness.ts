@@ -8,7 +8,7 @@ import {
   type Language,
   type RunOutcome,
 } from '@cordon/contracts'
-import type { Supervisor } from '@cordon/executor'
+import { engineLimitProblem, type Supervisor } from '@cordon/executor'
 import {
   type AgentDeclaration,
   type DocumentFormat,
@@ -250,6 +250,8 @@ export class Harness {
         `engine "${decision.engine}" is not available in this deployment (available: ${this.#engines.join(', ')})`,
       )
     }
+    const limitProblem = engineLimitProblem(decision.engine, profile.limits)
+    if (limitProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, limitProblem)
     const plan = planExecution({
       tenant,
       agent: agentName,

@@ -1,4 +1,5 @@
 import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
+import { engineLimitProblem } from '@cordon/executor'
 import { decideRun, decideTool } from '@cordon/policy'
 import {
   auditText,
@@ -72,12 +73,11 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
     if (run.effect === 'deny') {
       return refused('TOOL_DENIED', run.message, { reason: run.code, rule: run.rule, detail })
     }
-    if (!options.engines.includes(run.engine)) {
-      return refused('TOOL_FAILED', `engine "${run.engine}" is not available in this deployment`, {
-        decision: 'error',
-        rule: decision.rule,
-        detail,
-      })
+    const unavailable = !options.engines.includes(run.engine)
+      ? `engine "${run.engine}" is not available in this deployment`
+      : engineLimitProblem(run.engine, profile.limits)
+    if (unavailable !== null) {
+      return refused('TOOL_FAILED', unavailable, { decision: 'error', rule: decision.rule, detail })
     }
     const record = await runTool(context, options, { input, profile, engine: run.engine, tool })
     const extra = { ...detail, execution: record.id, status: record.status }
