@@ -24,12 +24,12 @@ isolate.warm(warmMemoryMb)
 let stopping = false
 
 /**
- * An isolate whose thread could not be stopped is still running guest code in this process: the
- * worker answers what it ran, takes nothing more, and ends itself (the supervisor starts a new one and
- * puts any job held ahead back in the queue).
+ * An isolate whose thread could not be stopped is still running guest code in this process (or the
+ * isolate engine has served its quota of executions): the worker answers what it ran, takes nothing
+ * more, and ends itself (the supervisor starts a new one and puts any job held ahead back in the queue).
  */
-function endIfPoisoned(): boolean {
-  if (!isolate.poisoned) return false
+function endIfRetiring(): boolean {
+  if (!isolate.retiring) return false
   stopping = true
   setImmediate(() => process.kill(process.pid, 'SIGKILL'))
   return true
@@ -102,7 +102,7 @@ process.on('message', (message: ToWorker) => {
     void runSafely(message, controller.signal).then((outcome) => {
       nested.delete(id)
       if (stopping) return
-      process.send?.({ type: 'nested-done', id, outcome } satisfies FromWorker, () => endIfPoisoned())
+      process.send?.({ type: 'nested-done', id, outcome } satisfies FromWorker, () => endIfRetiring())
     })
     return
   }
@@ -141,10 +141,10 @@ async function runAll(first: Run | undefined): Promise<void> {
     if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
     const outcome = await runSafely(run)
     if (stopping) return
-    if (isolate.poisoned) {
+    if (isolate.retiring) {
       process.send?.(
         { type: 'done', id: run.id, outcome, starting: null, retiring: true } satisfies FromWorker,
-        () => endIfPoisoned(),
+        () => endIfRetiring(),
       )
       stopping = true
       return

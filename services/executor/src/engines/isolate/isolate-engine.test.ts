@@ -88,6 +88,15 @@ describe('IsolateEngine', () => {
     expect(out.usage.wallMs).toBeLessThan(limits.wallMs)
   })
 
+  it('asks for its process to be replaced after maxRuns executions, not before', async () => {
+    const short = new IsolateEngine({ maxRuns: 2, warmIsolates: 0 })
+    await short.run(job('export default 1'))
+    expect(short.retiring).toBe(false)
+    await short.run(job('export default 2'))
+    expect([short.retiring, short.poisoned]).toEqual([true, false])
+    short.dispose()
+  })
+
   it('carries binding calls to the channel and their replies back, bodies included', async () => {
     const seen: unknown[] = []
     const channel: BindingChannel = async (call) => {

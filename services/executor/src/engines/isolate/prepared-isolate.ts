@@ -166,6 +166,14 @@ export class PreparedIsolate {
     this.#session = null
     // A parked thread holds the isolate's lock: disposing would wait for it forever.
     if (this.#lost !== null) return
+    // The host-side handles first: each holds memory of its own until released.
+    for (const handle of [this.#begin, this.#deliver, this.setup, this.entry, this.context]) {
+      try {
+        handle?.release()
+      } catch {
+        // Released with the isolate already.
+      }
+    }
     try {
       if (!this.isolate.isDisposed) this.isolate.dispose()
     } catch {
