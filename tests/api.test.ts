@@ -381,9 +381,9 @@ describe('policy refusals before running', () => {
       },
     })
     await t.request('PUT', '/v1/agents/isolated', { body: { sandbox: 'isolate-first' } })
-    const first = await t.execute('export default typeof Intl', {}, 'isolated')
+    const first = await t.execute('export default typeof Atomics', {}, 'isolated')
     expect(first.body).toMatchObject({ status: 'ok', engine: 'isolate', result: 'object' })
-    const named = await t.execute('export default typeof Intl', { engine: 'quickjs' }, 'isolated')
+    const named = await t.execute('export default typeof Atomics', { engine: 'quickjs' }, 'isolated')
     expect(named.body).toMatchObject({ status: 'ok', engine: 'quickjs', result: 'undefined' })
     const stored = await t.request('GET', `/v1/executions/${first.body.id}`)
     expect(stored.body.engine).toBe('isolate')

@@ -100,6 +100,17 @@ export default new Proxy({ a: 1 }, handler)`,
     },
   },
   {
+    name: 'thrown 4 MiB message after replacing String.prototype.slice (the host reads a bounded part)',
+    code: `export default () => {
+  String.prototype.slice = function () { return String(this) }
+  throw { name: 'Boom', message: 'x'.repeat(2 ** 22) }
+}`,
+    expect: (record) => {
+      failed(GuestErrorCode.GUEST_EXCEPTION, /^Boom: x+$/)(record)
+      expect(record.error.message.length).toBeLessThanOrEqual(4200)
+    },
+  },
+  {
     name: 'promise rejected with a Proxy whose traps throw',
     code: `export default Promise.reject(new Proxy({}, { get() { throw new Error('proxy reason') } }))`,
     expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^Error$/),

@@ -108,6 +108,42 @@ export default [typeof leftover, typeof secret, typeof late, typeof queued]`,
     },
   },
   {
+    // Found in review: disposing the isolate from inside the report callback lost V8's termination,
+    // and every such job retired its worker (with crash back-off, a way to starve other tenants).
+    name: 'a microtask loop queued from toJSON while the result is reported',
+    code: `export default { toJSON() { Promise.resolve().then(() => { for (;;) {} }); return 'reported' } }`,
+    expect: ok('reported'),
+  },
+  {
+    name: 'a stray rejection whose stack getter loops, read by isolated-vm after the result',
+    code: `const e = new Error('x')
+Object.defineProperty(e, 'stack', { get() { for (;;) {} } })
+export default async () => { await null; Promise.reject(e); return 5 }`,
+    expect: ok(5),
+  },
+  {
+    name: 'a stray rejection that claims the isolate was disposed does not end a working run',
+    code: `Promise.reject(new Error('Isolate was disposed during execution due to memory limit'))
+await null
+export default 7`,
+    expect: ok(7),
+  },
+  {
+    name: 'Intl formatters kept in a loop (ICU memory is outside the heap limit): there is no Intl',
+    code: `const keep = []\nfor (;;) keep.push(new Intl.DateTimeFormat('en', { dateStyle: 'full', timeStyle: 'full' }))`,
+    expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^ReferenceError: Intl is not defined$/),
+  },
+  {
+    name: 'locale methods still answer without Intl, and keep nothing',
+    code: `export default [typeof Intl, (1234.5).toLocaleString('en-US'), 'a'.localeCompare('b')]`,
+    expect: ok(['undefined', '1,234.5', -1]),
+  },
+  {
+    name: 'Atomics.waitAsync (settled by tasks the engine cannot see) is not offered',
+    code: `export default [typeof Atomics.wait, typeof Atomics.waitAsync]`,
+    expect: ok(['function', 'undefined']),
+  },
+  {
     name: 'allocation loop of fresh arrays (defeats isolated-vm limits: the worker is replaced)',
     code: `const a = []\nwhile (true) a.push(new Array(1000).fill(1))`,
     expect: endedOnEither('memory_limit/MEMORY_LIMIT', 'timeout/CPU_TIME_LIMIT', 'timeout/WALL_TIME_LIMIT'),

@@ -33,6 +33,19 @@ describe('isolate engine: what reaches it from a request, and who carries on', (
     })
   }
 
+  it('guest code still running after its result is stopped without retiring the worker (no pool starvation)', async () => {
+    const before = t.server.supervisor.stats().restarts
+    const lingering = `export default { toJSON() { Promise.resolve().then(() => { for (;;) {} }); return 'reported' } }`
+    const attacks = Array.from({ length: 6 }, () => t.execute(lingering, {}, 'v8'))
+    for (let i = 0; i < 3; i++) {
+      const res = await t.execute(`export default ${i}`, {}, 'v8')
+      expect(res.body).toMatchObject({ status: 'ok', result: i })
+    }
+    for (const attack of await Promise.all(attacks))
+      expect(attack.body).toMatchObject({ status: 'ok', result: 'reported' })
+    expect(t.server.supervisor.stats()).toMatchObject({ workers: 2, ready: 2, restarts: before })
+  })
+
   it('a guest that defeats isolated-vm on one worker does not hold up executions on the other', async () => {
     const attack = t.execute('const a = []\nwhile (true) a.push(new Array(1000).fill(1))', {}, 'v8')
     // While the attack holds one worker, trivial executions keep being answered by the other.
@@ -42,9 +55,18 @@ describe('isolate engine: what reaches it from a request, and who carries on', (
     }
     const attacked = await attack
     expect(['memory_limit', 'timeout']).toContain(attacked.body.status)
-    // The worker it ran on was replaced: two workers again, and only two processes.
+    // The worker it ran on was replaced at once (a retiring worker is no crash: no back-off): two
+    // workers again, and only two processes.
     await expect
-      .poll(() => [t.server.supervisor.stats().ready, workerChildren().length], { timeout: 5000 })
+      .poll(() => [t.server.supervisor.stats().ready, workerChildren().length], { timeout: 3000 })
       .toEqual([2, 2])
+    // Again and again: each retirement is replaced as fast as the first.
+    for (let i = 0; i < 3; i++) {
+      const again = await t.execute('const a = []\nwhile (true) a.push(new Array(1000).fill(1))', {}, 'v8')
+      expect(['memory_limit', 'timeout']).toContain(again.body.status)
+      await expect
+        .poll(() => [t.server.supervisor.stats().ready, workerChildren().length], { timeout: 3000 })
+        .toEqual([2, 2])
+    }
   })
 })

@@ -195,6 +195,7 @@ export class Supervisor {
       taskCpuStart: 0,
       taskCpuLast: 0,
       killedFor: null,
+      retiring: false,
     }
     this.#workers.add(worker)
     return new Promise<void>((resolve) => {
@@ -205,12 +206,21 @@ export class Supervisor {
           this.#pump()
         } else if (message.type === 'done') {
           // A retiring worker exits next: nothing more may be sent to it.
-          if (message.retiring === true) worker.ready = false
+          if (message.retiring === true) {
+            worker.ready = false
+            worker.retiring = true
+          }
           this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
         } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
-        else if (message.type === 'nested-done') endNested(worker, message.id, message.outcome, true)
+        else if (message.type === 'nested-done') {
+          if (message.retiring === true) {
+            worker.ready = false
+            worker.retiring = true
+          }
+          endNested(worker, message.id, message.outcome, true)
+        }
       })
       child.on('exit', () => {
         resolve()
@@ -446,7 +456,8 @@ export class Supervisor {
     if (this.#stopping) return
     this.#restarts++
     // A worker that dies by itself right after starting is restarted after a pause, never in a tight loop.
-    const crashedEarly = worker.killedFor === null && Date.now() - worker.startedAt < 1000
+    // A worker that retired itself (it said so in its last answer) did not crash, however young.
+    const crashedEarly = worker.killedFor === null && !worker.retiring && Date.now() - worker.startedAt < 1000
     this.#earlyCrashes = crashedEarly ? this.#earlyCrashes + 1 : 0
     const respawn = () => {
       if (!this.#stopping) void this.#spawn()

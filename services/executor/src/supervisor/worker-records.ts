@@ -69,4 +69,6 @@ export interface Worker {
   taskCpuLast: number
   /** Why the supervisor killed this worker, so its exit is answered with the right status. */
   killedFor: { status: RunOutcome['status']; error: GuestError } | null
+  /** It said, in its last answer, that it ends itself: its exit is no crash. */
+  retiring: boolean
 }

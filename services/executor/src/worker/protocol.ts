@@ -36,6 +36,6 @@ export type FromWorker =
       /** The worker ends itself after this answer (an engine left a thread it could not stop). */
       retiring?: true
     }
-  | { type: 'nested-done'; id: number; outcome: RunOutcome }
+  | { type: 'nested-done'; id: number; outcome: RunOutcome; retiring?: true }
   | { type: 'started'; id: number }
   | { type: 'call'; id: number; seq: number; call: BindingCall }

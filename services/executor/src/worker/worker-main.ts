@@ -102,7 +102,10 @@ process.on('message', (message: ToWorker) => {
     void runSafely(message, controller.signal).then((outcome) => {
       nested.delete(id)
       if (stopping) return
-      process.send?.({ type: 'nested-done', id, outcome } satisfies FromWorker, () => endIfRetiring())
+      const retiring = isolate.retiring ? { retiring: true as const } : {}
+      process.send?.({ type: 'nested-done', id, outcome, ...retiring } satisfies FromWorker, () =>
+        endIfRetiring(),
+      )
     })
     return
   }

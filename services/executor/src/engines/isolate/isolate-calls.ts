@@ -75,9 +75,12 @@ export class IsolateCalls {
     this.#undelivered = Math.max(0, this.#undelivered - 1)
   }
 
-  /** UTF-8 text of a reply body the guest API holds (any `ArrayBuffer` the guest passes, in fact). */
-  decode(body: unknown): string {
-    if (!(body instanceof ArrayBuffer) || body.byteLength > MAX_REPLY_TEXT * 4) return ''
+  /**
+   * UTF-8 text of a reply body the guest API holds (any `ArrayBuffer` the guest passes, in fact), at
+   * most `MAX_REPLY_TEXT` bytes as in the QuickJS engine; null for anything else.
+   */
+  decode(body: unknown): string | null {
+    if (!(body instanceof ArrayBuffer) || body.byteLength > MAX_REPLY_TEXT) return null
     return new TextDecoder().decode(body)
   }
 

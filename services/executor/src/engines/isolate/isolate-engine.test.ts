@@ -116,6 +116,25 @@ describe('IsolateEngine', () => {
     ])
   })
 
+  it('a stray rejection racing a reply: the module check never blocks the worker on running guest code', async () => {
+    // Found in review: a synchronous link of the probe module waited on the worker's main thread for
+    // a guest the next reply had set running again, so the watchdog never fired.
+    const channel: BindingChannel = async () => ({ ok: true, value: 1 })
+    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
+    const out = await run(
+      `const p = kv.get('a')
+Promise.reject(new Error('stray'))
+await p
+const until = Date.now() + 50
+while (Date.now() < until) {}
+await kv.get('b')
+for (;;) {}`,
+      { grants },
+      channel,
+    )
+    expect(out).toMatchObject({ status: 'timeout', error: { code: GuestErrorCode.CPU_TIME_LIMIT } })
+  })
+
   it('refuses calls past bindingCalls without sending them', async () => {
     let sent = 0
     const channel: BindingChannel = async () => {

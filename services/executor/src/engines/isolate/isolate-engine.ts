@@ -19,6 +19,8 @@ import type { IVM, PreparedIsolate } from './prepared-isolate.ts'
 
 /** How often the watchdog reads the isolate's CPU time, the wall clock and the output budget. */
 const WATCH_MS = 5
+/** After the outcome, how long the task that reported it may take to end by itself. */
+const FINISH_MS = 20
 /** After a stop, how long the isolate's thread may take to leave guest code before it counts as stuck. */
 const STUCK_MS = 250
 const IMPORT_REFUSED = 'imports are not available in the sandbox'
@@ -48,10 +50,13 @@ export interface IsolateEngineOptions {
  *
  * Limits, first line: isolated-vm's heap limit, and a watchdog on the worker's main thread that
  * disposes the isolate at the CPU budget (the isolate's own CPU time), the wall deadline or the output
- * budget. Some guests keep the isolate's thread busy even after `dispose()` (allocation loops once
- * the heap is full): the run is then answered after `STUCK_MS` and the engine reports itself
- * `poisoned`, and the worker process, which must not take another job, is replaced. The supervisor's
- * wall, CPU and RSS lines hold beyond all of this.
+ * budget. After the outcome, the task that reported it gets `FINISH_MS` to end by itself (guest code
+ * can still run then: queued microtasks, getters isolated-vm reads on a stray rejection) before the
+ * isolate is disposed. Some guests keep the isolate's thread busy even after `dispose()` (allocation
+ * loops once the heap is full, V8 out of heap): the run is answered after `STUCK_MS` (at once for a
+ * thread isolated-vm parked) and the engine reports itself `poisoned`; the worker process, which must
+ * not take another job, is replaced. The host never makes a synchronous call into an isolate whose
+ * thread may be running guest code. The supervisor's wall, CPU and RSS lines hold beyond all of this.
  */
 export class IsolateEngine implements Engine {
   readonly name = 'isolate' as const
@@ -102,12 +107,17 @@ export class IsolateEngine implements Engine {
     const run = new IsolateRun(prepared, job, output, channel, signal, started)
     try {
       const outcome = await run.outcome()
+      // The outcome may have been reported from inside a host callback, with the isolate's thread
+      // waiting for it to return: nothing touches the isolate before the event loop turns once.
+      await new Promise((resolve) => setImmediate(resolve))
+      const stopped = await run.stopped()
       cpuNanos = readCpu(isolate, cpuStart, run.lastCpu)
-      // A lost isolate's parked thread holds its lock: reading its heap would wait forever.
-      memoryBytes = prepared.lost === null ? readMemory(isolate) : 0
+      // Only an idle, live isolate is asked for its heap (asynchronously, and briefly): a call into
+      // one whose thread still runs guest code would wait for that code.
+      memoryBytes = stopped && !prepared.disposed ? await readMemory(isolate) : 0
       // isolated-vm disposing an isolate by itself (its heap limit) has been seen to crash the process
       // later (a segfault in the next run): such a worker is replaced, like one whose thread is stuck.
-      if (!(await run.stopped()) || run.disposedByEngine) this.#poisoned = true
+      if (!stopped || run.disposedByEngine) this.#poisoned = true
       return finish(outcome)
     } finally {
       run.end()
@@ -133,13 +143,20 @@ function readCpu(isolate: IVM.Isolate, start: bigint, last: bigint): bigint {
   }
 }
 
-function readMemory(isolate: IVM.Isolate): number {
+/** The isolate's heap in use plus external memory, or 0 if it cannot say within 50 ms. */
+async function readMemory(isolate: IVM.Isolate): Promise<number> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<number>((resolve) => {
+    timer = setTimeout(() => resolve(0), 50)
+  })
+  const read = isolate.getHeapStatistics().then(
+    (heap) => heap.used_heap_size + heap.externally_allocated_size,
+    () => 0,
+  )
   try {
-    if (isolate.isDisposed) return 0
-    const heap = isolate.getHeapStatisticsSync()
-    return heap.used_heap_size + heap.externally_allocated_size
-  } catch {
-    return 0
+    return await Promise.race([read, late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -186,8 +203,10 @@ class IsolateRun {
       this.#task(task, () => this.#calls.handed())
     })
     this.#watchdog = setInterval(() => this.#watch(), WATCH_MS)
-    signal?.addEventListener('abort', () => this.#halt('wall'), { once: true })
+    signal?.addEventListener('abort', this.#onAbort, { once: true })
   }
+
+  readonly #onAbort = () => this.#halt('wall')
 
   /** Starts the run and answers its outcome. */
   outcome(): Promise<Outcome> {
@@ -201,20 +220,28 @@ class IsolateRun {
    */
   async stopped(): Promise<boolean> {
     if (this.#prepared.lost !== null) return false
-    if (this.#tasks === 0) return true
+    // A task that reported the outcome usually ends on its own within microseconds.
+    if (await this.#idleWithin(FINISH_MS)) return true
     if (!this.#disposedByUs) {
       this.#disposedByUs = true
       this.#prepared.dispose()
     }
+    return this.#idleWithin(STUCK_MS)
+  }
+
+  /** True once no task runs, waiting at most `ms`. */
+  async #idleWithin(ms: number): Promise<boolean> {
+    if (this.#tasks === 0) return true
     const idle = new Promise<boolean>((resolve) => {
       this.#idle = () => resolve(true)
     })
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), STUCK_MS)
+      timer = setTimeout(() => resolve(this.#tasks === 0), ms)
     })
     const result = await Promise.race([idle, late])
     clearTimeout(timer)
+    this.#idle = null
     return result
   }
 
@@ -225,6 +252,7 @@ class IsolateRun {
 
   end(): void {
     clearInterval(this.#watchdog)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
     this.#calls.end()
     this.#prepared.end()
     this.#done = true
@@ -339,7 +367,7 @@ class IsolateRun {
       this.#finish(classifyFailure(null, this.#stop, limits))
       return
     }
-    if (this.#prepared.disposed || isDisposedError(error)) {
+    if (this.#prepared.disposed) {
       this.#finish(memoryLimit(limits))
       return
     }
@@ -360,7 +388,9 @@ class IsolateRun {
     let failed: { error: unknown } | null = null
     try {
       const probe = await this.#prepared.compileProbe()
-      probe.instantiateSync(this.#prepared.context, (specifier) => {
+      // Asynchronously: a reply delivered meanwhile may have the guest running again, and a
+      // synchronous call into the isolate would wait for it on the worker's main thread.
+      await probe.instantiate(this.#prepared.context, (specifier) => {
         if (specifier === 'main.js') return main
         throw new Error(IMPORT_REFUSED)
       })
@@ -379,8 +409,10 @@ class IsolateRun {
       this.#finish(classifyFailure(null, this.#stop, this.#job.limits))
       return
     }
-    if (this.#prepared.disposed || isDisposedError(failed.error))
-      return this.#finish(memoryLimit(this.#job.limits))
+    if (this.#prepared.disposed) {
+      this.#finish(memoryLimit(this.#job.limits))
+      return
+    }
     this.#finish(classifyGuestError(describeHostError(failed.error), this.#job))
   }
 
@@ -461,11 +493,6 @@ class IsolateRun {
     clearInterval(this.#watchdog)
     this.#settle(final)
   }
-}
-
-/** isolated-vm's errors for an isolate disposed under a running task. */
-function isDisposedError(error: unknown): boolean {
-  return error instanceof Error && /^Isolate (was|is) disposed/.test(error.message)
 }
 
 /**

@@ -15,8 +15,8 @@ export interface GlueSession {
   write(stream: 'stdout' | 'stderr', text: string): number
   /** A binding call: reply JSON text now, or a call id whose reply comes later through `deliver`. */
   call(kind: unknown, op: unknown, argsJSON: unknown): string | number
-  /** UTF-8 text of a reply body. */
-  decode(body: unknown): string
+  /** UTF-8 text of a reply body, or null when it is not one the host will decode. */
+  decode(body: unknown): string | null
   /** The guest's outcome, reported once by the glue's `done`. */
   report(kind: unknown, text: unknown): void
 }
@@ -86,9 +86,9 @@ export class PreparedIsolate {
       })
       const decode = new ivm.Callback((body: unknown) => {
         try {
-          return session()?.decode(body) ?? ''
+          return session()?.decode(body) ?? null
         } catch {
-          return ''
+          return null
         }
       })
       const report = new ivm.Callback((kind: unknown, text: unknown) => {

@@ -8,7 +8,10 @@
 export const GUEST_LIBRARY = `(function (J, S, isArray, keys, protoOf, ErrorProto, create) {
 'use strict'
 const MAX_DEPTH = 4, MAX_ITEMS = 100
-const str = (v, n) => { try { return S(v).slice(0, n) } catch (_) { return '' } }
+// Captured now, before any user code: a guest that replaces String.prototype.slice must not make the
+// host read its whole text.
+const sliceOf = S.prototype.slice, apply = Reflect.apply
+const str = (v, n) => { try { return apply(sliceOf, S(v), [0, n]) } catch (_) { return '' } }
 // A null-prototype copy: JSON.stringify must not find a toJSON the guest put on Object.prototype.
 const plain = (fields) => { const o = create(null); o.name = fields.name; o.message = fields.message; if (fields.stack !== undefined) o.stack = fields.stack; return o }
 const describe = (e) => {
