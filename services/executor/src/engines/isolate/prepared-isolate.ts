@@ -6,6 +6,35 @@ import { ENTRY_MODULE, ISOLATE_GLUE, PROBE_MODULE, SETUP_MODULE } from './isolat
 // isolated-vm is a native CommonJS addon: loaded with require, and only by processes that run guests.
 const ivm = createRequire(import.meta.url)('isolated-vm') as typeof IVM
 
+/** The glue as a script whose value is its factory (parameters `$0`..`$4`, see `ISOLATE_GLUE`). */
+const GLUE_SCRIPT = `(function ($0, $1, $2, $3, $4) {\n${ISOLATE_GLUE}\n})`
+
+/**
+ * V8's code cache for the glue, produced by this process from its own constant source on the first
+ * compile and used for every later isolate (compiling the glue drops from about 1.3 ms to 0.4 ms).
+ * Never anything a client supplied: the cache never leaves the process, and V8 rejects a cache that
+ * does not match the source (the next compile then produces a fresh one).
+ */
+let glueCache: IVM.ExternalCopy<ArrayBuffer> | undefined
+
+/** What isolated-vm sets on a compiled script besides its typings (`cachedDataRejected`). */
+type CompiledScript = IVM.Script & IVM.CachedDataResult & { cachedDataRejected?: boolean }
+
+function compileGlue(isolate: IVM.Isolate): IVM.Script {
+  const filename = 'cordon:glue.js'
+  if (glueCache === undefined) {
+    const script = isolate.compileScriptSync(GLUE_SCRIPT, {
+      filename,
+      produceCachedData: true,
+    }) as CompiledScript
+    glueCache = script.cachedData
+    return script
+  }
+  const script = isolate.compileScriptSync(GLUE_SCRIPT, { filename, cachedData: glueCache }) as CompiledScript
+  if (script.cachedDataRejected === true) glueCache = undefined
+  return script
+}
+
 /** The smallest heap isolated-vm accepts, in MiB. */
 export const MIN_ISOLATE_MEMORY_MB = 8
 
@@ -98,10 +127,11 @@ export class PreparedIsolate {
           // The run classifies a missing report; nothing here may reach the guest.
         }
       })
-      const glue = this.context.evalClosureSync(ISOLATE_GLUE, [write, call, decode, report, key], {
-        filename: 'cordon:glue.js',
+      const factory = compileGlue(this.isolate).runSync(this.context, { reference: true }) as IVM.Reference
+      const glue = factory.applySync(undefined, [write, call, decode, report, key], {
         result: { reference: true },
       }) as IVM.Reference
+      factory.release()
       this.#begin = glue.getSync('begin', { reference: true }) as IVM.Reference
       this.#deliver = glue.getSync('deliver', { reference: true }) as IVM.Reference
       glue.release()
