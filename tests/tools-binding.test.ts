@@ -30,7 +30,20 @@ beforeAll(async () => {
     engines: ['quickjs'],
     languages: ['javascript'],
     limits,
-    tools: ['double', 'recurse', 'spin', 'pattern', 'backref', 'quantified', 'unique', 'counter'],
+    tools: ['double', 'recurse', 'spin', 'pattern', 'backref', 'quantified', 'unique', 'counter', 'hog'],
+  })
+  // Isolate agents: their guests run off the worker's main thread, which stays free meanwhile.
+  await put('/v1/profiles/bystander', { engines: ['isolate'], languages: ['javascript'], limits })
+  await put('/v1/agents/bystander', { sandbox: 'bystander' })
+  await put('/v1/profiles/v8-caller', {
+    engines: ['isolate'],
+    languages: ['javascript'],
+    limits,
+    tools: ['hog'],
+  })
+  await put('/v1/agents/v8-caller', {
+    sandbox: 'v8-caller',
+    tools: [tool('hog', 'const a = []\nwhile (true) a.push(new Array(1000).fill(1))')],
   })
   await put('/v1/agents/tooler', {
     sandbox: 'toolbox',
@@ -70,6 +83,13 @@ beforeAll(async () => {
           },
         },
       ),
+      // Defeats isolated-vm's own limits: the worker it runs in retires itself.
+      tool(
+        'hog',
+        'const a = []\nwhile (true) a.push(new Array(1000).fill(1))',
+        { type: 'object' },
+        { sandbox: { engines: ['isolate'], languages: ['javascript'], limits: { ...limits, memoryMb: 16 } } },
+      ),
       tool('hidden', 'export default "never"'),
     ],
   })
@@ -94,7 +114,7 @@ describe('tools binding', () => {
       8,
       10,
       'undefined',
-      ['backref', 'call', 'counter', 'double', 'pattern', 'quantified', 'recurse', 'spin', 'unique'],
+      ['backref', 'call', 'counter', 'double', 'hog', 'pattern', 'quantified', 'recurse', 'spin', 'unique'],
     ])
   })
 
@@ -181,6 +201,27 @@ describe('tools binding', () => {
   it('a tool runs under its own sandbox: kv it grants, the caller does not have', async () => {
     const record = await run(`export default [typeof kv, await tools.counter({}), await tools.counter({})]`)
     expect(record.result).toEqual(['undefined', 1, 2])
+  })
+
+  it('attack: a tool left running by its caller retires the worker without killing the job queued next', async () => {
+    // Found in review: the worker started the next job while an aborted tool of the previous one still
+    // ran, and the tool's retirement killed that job (or its memory was charged to it). One worker: the
+    // next job is necessarily there. The caller and the next job run on isolates, so the worker's
+    // main thread is free to find the tool stuck while they run.
+    const parent = service.execute(
+      "tools.hog({}).catch(() => {})\nconst until = Date.now() + 250\nwhile (Date.now() < until) {}\nexport default 'parent'",
+      {},
+      'v8-caller',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // Busy long enough to still run when the tool's thread is found stuck and the worker retires.
+    const next = service.execute(
+      'const until = Date.now() + 400\nwhile (Date.now() < until) {}\nexport default 42',
+      {},
+      'bystander',
+    )
+    expect((await parent).body).toMatchObject({ status: 'ok', result: 'parent' })
+    expect((await next).body).toMatchObject({ status: 'ok', result: 42 })
   })
 
   it('records the tool execution and audits the call with its decision and rule', async () => {

@@ -122,6 +122,15 @@ export default async () => { await null; Promise.reject(e); return 5 }`,
     expect: ok(5),
   },
   {
+    // Found in review: V8 ran the callback as a task of its own after the result, outside the
+    // engine's view, and it allocated gigabytes in a worker that looked idle.
+    name: 'a FinalizationRegistry callback that allocates without end after the result: there is none',
+    code: `const registry = new FinalizationRegistry(() => { const a = []; while (true) a.push(new Array(1000).fill(1)) })
+;(() => { registry.register({}, 1) })()
+export default 'r'`,
+    expect: failed(GuestErrorCode.GUEST_EXCEPTION, /^ReferenceError: FinalizationRegistry is not defined$/),
+  },
+  {
     name: 'a stray rejection that claims the isolate was disposed does not end a working run',
     code: `Promise.reject(new Error('Isolate was disposed during execution due to memory limit'))
 await null

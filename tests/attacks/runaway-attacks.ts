@@ -58,6 +58,13 @@ export const RUNAWAY_ATTACKS: readonly Attack[] = [
 for (let i = 0; i < 1e4; i++) registry.register({}, i)
 export default 1`,
     expect: ok(1),
+    // V8 would run them as tasks outside the engine's view: the isolate engine does not offer it.
+    on: {
+      isolate: failed(
+        GuestErrorCode.GUEST_EXCEPTION,
+        /^ReferenceError: FinalizationRegistry is not defined$/,
+      ),
+    },
   },
   {
     name: "catastrophic regex backtracking /(a+)+$/.test('a'.repeat(40) + 'b')",

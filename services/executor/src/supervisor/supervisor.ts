@@ -14,6 +14,11 @@ export type { SupervisorOptions } from './supervisor-options.ts'
 
 /** How often a job held ahead may go back to the queue after its worker died. */
 const MAX_REQUEUES = 3
+/**
+ * How long aborted nested jobs may take to say they ended, once their caller has: an engine answers
+ * within its own stop grace (250 ms for a stuck isolate), so this is generous.
+ */
+const DRAIN_LIMIT_MS = 2000
 /** How long a cancelled, running job may still finish by itself before its worker is killed. */
 const CANCEL_GRACE_MS = 50
 
@@ -196,6 +201,8 @@ export class Supervisor {
       taskCpuLast: 0,
       killedFor: null,
       retiring: false,
+      draining: new Set(),
+      drainingSince: 0,
     }
     this.#workers.add(worker)
     return new Promise<void>((resolve) => {
@@ -214,12 +221,16 @@ export class Supervisor {
         } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
-        else if (message.type === 'nested-done') {
+        else if (message.type === 'retiring') {
+          worker.ready = false
+          worker.retiring = true
+        } else if (message.type === 'nested-done') {
           if (message.retiring === true) {
             worker.ready = false
             worker.retiring = true
           }
           endNested(worker, message.id, message.outcome, true)
+          if (worker.draining.delete(message.id) && worker.draining.size === 0) this.#pump()
         }
       })
       child.on('exit', () => {
@@ -232,8 +243,9 @@ export class Supervisor {
 
   #pump(): void {
     for (const worker of this.#workers) {
-      // A worker still holding a job ahead is not free, even between jobs: that job comes first.
-      if (!worker.ready || worker.task !== null || worker.next !== null) continue
+      // A worker still holding a job ahead is not free, even between jobs: that job comes first. Nor
+      // is one whose aborted nested jobs have not ended yet.
+      if (!worker.ready || worker.task !== null || worker.next !== null || worker.draining.size > 0) continue
       const task = this.#queue.shift()
       if (task === undefined) return
       this.#send(worker, task)
@@ -342,6 +354,16 @@ export class Supervisor {
   /** The outside line: RSS and CPU time of busy workers, read from /proc. */
   #sample(): void {
     for (const worker of this.#workers) {
+      // Aborted nested jobs that never say they ended hold their worker: it is replaced.
+      if (
+        worker.task === null &&
+        worker.killedFor === null &&
+        worker.draining.size > 0 &&
+        performance.now() - worker.drainingSince > DRAIN_LIMIT_MS
+      ) {
+        this.#kill(worker, 'killed', crashed())
+        continue
+      }
       if (worker.task === null || worker.killedFor !== null) continue
       const { limits } = worker.task.job
       const rss = worker.probe.residentBytes()
@@ -458,7 +480,8 @@ export class Supervisor {
     // A worker that dies by itself right after starting is restarted after a pause, never in a tight loop.
     // A worker that retired itself (it said so in its last answer) did not crash, however young.
     const crashedEarly = worker.killedFor === null && !worker.retiring && Date.now() - worker.startedAt < 1000
-    this.#earlyCrashes = crashedEarly ? this.#earlyCrashes + 1 : 0
+    // A retirement says nothing about whether workers keep crashing: it leaves the count alone.
+    if (!worker.retiring) this.#earlyCrashes = crashedEarly ? this.#earlyCrashes + 1 : 0
     const respawn = () => {
       if (!this.#stopping) void this.#spawn()
     }

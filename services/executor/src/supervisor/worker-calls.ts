@@ -77,7 +77,11 @@ export function endNested(worker: Worker, id: number, outcome: RunOutcome, finis
   const nested = worker.nested.get(id)
   if (nested === undefined) return
   worker.nested.delete(id)
-  if (!finished && worker.process.connected) worker.process.send({ type: 'abort', id } satisfies ToWorker)
+  if (!finished && worker.process.connected) {
+    worker.process.send({ type: 'abort', id } satisfies ToWorker)
+    if (worker.draining.size === 0) worker.drainingSince = performance.now()
+    worker.draining.add(id)
+  }
   worker.rssLimit -= nested.rssBudget
   nested.controller.abort()
   nested.resolve(outcome)

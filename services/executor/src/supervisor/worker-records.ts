@@ -51,6 +51,13 @@ export interface Worker {
   process: ChildProcess
   /** Jobs running beside `task` for its tool calls, by id. */
   nested: Map<number, NestedTask>
+  /**
+   * Nested jobs told to stop (their caller ended) that have not said they did: the worker gets no new
+   * job until they have, so nothing they still do (CPU, memory, a retirement) lands on another job.
+   */
+  draining: Set<number>
+  /** When `draining` last became non-empty (performance.now()), for its deadline. */
+  drainingSince: number
   probe: ProcessProbe
   ready: boolean
   task: Task | null

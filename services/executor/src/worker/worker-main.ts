@@ -24,16 +24,22 @@ isolate.warm(warmMemoryMb)
 let stopping = false
 
 /**
- * An isolate whose thread could not be stopped is still running guest code in this process (or the
- * isolate engine has served its quota of executions): the worker answers what it ran, takes nothing
- * more, and ends itself (the supervisor starts a new one and puts any job held ahead back in the queue).
+ * Ends this process, after `message` (which says so with `retiring`) has gone out: the supervisor
+ * sends it nothing more, puts a job it held ahead back in the queue and starts a new worker. Used when
+ * an isolate's thread could not be stopped (it may still run guest code here) and, between top-level
+ * jobs only, when the isolate engine has served its quota of executions.
  */
-function endIfRetiring(): boolean {
-  if (!isolate.retiring) return false
+function retire(message: FromWorker): void {
   stopping = true
-  setImmediate(() => process.kill(process.pid, 'SIGKILL'))
-  return true
+  process.send?.(message, () => setImmediate(() => process.kill(process.pid, 'SIGKILL')))
 }
+
+/** Waits until no nested job (tool) runs in this process. */
+function nestedDrained(): Promise<void> {
+  if (nested.size === 0) return Promise.resolve()
+  return new Promise((resolve) => drainWaiters.push(resolve))
+}
+const drainWaiters: (() => void)[] = []
 
 type Run = Extract<ToWorker, { type: 'run' }>
 
@@ -101,11 +107,12 @@ process.on('message', (message: ToWorker) => {
     nested.set(id, controller)
     void runSafely(message, controller.signal).then((outcome) => {
       nested.delete(id)
+      if (nested.size === 0) for (const resolve of drainWaiters.splice(0)) resolve()
       if (stopping) return
-      const retiring = isolate.retiring ? { retiring: true as const } : {}
-      process.send?.({ type: 'nested-done', id, outcome, ...retiring } satisfies FromWorker, () =>
-        endIfRetiring(),
-      )
+      // A stuck thread must go now (its caller, of the same job, is lost with it); a spent quota waits
+      // for the end of the top-level job.
+      if (isolate.poisoned) retire({ type: 'nested-done', id, outcome, retiring: true })
+      else send({ type: 'nested-done', id, outcome })
     })
     return
   }
@@ -144,12 +151,23 @@ async function runAll(first: Run | undefined): Promise<void> {
     if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
     const outcome = await runSafely(run)
     if (stopping) return
+    if (nested.size > 0) {
+      // Tools this job started may still run (the supervisor aborts them once it has the answer):
+      // nothing else starts here until they have ended, so that a retirement one of them causes
+      // kills no other job. The job held ahead, if any, starts unannounced (with a `started`).
+      send({ type: 'done', id: run.id, outcome, starting: null })
+      await nestedDrained()
+      if (stopping) return
+      if (isolate.retiring) {
+        retire({ type: 'retiring' })
+        return
+      }
+      run = pending.shift()
+      wasAnnounced = false
+      continue
+    }
     if (isolate.retiring) {
-      process.send?.(
-        { type: 'done', id: run.id, outcome, starting: null, retiring: true } satisfies FromWorker,
-        () => endIfRetiring(),
-      )
-      stopping = true
+      retire({ type: 'done', id: run.id, outcome, starting: null, retiring: true })
       return
     }
     const next = pending.shift()

@@ -55,10 +55,9 @@ export class IsolateCalls {
       pending: this.pending,
     })
     if ('ok' in call) return this.#text(call).json
+    if (this.#ended) return this.#text(failure('INVALID_STATE', 'the execution has ended')).json
     const channel = this.#channel
-    if (channel === undefined || this.#ended) {
-      return this.#text(failure('NOT_GRANTED', `${call.kind} is not granted`)).json
-    }
+    if (channel === undefined) return this.#text(failure('NOT_GRANTED', `${call.kind} is not granted`)).json
     const id = this.#nextId++
     this.#pending.add(id)
     const settle = (reply: BindingReply) => {

@@ -135,6 +135,24 @@ for (;;) {}`,
     expect(out).toMatchObject({ status: 'timeout', error: { code: GuestErrorCode.CPU_TIME_LIMIT } })
   })
 
+  it('binding calls the guest makes after its result reach nobody', async () => {
+    // Found in review: microtasks queued while the result was serialised wrote to kv after the run.
+    let sent = 0
+    const channel: BindingChannel = async () => {
+      sent++
+      return { ok: true, value: null }
+    }
+    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
+    const out = await run(
+      `export default { toJSON() { Promise.resolve().then(() => { for (let i = 0; i < 5; i++) kv.set('late', i) }); return 'r' } }`,
+      { grants },
+      channel,
+    )
+    expect(out.result).toBe('r')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(sent).toBe(0)
+  })
+
   it('refuses calls past bindingCalls without sending them', async () => {
     let sent = 0
     const channel: BindingChannel = async () => {

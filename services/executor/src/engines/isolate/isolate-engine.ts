@@ -110,14 +110,12 @@ export class IsolateEngine implements Engine {
       // The outcome may have been reported from inside a host callback, with the isolate's thread
       // waiting for it to return: nothing touches the isolate before the event loop turns once.
       await new Promise((resolve) => setImmediate(resolve))
-      const stopped = await run.stopped()
+      const thread = await run.quiesce()
       cpuNanos = readCpu(isolate, cpuStart, run.lastCpu)
-      // Only an idle, live isolate is asked for its heap (asynchronously, and briefly): a call into
-      // one whose thread still runs guest code would wait for that code.
-      memoryBytes = stopped && !prepared.disposed ? await readMemory(isolate) : 0
+      memoryBytes = thread.memoryBytes
       // isolated-vm disposing an isolate by itself (its heap limit) has been seen to crash the process
       // later (a segfault in the next run): such a worker is replaced, like one whose thread is stuck.
-      if (!stopped || run.disposedByEngine) this.#poisoned = true
+      if (!thread.stopped || run.disposedByEngine) this.#poisoned = true
       return finish(outcome)
     } finally {
       run.end()
@@ -143,15 +141,19 @@ function readCpu(isolate: IVM.Isolate, start: bigint, last: bigint): bigint {
   }
 }
 
-/** The isolate's heap in use plus external memory, or 0 if it cannot say within 50 ms. */
-async function readMemory(isolate: IVM.Isolate): Promise<number> {
+/**
+ * The isolate's heap in use plus external memory, or null when it does not answer within `ms`: its
+ * thread is busy (with guest code the engine does not track). Asynchronous, so the worker's main
+ * thread never waits for guest code.
+ */
+async function answerWithin(isolate: IVM.Isolate, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<number>((resolve) => {
-    timer = setTimeout(() => resolve(0), 50)
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms)
   })
   const read = isolate.getHeapStatistics().then(
     (heap) => heap.used_heap_size + heap.externally_allocated_size,
-    () => 0,
+    () => null,
   )
   try {
     return await Promise.race([read, late])
@@ -215,18 +217,41 @@ class IsolateRun {
   }
 
   /**
-   * Waits (briefly) for the isolate's thread to leave guest code after the outcome: true when it did,
-   * false when it is still running (the run is over either way).
+   * After the outcome: makes sure the isolate's thread has left guest code. The task that reported
+   * the outcome gets `FINISH_MS` to end by itself; then the isolate must answer a request of its own
+   * (its heap statistics, which also give `memoryBytes`) within `FINISH_MS`, which it cannot while V8
+   * runs guest code the engine does not track. Otherwise it is disposed, and its thread gets
+   * `STUCK_MS` to stop; a thread that was busy with untracked work is never counted as stopped, since
+   * nothing can tell when it is.
    */
-  async stopped(): Promise<boolean> {
-    if (this.#prepared.lost !== null) return false
-    // A task that reported the outcome usually ends on its own within microseconds.
-    if (await this.#idleWithin(FINISH_MS)) return true
-    if (!this.#disposedByUs) {
-      this.#disposedByUs = true
-      this.#prepared.dispose()
+  async quiesce(): Promise<{ stopped: boolean; memoryBytes: number }> {
+    const prepared = this.#prepared
+    if (prepared.lost !== null) return { stopped: false, memoryBytes: 0 }
+    if (await this.#idleWithin(FINISH_MS)) {
+      if (prepared.disposed) return { stopped: true, memoryBytes: 0 }
+      const memoryBytes = await answerWithin(prepared.isolate, FINISH_MS)
+      if (memoryBytes !== null) return { stopped: true, memoryBytes }
+      this.#dispose()
+      return { stopped: false, memoryBytes: 0 }
     }
-    return this.#idleWithin(STUCK_MS)
+    this.#dispose()
+    return { stopped: await this.#idleWithin(STUCK_MS), memoryBytes: 0 }
+  }
+
+  /** Disposes the isolate (the watchdog's or the run's own decision), its CPU time read first. */
+  #dispose(): void {
+    if (this.#disposedByUs) return
+    this.#sampleCpu()
+    this.#disposedByUs = true
+    this.#prepared.dispose()
+  }
+
+  #sampleCpu(): void {
+    try {
+      if (!this.#prepared.disposed) this.lastCpu = this.#prepared.isolate.cpuTime - this.#cpuStart
+    } catch {
+      // Gone meanwhile: the last reading stands.
+    }
   }
 
   /** True once no task runs, waiting at most `ms`. */
@@ -478,8 +503,7 @@ class IsolateRun {
     if (this.#done) return
     this.#stop = stop
     this.#finish(classifyFailure(null, stop, this.#job.limits))
-    this.#disposedByUs = true
-    this.#prepared.dispose()
+    this.#dispose()
   }
 
   #finish(outcome: Outcome): void {
@@ -491,6 +515,9 @@ class IsolateRun {
         : outcome
     this.#done = true
     clearInterval(this.#watchdog)
+    this.#sampleCpu()
+    // Calls the guest makes from now on (queued microtasks, getters run late) reach nobody.
+    this.#calls.end()
     this.#settle(final)
   }
 }

@@ -9,6 +9,11 @@ export const REMOVED_GLOBALS = [
   // ICU's formatters, collators and segmenters live outside the heap limit too (measured: 3.3 GB of RSS
   // from DateTimeFormats kept under a 16 MiB limit). QuickJS has no Intl either.
   'Intl',
+  // V8 runs its cleanup callbacks as tasks of its own on the isolate's thread, outside every task the
+  // engine tracks: guest code could run after the outcome, or while the run looks idle (a review made
+  // one allocate gigabytes after its result). QuickJS keeps it: there, its callbacks are jobs the
+  // engine itself runs, within the run.
+  'FinalizationRegistry',
 ] as const
 
 /** `[global, property]` pairs as guest expressions (`JSON.stringify`, `String`). */

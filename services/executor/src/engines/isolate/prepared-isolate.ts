@@ -12,8 +12,9 @@ const GLUE_SCRIPT = `(function ($0, $1, $2, $3, $4) {\n${ISOLATE_GLUE}\n})`
 /**
  * V8's code cache for the glue, produced by this process from its own constant source on the first
  * compile and used for every later isolate (compiling the glue drops from about 1.3 ms to 0.4 ms).
- * Never anything a client supplied: the cache never leaves the process, and V8 rejects a cache that
- * does not match the source (the next compile then produces a fresh one).
+ * Never anything a client supplied: the cache is made right after compiling the constant source in a
+ * fresh isolate, before any code runs, and never leaves the process. V8 checks a cache against the
+ * source's length, its own version and flags (a rejected one is produced afresh on the next compile).
  */
 let glueCache: IVM.ExternalCopy<ArrayBuffer> | undefined
 
