@@ -168,3 +168,32 @@ export function admitCall(
   }
   return readCall(kind, op, argsJSON)
 }
+
+/**
+ * Bytes of reply bodies one run may hold in the guest, for every engine (on QuickJS they live in the
+ * module's linear memory outside QuickJS's own accounting, so they must be bounded well inside the
+ * room the module has above the guest's memory limit).
+ */
+export const MAX_REPLY_BYTES_PER_RUN = 4 * 1024 * 1024
+/** Longest reply text handed to the guest. */
+export const MAX_REPLY_TEXT = 1024 * 1024
+
+/** The refusal of a body past the run's `MAX_REPLY_BYTES_PER_RUN`. */
+export function bodiesTooLarge(): BindingReply {
+  return failure(
+    'REPLY_TOO_LARGE',
+    `the bodies of this execution's binding calls exceed ${MAX_REPLY_BYTES_PER_RUN} bytes`,
+  )
+}
+
+/**
+ * The reply as the guest API reads it: JSON `{ ok, value, bytes? }` (`bytes` the id the guest takes
+ * its body by) or `{ ok: false, error }`; a text past `MAX_REPLY_TEXT` becomes a REPLY_TOO_LARGE.
+ */
+export function replyJSON(answer: BindingReply, bytesId: number | undefined): string {
+  const json = JSON.stringify(
+    answer.ok ? { ok: true, value: answer.value, bytes: bytesId } : { ok: false, error: answer.error },
+  )
+  if (json.length <= MAX_REPLY_TEXT) return json
+  return JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
+}

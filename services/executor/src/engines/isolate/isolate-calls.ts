@@ -1,6 +1,13 @@
-import { admitCall, type BindingReply, failure } from '../../bridge/bridge.ts'
+import {
+  admitCall,
+  type BindingReply,
+  bodiesTooLarge,
+  failure,
+  MAX_REPLY_BYTES_PER_RUN,
+  MAX_REPLY_TEXT,
+  replyJSON,
+} from '../../bridge/bridge.ts'
 import type { BindingChannel } from '../../engine.ts'
-import { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT } from '../quickjs/guest-calls.ts'
 
 /** A reply ready for the guest: JSON text, and the body (an id the guest API takes it by). */
 export interface Delivery {
@@ -91,30 +98,19 @@ export class IsolateCalls {
 
   /** The reply as the guest reads it; bytes become a body of their own within the run's budget. */
   #text(reply: BindingReply): Omit<Delivery, 'id'> {
-    let answer = reply
-    let body: ArrayBuffer | undefined
-    let bytesId: number | undefined
-    if (reply.ok && reply.bytes !== undefined) {
-      const bytes = Buffer.from(reply.bytes, 'base64')
-      if (this.#replyBytes + bytes.length > MAX_REPLY_BYTES_PER_RUN) {
-        answer = failure(
-          'REPLY_TOO_LARGE',
-          `the bodies of this execution's binding calls exceed ${MAX_REPLY_BYTES_PER_RUN} bytes`,
-        )
-      } else {
-        this.#replyBytes += bytes.length
-        body = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
-        bytesId = this.#nextBytes++
-      }
+    if (!reply.ok || reply.bytes === undefined)
+      return { json: replyJSON(reply, undefined), bytesId: undefined, body: undefined }
+    const bytes = Buffer.from(reply.bytes, 'base64')
+    if (this.#replyBytes + bytes.length > MAX_REPLY_BYTES_PER_RUN) {
+      return { json: replyJSON(bodiesTooLarge(), undefined), bytesId: undefined, body: undefined }
     }
-    let json = JSON.stringify(
-      answer.ok ? { ok: true, value: answer.value, bytes: bytesId } : { ok: false, error: answer.error },
-    )
-    if (json.length > MAX_REPLY_TEXT) {
-      json = JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
-      body = undefined
-      bytesId = undefined
-    }
+    const bytesId = this.#nextBytes
+    const json = replyJSON(reply, bytesId)
+    // `reply` is ok here, so anything else than an ok envelope is the too-long refusal: no body then.
+    if (!json.startsWith('{"ok":true')) return { json, bytesId: undefined, body: undefined }
+    this.#nextBytes++
+    this.#replyBytes += bytes.length
+    const body = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
     return { json, bytesId, body }
   }
 }

@@ -4,18 +4,15 @@ import {
   type BindingCall,
   type BindingReply,
   BRIDGE_LIMITS,
+  bodiesTooLarge,
   failure,
+  MAX_REPLY_BYTES_PER_RUN,
+  MAX_REPLY_TEXT,
+  replyJSON,
 } from '../../bridge/bridge.ts'
 import { lengthOf, newBytes, newText } from './quickjs-internals.ts'
 
-/**
- * Bytes of reply bodies one run may hold in the guest. They live in the module's linear memory
- * outside QuickJS's own accounting (quickjs-emscripten copies them in), so they are bounded here,
- * well inside the room the module has above the guest's memory limit.
- */
-export const MAX_REPLY_BYTES_PER_RUN = 4 * 1024 * 1024
-/** Longest reply text handed to the guest (its UTF-8 copy is made outside QuickJS's accounting too). */
-export const MAX_REPLY_TEXT = 1024 * 1024
+export { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT }
 
 /** What the bridge needs from the run in progress. */
 export interface CallSession {
@@ -168,10 +165,7 @@ export class GuestCalls {
     if (reply.ok && reply.bytes !== undefined) {
       const bytes = Buffer.from(reply.bytes, 'base64')
       if (this.#replyBytes + bytes.length > MAX_REPLY_BYTES_PER_RUN) {
-        answer = failure(
-          'REPLY_TOO_LARGE',
-          `the bodies of this execution's binding calls exceed ${MAX_REPLY_BYTES_PER_RUN} bytes`,
-        )
+        answer = bodiesTooLarge()
       } else {
         const buffer = newBytes(this.#ctx, bytes)
         if (buffer === null) {
@@ -183,12 +177,7 @@ export class GuestCalls {
         }
       }
     }
-    let json = JSON.stringify(
-      answer.ok ? { ok: true, value: answer.value, bytes: bytesId } : { ok: false, error: answer.error },
-    )
-    if (json.length > MAX_REPLY_TEXT) {
-      json = JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
-    }
+    const json = replyJSON(answer, bytesId)
     const text = this.#fits(json.length * 2) ? newText(this.#ctx, json) : null
     try {
       deferred.resolve(text ?? this.#ctx.null)
