@@ -255,3 +255,57 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
     expect(supervisor.stats().restarts).toBe(1)
   })
 })
+
+describe('Supervisor: workers that retire themselves (isolate engine)', () => {
+  const isolateJob = (code: string, grants?: RunJob['grants']): RunJob => ({
+    ...job(code),
+    engine: 'isolate',
+    ...(grants === undefined ? {} : { grants }),
+    limits: { ...limits, cpuMs: 1000, bindingCalls: 4 },
+  })
+  const withTools = { fetch: false, kv: false, fs: false, tools: ['t'], secrets: {} }
+  /**
+   * Runs every tool call as a nested job of `code`, after keeping the supervisor's thread busy for
+   * `blockMs` (so that the caller's answer can arrive, unread, before the nested job is sent).
+   */
+  const toolHost = (code: string, blockMs = 0) => {
+    const host = {
+      async call(
+        _call: unknown,
+        _signal: AbortSignal,
+        nest: (job: RunJob, host: unknown) => Promise<{ result: unknown }>,
+      ) {
+        const until = performance.now() + blockMs
+        while (performance.now() < until) {}
+        const outcome = await nest(isolateJob(code), host)
+        return { ok: true as const, value: (outcome.result ?? null) as null }
+      },
+    }
+    return host as never
+  }
+  const busyParent = (ms: number) =>
+    `tools.call('t', null).catch(() => {})\nconst until = Date.now() + ${ms}\nwhile (Date.now() < until) {}\nexport default 'parent'`
+
+  it('a quota retirement after a drain hands the queued job of another tenant to the new worker, never the old', async () => {
+    // Found in review: the job was given to the worker between the end of the drain and its retirement.
+    process.env.CORDON_ISOLATE_MAX_RUNS = '2'
+    try {
+      supervisor = new Supervisor({ workers: 1 })
+      await supervisor.start()
+    } finally {
+      delete process.env.CORDON_ISOLATE_MAX_RUNS
+    }
+    // Run 1: the parent; run 2: its tool, still running (for 300 ms) when the parent ends.
+    const parent = supervisor.run(
+      isolateJob(busyParent(50), withTools),
+      'a',
+      undefined,
+      toolHost('const until = Date.now() + 300\nwhile (Date.now() < until) {}\nexport default 1'),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    const other = supervisor.run(job('export default "b"'), 'b')
+    expect(await parent).toMatchObject({ status: 'ok', result: 'parent' })
+    expect(await other).toMatchObject({ status: 'ok', result: 'b' })
+    expect(supervisor.stats().restarts).toBe(1)
+  })
+})

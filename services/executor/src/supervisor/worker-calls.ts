@@ -116,6 +116,6 @@ function runNested(
       rssBudget,
       resolve,
     })
-    worker.process.send({ type: 'nested', id, job } satisfies ToWorker)
+    worker.process.send({ type: 'nested', id, job, parent: parent.id } satisfies ToWorker)
   })
 }

@@ -23,6 +23,7 @@ export function forkWorker(): ChildProcess {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
       CORDON_WARM_ISOLATES: process.env.CORDON_WARM_ISOLATES ?? '1',
+      CORDON_ISOLATE_MAX_RUNS: process.env.CORDON_ISOLATE_MAX_RUNS ?? '20000',
     },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'json',

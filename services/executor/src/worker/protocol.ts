@@ -7,11 +7,12 @@ import type { RunJob } from '../engine.ts'
  * worker was busy. `cancel` drops a job that has not started: the worker answers it at once with a
  * `done` (as cancelled); a job already started is not touched. A `nested` job (a tool that a running
  * job called) starts at once, beside the job that waits for it, and is answered with `nested-done`;
- * `abort` stops a nested job whose caller ended. `reply` answers a binding call.
+ * `abort` stops a nested job whose caller ended; one that arrives after its caller (`parent`) ended is
+ * answered as cancelled without running. `reply` answers a binding call.
  */
 export type ToWorker =
   | { type: 'run'; id: number; job: RunJob; ahead: boolean }
-  | { type: 'nested'; id: number; job: RunJob }
+  | { type: 'nested'; id: number; job: RunJob; parent: number }
   | { type: 'abort'; id: number }
   | { type: 'cancel'; id: number }
   | { type: 'reply'; id: number; seq: number; reply: BindingReply }

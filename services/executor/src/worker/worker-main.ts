@@ -15,13 +15,18 @@ const send = (message: FromWorker) => process.send?.(message)
 
 const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
 const quickjs = new QuickJSEngine()
-const isolate = new IsolateEngine({ warmIsolates: Number(process.env.CORDON_WARM_ISOLATES ?? '1') })
+const isolate = new IsolateEngine({
+  warmIsolates: Number(process.env.CORDON_WARM_ISOLATES ?? '1'),
+  maxRuns: Number(process.env.CORDON_ISOLATE_MAX_RUNS ?? '20000'),
+})
 const engines: Partial<Record<string, Engine>> = { quickjs, isolate }
 quickjs.warm(warmMemoryMb)
 isolate.warm(warmMemoryMb)
 
 /** Set once the worker ends itself: it answers nothing more. */
 let stopping = false
+/** The top-level job running now: nested jobs (its tools) run only while it does. */
+let current: number | null = null
 
 /**
  * Ends this process, after `message` (which says so with `retiring`) has gone out: the supervisor
@@ -103,16 +108,30 @@ process.on('message', (message: ToWorker) => {
   }
   if (message?.type === 'nested') {
     const { id } = message
+    if (message.parent !== current || stopping) {
+      // Its caller ended before the request arrived (the two crossed): it must not run beside
+      // whatever runs next.
+      send({
+        type: 'nested-done',
+        id,
+        outcome: outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'the caller ended' }),
+      })
+      return
+    }
     const controller = new AbortController()
     nested.set(id, controller)
     void runSafely(message, controller.signal).then((outcome) => {
       nested.delete(id)
+      const lastOfDrain = nested.size === 0 && drainWaiters.length > 0
+      if (!stopping) {
+        // A stuck thread must go now (its caller, of the same job, is lost with it). A spent quota
+        // waits for the end of the top-level job: said on the last answer of its drain, so that the
+        // supervisor never hands this worker another job in between.
+        if (isolate.poisoned || (lastOfDrain && isolate.retiring)) {
+          retire({ type: 'nested-done', id, outcome, retiring: true })
+        } else send({ type: 'nested-done', id, outcome })
+      }
       if (nested.size === 0) for (const resolve of drainWaiters.splice(0)) resolve()
-      if (stopping) return
-      // A stuck thread must go now (its caller, of the same job, is lost with it); a spent quota waits
-      // for the end of the top-level job.
-      if (isolate.poisoned) retire({ type: 'nested-done', id, outcome, retiring: true })
-      else send({ type: 'nested-done', id, outcome })
     })
     return
   }
@@ -149,7 +168,9 @@ async function runAll(first: Run | undefined): Promise<void> {
       }
     }
     if (run.ahead && !wasAnnounced) send({ type: 'started', id: run.id })
+    current = run.id
     const outcome = await runSafely(run)
+    current = null
     if (stopping) return
     if (nested.size > 0) {
       // Tools this job started may still run (the supervisor aborts them once it has the answer):
@@ -159,6 +180,7 @@ async function runAll(first: Run | undefined): Promise<void> {
       await nestedDrained()
       if (stopping) return
       if (isolate.retiring) {
+        // Not reached in practice: the last answer of the drain already said so (above).
         retire({ type: 'retiring' })
         return
       }
