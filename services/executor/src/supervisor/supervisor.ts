@@ -354,14 +354,16 @@ export class Supervisor {
   /** The outside line: RSS and CPU time of busy workers, read from /proc. */
   #sample(): void {
     for (const worker of this.#workers) {
-      // Aborted nested jobs that never say they ended hold their worker: it is replaced.
-      if (
-        worker.task === null &&
-        worker.killedFor === null &&
-        worker.draining.size > 0 &&
-        performance.now() - worker.drainingSince > DRAIN_LIMIT_MS
-      ) {
-        this.#kill(worker, 'killed', crashed())
+      // Aborted nested jobs that never say they ended, or that grow past the memory the ended job
+      // had, hold their worker: it is replaced (no job is left to answer).
+      if (worker.task === null && worker.killedFor === null && worker.draining.size > 0) {
+        const rss = worker.probe.residentBytes()
+        if (
+          performance.now() - worker.drainingSince > DRAIN_LIMIT_MS ||
+          (rss !== null && rss > worker.rssLimit)
+        ) {
+          this.#kill(worker, 'killed', crashed())
+        }
         continue
       }
       if (worker.task === null || worker.killedFor !== null) continue
