@@ -212,23 +212,13 @@ export class Supervisor {
           resolve()
           this.#pump()
         } else if (message.type === 'done') {
-          // A retiring worker exits next: nothing more may be sent to it.
-          if (message.retiring === true) {
-            worker.ready = false
-            worker.retiring = true
-          }
+          if (message.retiring === true) retiring(worker)
           this.#finish(worker, message.id, message.outcome, message.starting, message.dropped === true)
         } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
-        else if (message.type === 'retiring') {
-          worker.ready = false
-          worker.retiring = true
-        } else if (message.type === 'nested-done') {
-          if (message.retiring === true) {
-            worker.ready = false
-            worker.retiring = true
-          }
+        else if (message.type === 'nested-done') {
+          if (message.retiring === true) retiring(worker)
           endNested(worker, message.id, message.outcome, true)
           if (worker.draining.delete(message.id) && worker.draining.size === 0) this.#pump()
         }
@@ -492,6 +482,12 @@ export class Supervisor {
     else respawn()
     this.#pump()
   }
+}
+
+/** The worker said it exits next (its own decision, no crash): nothing more may be sent to it. */
+function retiring(worker: Worker): void {
+  worker.ready = false
+  worker.retiring = true
 }
 
 function crashed(): GuestError {

@@ -22,8 +22,8 @@ export type ToWorker =
  * before it is sent, so the supervisor learns a job ahead started in the same message. A job sent
  * ahead that starts unannounced (it arrived after the worker went idle) gets a `started`. A job
  * dropped on a `cancel` (pending, or announced and not started yet) is answered with `dropped`.
- * A `retiring` worker (a flag on `done` or `nested-done`, or a message of its own between jobs) takes
- * no further job and exits: jobs it holds are the supervisor's to requeue.
+ * A `retiring` worker (the flag on `done` or `nested-done`) takes no further job and exits: jobs it
+ * holds are the supervisor's to requeue.
  * `call` carries a guest binding call of the running (or nested) job `id`; the supervisor answers it
  * with a `reply` of the same `seq`, and drops replies for a job that has ended.
  */
@@ -42,6 +42,5 @@ export type FromWorker =
       retiring?: true
     }
   | { type: 'nested-done'; id: number; outcome: RunOutcome; retiring?: true }
-  | { type: 'retiring' }
   | { type: 'started'; id: number }
   | { type: 'call'; id: number; seq: number; call: BindingCall }

@@ -177,13 +177,9 @@ async function runAll(first: Run | undefined): Promise<void> {
       // nothing else starts here until they have ended, so that a retirement one of them causes
       // kills no other job. The job held ahead, if any, starts unannounced (with a `started`).
       send({ type: 'done', id: run.id, outcome, starting: null })
+      // A retirement due now was said on the last answer of the drain (above), which set `stopping`.
       await nestedDrained()
       if (stopping) return
-      if (isolate.retiring) {
-        // Not reached in practice: the last answer of the drain already said so (above).
-        retire({ type: 'retiring' })
-        return
-      }
       run = pending.shift()
       wasAnnounced = false
       continue

@@ -27,6 +27,19 @@ const job = (code: string, extra: Partial<RunJob> = {}): RunJob => ({
   tenantKey: 't',
   ...extra,
 })
+/** Grants `kv` only. */
+const KV = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
+
+/** A channel that answers every call with `null` and counts them. */
+function countingChannel(): { channel: BindingChannel; sent: () => number } {
+  let count = 0
+  const channel: BindingChannel = async () => {
+    count++
+    return { ok: true, value: null }
+  }
+  return { channel, sent: () => count }
+}
+
 const run = (code: string, extra: Partial<RunJob> = {}, channel?: BindingChannel, signal?: AbortSignal) =>
   engine.run(job(code, extra), channel, signal)
 
@@ -81,9 +94,8 @@ describe('IsolateEngine', () => {
   it('stops a run whose caller aborts, while it waits for a reply that never comes (wall time)', async () => {
     const controller = new AbortController()
     setTimeout(() => controller.abort(), 20)
-    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
     const never: BindingChannel = () => new Promise(() => {})
-    const out = await run('export default await kv.get("k")', { grants }, never, controller.signal)
+    const out = await run('export default await kv.get("k")', { grants: KV }, never, controller.signal)
     expect(out).toMatchObject({ status: 'timeout', error: { code: GuestErrorCode.WALL_TIME_LIMIT } })
     expect(out.usage.wallMs).toBeLessThan(limits.wallMs)
   })
@@ -120,7 +132,6 @@ describe('IsolateEngine', () => {
     // Found in review: a synchronous link of the probe module waited on the worker's main thread for
     // a guest the next reply had set running again, so the watchdog never fired.
     const channel: BindingChannel = async () => ({ ok: true, value: 1 })
-    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
     const out = await run(
       `const p = kv.get('a')
 Promise.reject(new Error('stray'))
@@ -129,7 +140,7 @@ const until = Date.now() + 50
 while (Date.now() < until) {}
 await kv.get('b')
 for (;;) {}`,
-      { grants },
+      { grants: KV },
       channel,
     )
     expect(out).toMatchObject({ status: 'timeout', error: { code: GuestErrorCode.CPU_TIME_LIMIT } })
@@ -137,35 +148,25 @@ for (;;) {}`,
 
   it('binding calls the guest makes after its result reach nobody', async () => {
     // Found in review: microtasks queued while the result was serialised wrote to kv after the run.
-    let sent = 0
-    const channel: BindingChannel = async () => {
-      sent++
-      return { ok: true, value: null }
-    }
-    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
+    const { channel, sent } = countingChannel()
     const out = await run(
       `export default { toJSON() { Promise.resolve().then(() => { for (let i = 0; i < 5; i++) kv.set('late', i) }); return 'r' } }`,
-      { grants },
+      { grants: KV },
       channel,
     )
     expect(out.result).toBe('r')
     await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(sent).toBe(0)
+    expect(sent()).toBe(0)
   })
 
   it('refuses calls past bindingCalls without sending them', async () => {
-    let sent = 0
-    const channel: BindingChannel = async () => {
-      sent++
-      return { ok: true, value: null }
-    }
-    const grants = { fetch: false, kv: true, fs: false, tools: [], secrets: {} }
+    const { channel, sent } = countingChannel()
     const out = await run(
       'const codes = []\nfor (let i = 0; i < 6; i++) { try { await kv.get("k") } catch (e) { codes.push(e.code) } }\nexport default codes',
-      { grants },
+      { grants: KV },
       channel,
     )
     expect(out.result).toEqual(['BINDING_LIMIT', 'BINDING_LIMIT'])
-    expect(sent).toBe(4)
+    expect(sent()).toBe(4)
   })
 })

@@ -90,8 +90,6 @@ export class IsolateEngine implements Engine {
     const started = performance.now()
     const output = new OutputBuffer(job.limits.outputBytes)
     const prepared = this.#pool.take(job.limits.memoryMb)
-    const isolate = prepared.isolate
-    const cpuStart = isolate.cpuTime
     let cpuNanos = 0n
     let memoryBytes = 0
     const finish = (outcome: Outcome): RunOutcome => ({
@@ -111,7 +109,7 @@ export class IsolateEngine implements Engine {
       // waiting for it to return: nothing touches the isolate before the event loop turns once.
       await new Promise((resolve) => setImmediate(resolve))
       const thread = await run.quiesce()
-      cpuNanos = readCpu(isolate, cpuStart, run.lastCpu)
+      cpuNanos = run.cpuNanos()
       memoryBytes = thread.memoryBytes
       // isolated-vm disposing an isolate by itself (its heap limit) has been seen to crash the process
       // later (a segfault in the next run): such a worker is replaced, like one whose thread is stuck.
@@ -129,15 +127,6 @@ export class IsolateEngine implements Engine {
 
   dispose(): void {
     this.#pool.dispose()
-  }
-}
-
-/** The isolate's CPU time since `start`, or the last reading when it is gone. */
-function readCpu(isolate: IVM.Isolate, start: bigint, last: bigint): bigint {
-  try {
-    return isolate.isDisposed ? last : isolate.cpuTime - start
-  } catch {
-    return last
   }
 }
 
@@ -180,7 +169,8 @@ class IsolateRun {
   #idle: (() => void) | null = null
   #main: IVM.Module | null = null
   #watchdog: NodeJS.Timeout
-  lastCpu = 0n
+  /** The isolate's CPU time since the run began, as last read (it cannot be read once disposed). */
+  #cpu = 0n
 
   constructor(
     prepared: PreparedIsolate,
@@ -246,12 +236,19 @@ class IsolateRun {
     this.#prepared.dispose()
   }
 
-  #sampleCpu(): void {
+  /** Reads the isolate's CPU time if it is still there; the last reading stands otherwise. */
+  #sampleCpu(): bigint {
     try {
-      if (!this.#prepared.disposed) this.lastCpu = this.#prepared.isolate.cpuTime - this.#cpuStart
+      if (!this.#prepared.disposed) this.#cpu = this.#prepared.isolate.cpuTime - this.#cpuStart
     } catch {
-      // Gone meanwhile: the last reading stands.
+      // Gone meanwhile.
     }
+    return this.#cpu
+  }
+
+  /** The run's CPU time in nanoseconds. */
+  cpuNanos(): bigint {
+    return this.#sampleCpu()
   }
 
   /** True once no task runs, waiting at most `ms`. */
@@ -335,13 +332,7 @@ class IsolateRun {
       if (this.#done) return
       const refused = error instanceof Error && error.message.includes(IMPORT_REFUSED)
       this.#finish(
-        refused
-          ? {
-              status: 'error',
-              error: { code: GuestErrorCode.IMPORT_NOT_ALLOWED, message: IMPORT_REFUSED },
-              result: null,
-            }
-          : classifyFailure(describeHostError(error), this.#stop, job.limits),
+        refused ? importRefused() : classifyFailure(describeHostError(error), this.#stop, job.limits),
       )
       return
     }
@@ -363,9 +354,13 @@ class IsolateRun {
     )
   }
 
-  #afterTask(ended: { failed: false } | { failed: true; error: unknown }): void {
+  #taskEnded(): void {
     this.#tasks--
     if (this.#tasks === 0) this.#idle?.()
+  }
+
+  #afterTask(ended: { failed: false } | { failed: true; error: unknown }): void {
+    this.#taskEnded()
     if (this.#done) return
     if (ended.failed) this.#failTask(ended.error)
     else this.#checkIdle()
@@ -384,19 +379,19 @@ class IsolateRun {
     })
   }
 
+  /** What a failed task means when the host itself ended the run: its limit, or the heap limit. */
+  #hostEnded(): Outcome | null {
+    if (this.#stop !== null) return classifyFailure(null, this.#stop, this.#job.limits)
+    if (this.#prepared.disposed) return memoryLimit(this.#job.limits)
+    return null
+  }
+
   /** A task failed: the isolate is gone, or the guest left an unhandled rejection. */
   #failTask(error: unknown): void {
     if (this.#done) return
-    const limits = this.#job.limits
-    if (this.#stop !== null) {
-      this.#finish(classifyFailure(null, this.#stop, limits))
-      return
-    }
-    if (this.#prepared.disposed) {
-      this.#finish(memoryLimit(limits))
-      return
-    }
-    void this.#probe(error)
+    const ended = this.#hostEnded()
+    if (ended !== null) this.#finish(ended)
+    else void this.#probe(error)
   }
 
   /**
@@ -423,22 +418,10 @@ class IsolateRun {
     } catch (thrown) {
       failed = { error: thrown }
     }
-    this.#tasks--
-    if (this.#tasks === 0) this.#idle?.()
+    this.#taskEnded()
     if (this.#done) return
-    if (failed === null) {
-      this.#checkIdle()
-      return
-    }
-    if (this.#stop !== null) {
-      this.#finish(classifyFailure(null, this.#stop, this.#job.limits))
-      return
-    }
-    if (this.#prepared.disposed) {
-      this.#finish(memoryLimit(this.#job.limits))
-      return
-    }
-    this.#finish(classifyGuestError(describeHostError(failed.error), this.#job))
+    if (failed === null) this.#checkIdle()
+    else this.#finish(this.#hostEnded() ?? classifyGuestError(describeHostError(failed.error), this.#job))
   }
 
   #write(stream: 'stdout' | 'stderr', text: string): number {
@@ -465,7 +448,7 @@ class IsolateRun {
     if (this.#done) return
     const prepared = this.#prepared
     if (prepared.disposed) {
-      // isolated-vm disposed it: the heap limit. The task may never return (see `stopped`).
+      // isolated-vm disposed it: the heap limit. The task may never return (see `quiesce`).
       if (!this.#disposedByUs) this.#finish(memoryLimit(this.#job.limits))
       return
     }
@@ -477,12 +460,7 @@ class IsolateRun {
       this.#halt('output')
       return
     }
-    try {
-      this.lastCpu = prepared.isolate.cpuTime - this.#cpuStart
-    } catch {
-      return
-    }
-    if (this.lastCpu > BigInt(this.#job.limits.cpuMs) * 1_000_000n) this.#halt('cpu')
+    if (this.#sampleCpu() > BigInt(this.#job.limits.cpuMs) * 1_000_000n) this.#halt('cpu')
   }
 
   /** The isolate is lost for good (its thread parked by isolated-vm): out of heap, or worse. */
@@ -546,11 +524,15 @@ function classifyGuestError(description: Description, job: RunJob): Outcome {
   }
   if (description.name === 'Error' && description.message === 'Not supported') {
     // V8's answer to a dynamic import() where the embedder offers none.
-    return {
-      status: 'error',
-      error: { code: GuestErrorCode.IMPORT_NOT_ALLOWED, message: IMPORT_REFUSED },
-      result: null,
-    }
+    return importRefused()
   }
   return classifyFailure(description, null, job.limits)
+}
+
+function importRefused(): Outcome {
+  return {
+    status: 'error',
+    error: { code: GuestErrorCode.IMPORT_NOT_ALLOWED, message: IMPORT_REFUSED },
+    result: null,
+  }
 }

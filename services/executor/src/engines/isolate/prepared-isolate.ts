@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type * as IVM from 'isolated-vm'
+import { failure, replyJSON } from '../../bridge/bridge.ts'
 import { ENTRY_MODULE, ISOLATE_GLUE, PROBE_MODULE, SETUP_MODULE } from './isolate-glue.ts'
 
 // isolated-vm is a native CommonJS addon: loaded with require, and only by processes that run guests.
@@ -101,17 +102,10 @@ export class PreparedIsolate {
       const call = new ivm.Callback((kind: unknown, op: unknown, args: unknown) => {
         try {
           const current = session()
-          if (current === null)
-            return JSON.stringify({
-              ok: false,
-              error: { code: 'INVALID_STATE', message: 'no run in progress' },
-            })
+          if (current === null) return replyJSON(failure('INVALID_STATE', 'no run in progress'), undefined)
           return current.call(kind, op, args)
         } catch {
-          return JSON.stringify({
-            ok: false,
-            error: { code: 'BINDING_FAILED', message: 'the binding failed' },
-          })
+          return replyJSON(failure('BINDING_FAILED', 'the binding failed'), undefined)
         }
       })
       const decode = new ivm.Callback((body: unknown) => {
