@@ -256,6 +256,25 @@ describe('Supervisor: the next job of a tenant, sent ahead to its busy worker', 
   })
 })
 
+describe('Supervisor: worker settings from the environment', () => {
+  for (const [name, value] of [
+    ['CORDON_WARM_ISOLATES', 'lots'],
+    ['CORDON_WARM_ISOLATES', '-1'],
+    ['CORDON_ISOLATE_MAX_RUNS', '0'],
+    ['CORDON_ISOLATE_MAX_RUNS', '1.5'],
+    ['CORDON_WARM_MEMORY_MB', '1e9'],
+  ] as const) {
+    it(`refuses ${name}=${value} before any worker starts, naming the variable`, () => {
+      process.env[name] = value
+      try {
+        expect(() => new Supervisor({ workers: 1 })).toThrow(new RegExp(`^${name} must be a whole number`))
+      } finally {
+        delete process.env[name]
+      }
+    })
+  }
+})
+
 describe('Supervisor: workers that retire themselves (isolate engine)', () => {
   const isolateJob = (code: string, grants?: RunJob['grants']): RunJob => ({
     ...job(code),

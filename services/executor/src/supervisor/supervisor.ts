@@ -7,7 +7,7 @@ import { FairQueue } from './fair-queue.ts'
 import { ProcessProbe } from './process-info.ts'
 import { resolveOptions, type SupervisorOptions } from './supervisor-options.ts'
 import { endNested, handleCall, type NestingOptions } from './worker-calls.ts'
-import { forkWorker } from './worker-process.ts'
+import { forkWorker, type WorkerSettings, workerSettings } from './worker-process.ts'
 import type { Task, Worker } from './worker-records.ts'
 
 export type { SupervisorOptions } from './supervisor-options.ts'
@@ -52,8 +52,12 @@ export class Supervisor {
   #sampler: NodeJS.Timeout | null = null
   #stopping = false
 
+  /** Read and checked once, when the supervisor is made: a bad value refuses to start. */
+  readonly #settings: WorkerSettings
+
   constructor(options: SupervisorOptions = {}) {
     this.#options = resolveOptions(options)
+    this.#settings = workerSettings()
     // One tenant may hold at most half the queue, so a flood from one never locks out the others.
     this.#queue = new FairQueue(
       this.#options.queueLimit,
@@ -185,7 +189,7 @@ export class Supervisor {
   }
 
   #spawn(): Promise<void> {
-    const child = forkWorker()
+    const child = forkWorker(this.#settings)
     const worker: Worker = {
       process: child,
       nested: new Map(),

@@ -10,7 +10,7 @@ const WORKER_ENTRY = fileURLToPath(new URL('../worker/worker-main.ts', import.me
  * QuickJS's own stack check fires first, a bounded host heap, no Node startup snapshot for isolated-vm).
  * Its stderr reaches the gateway's, one `cordon worker[pid]:` line at a time.
  */
-export function forkWorker(): ChildProcess {
+export function forkWorker(settings: WorkerSettings): ChildProcess {
   const child = fork(WORKER_ENTRY, [], {
     execArgv: [
       `--stack-size=${workerStackSizeKb()}`,
@@ -21,9 +21,7 @@ export function forkWorker(): ChildProcess {
     ],
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
-      CORDON_WARM_MEMORY_MB: process.env.CORDON_WARM_MEMORY_MB ?? '64',
-      CORDON_WARM_ISOLATES: process.env.CORDON_WARM_ISOLATES ?? '1',
-      CORDON_ISOLATE_MAX_RUNS: process.env.CORDON_ISOLATE_MAX_RUNS ?? '20000',
+      ...settings,
     },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'json',
@@ -31,6 +29,34 @@ export function forkWorker(): ChildProcess {
   })
   forwardLines(child, `cordon worker[${child.pid}]`)
   return child
+}
+
+/** What the workers read from their environment: pre-warming and the isolate quota. */
+export interface WorkerSettings {
+  CORDON_WARM_MEMORY_MB: string
+  CORDON_WARM_ISOLATES: string
+  CORDON_ISOLATE_MAX_RUNS: string
+}
+
+/**
+ * The workers' settings from `env`, each checked here (in the gateway, before any worker starts): a
+ * bad value is a `RangeError` naming the variable, never a worker that quietly misbehaves.
+ */
+export function workerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  const whole = (name: keyof WorkerSettings, fallback: number, min: number, max: number): string => {
+    const raw = env[name]
+    if (raw === undefined || raw.trim() === '') return String(fallback)
+    const value = Number(raw)
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(`${name} must be a whole number from ${min} to ${max}, got "${raw.slice(0, 40)}"`)
+    }
+    return String(value)
+  }
+  return {
+    CORDON_WARM_MEMORY_MB: whole('CORDON_WARM_MEMORY_MB', 64, 4, 1024),
+    CORDON_WARM_ISOLATES: whole('CORDON_WARM_ISOLATES', 1, 0, 16),
+    CORDON_ISOLATE_MAX_RUNS: whole('CORDON_ISOLATE_MAX_RUNS', 20_000, 1, 1_000_000_000),
+  }
 }
 
 function forwardLines(child: ChildProcess, prefix: string): void {
