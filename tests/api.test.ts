@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 
 let t: TestServer
@@ -340,7 +340,9 @@ describe('policy refusals before running', () => {
     expect(res.body.error.code).toBe('ENGINE_NOT_ALLOWED')
   })
 
-  it('answers 422 for an allowed engine this deployment does not have', async () => {
+  it('answers 422 for an allowed engine this deployment does not offer', async () => {
+    const t = await startTestServer({ engines: ['quickjs', 'isolate'] })
+    onTestFinished(() => t.close())
     await t.request('PUT', '/v1/profiles/wants-container', {
       body: {
         engines: ['container'],

@@ -35,6 +35,12 @@ export const GuestErrorCode = {
   WORKER_CRASHED: 'WORKER_CRASHED',
   /** QuickJS itself faulted (an emscripten abort) while running the guest; the module was discarded. */
   ENGINE_FAULT: 'ENGINE_FAULT',
+  /** A container-engine command exited with a status other than 0 (the record's `exitCode`). */
+  EXIT_NONZERO: 'EXIT_NONZERO',
+  /** A container-engine command was ended by a signal it did not get from Cordon (`SIGSEGV`, its own `kill`). */
+  KILLED_BY_SIGNAL: 'KILLED_BY_SIGNAL',
+  /** A container-engine command wrote a file beyond the largest file size the profile allows. */
+  FILE_SIZE_LIMIT: 'FILE_SIZE_LIMIT',
   /** The service restarted while the execution was running. */
   INTERRUPTED: 'INTERRUPTED',
   CANCELLED: 'CANCELLED',
@@ -52,6 +58,19 @@ export interface Usage {
   memoryBytes: number
 }
 
+/**
+ * A file a container-engine command left in `/workspace` (new or changed): its content inline as
+ * UTF-8 text or base64, or `omitted` with the reason when it did not fit the record's file budget.
+ */
+export interface OutputFile {
+  /** Absolute, under `/workspace`. */
+  path: string
+  size: number
+  encoding?: 'utf8' | 'base64'
+  content?: string
+  omitted?: 'size' | 'count'
+}
+
 /** What an engine reports for one run: everything of the record that the engine knows. */
 export interface RunOutcome {
   status: ExecutionStatus
@@ -60,6 +79,10 @@ export interface RunOutcome {
   stderr: string
   error: GuestError | null
   usage: Usage
+  /** Container engine only: the command's exit status (null when a signal ended it). */
+  exitCode?: number | null
+  /** Container engine only: files the command left in `/workspace`. */
+  files?: OutputFile[]
 }
 
 /** The public execution record (DESIGN.md, contract v1), answered with 200 whatever the guest did. */

@@ -7,6 +7,7 @@ export type {
   GuestError,
   JsonValue,
   Language,
+  OutputFile,
   RunOutcome,
   Usage,
 } from './execution.ts'

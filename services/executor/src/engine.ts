@@ -1,5 +1,5 @@
 import type { EngineName, Language, RunOutcome } from '@cordon/contracts'
-import type { Limits } from '@cordon/policy'
+import type { Access, Limits } from '@cordon/policy'
 import type { BindingCall, BindingReply, GuestGrants } from './bridge/bridge.ts'
 
 /**
@@ -16,6 +16,16 @@ export interface RunJob {
   tenantKey: string
   /** The globals the guest gets (default: none but `console` and `input`). */
   grants?: GuestGrants
+  /** Container engine: the sandbox's `/workspace` (default: none) and the files put in it first. */
+  workspace?: WorkspaceSpec
+}
+
+/** A container sandbox's `/workspace`: how the profile lets the command use it, its size, its input files. */
+export interface WorkspaceSpec {
+  access: Access
+  quotaBytes: number
+  /** Paths relative to `/workspace`; content as base64. */
+  files: { path: string; content: string }[]
 }
 
 /** Carries one guest binding call to the host and back (in a worker: over IPC to the supervisor). */

@@ -12,20 +12,35 @@ export {
   type NestedRunner,
   NO_GRANTS,
 } from './bridge/bridge.ts'
-export type { BindingChannel, Engine, RunJob } from './engine.ts'
+export type { BindingChannel, Engine, RunJob, WorkspaceSpec } from './engine.ts'
 
 import type { EngineName } from '@cordon/contracts'
 import type { Limits } from '@cordon/policy'
+import { sandboxAvailability } from './engines/container/sandbox.ts'
 import { MIN_ISOLATE_MEMORY_MB } from './engines/isolate/prepared-isolate.ts'
 
+export { ContainerEngine } from './engines/container/container-engine.ts'
+export { sandboxAvailability } from './engines/container/sandbox.ts'
 export { IsolateEngine } from './engines/isolate/isolate-engine.ts'
 export { MAX_RESULT_DEPTH } from './engines/quickjs/classify.ts'
 export { MAX_REPLY_BYTES_PER_RUN, MAX_REPLY_TEXT } from './engines/quickjs/guest-glue.ts'
 export { QUICKJS_STACK_BYTES, QuickJSEngine } from './engines/quickjs/quickjs-engine.ts'
 export { Supervisor, type SupervisorOptions, type SupervisorStats } from './supervisor/supervisor.ts'
 
-/** Engines this build can run locally. */
+/** Engines this build can always run locally. */
 export const AVAILABLE_ENGINES = ['quickjs', 'isolate'] as const
+
+/**
+ * The engines this machine can run: the in-process ones, and `container` where bubblewrap, cgroups
+ * and user namespaces let a test sandbox run (checked once per process). `problems` says why an
+ * engine is missing, for the operator.
+ */
+export function availableEngines(): { engines: EngineName[]; problems: Partial<Record<EngineName, string>> } {
+  const container = sandboxAvailability()
+  return container.ok
+    ? { engines: [...AVAILABLE_ENGINES, 'container'], problems: {} }
+    : { engines: [...AVAILABLE_ENGINES], problems: { container: container.problem } }
+}
 
 /**
  * Why `engine` cannot run under these limits as stated, or null when it can: isolated-vm's smallest

@@ -4,7 +4,8 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { AVAILABLE_ENGINES, Supervisor } from '@cordon/executor'
+import type { EngineName } from '@cordon/contracts'
+import { availableEngines, Supervisor } from '@cordon/executor'
 import {
   type EgressOptions,
   type EnvSecrets,
@@ -35,6 +36,11 @@ export interface NodeServerOptions {
    * (see {@link exposedEnvironment}); no other part of the service's environment is ever reachable.
    */
   envSecrets?: EnvSecrets
+  /**
+   * The engines this deployment offers (CORDON_ENGINES). Default: every engine this machine can run.
+   * Naming one the machine cannot run is an error at start.
+   */
+  engines?: readonly EngineName[]
 }
 
 export interface RunningServer {
@@ -45,6 +51,8 @@ export interface RunningServer {
   tokenGenerated: boolean
   /** Executions a previous process left running, marked killed at this start. */
   abandoned: number
+  /** Engines this machine cannot run, each with the reason (for the operator). */
+  unavailableEngines: Partial<Record<string, string>>
   supervisor: Supervisor
   close(): Promise<void>
 }
@@ -67,11 +75,12 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
   try {
     const builtinProfiles = loadBuiltinProfiles(join(REPO_ROOT, 'sandbox-profiles'))
     await supervisor.start()
+    const { engines, problems } = offeredEngines(options.engines)
     const harness = new Harness({
       store,
       supervisor,
       builtinProfiles,
-      engines: AVAILABLE_ENGINES,
+      engines,
       envSecrets: options.envSecrets ?? exposedEnvironment(process.env),
       ...(options.egress === undefined ? {} : { egress: options.egress }),
     })
@@ -90,6 +99,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       adminToken: token,
       tokenGenerated: generated,
       abandoned,
+      unavailableEngines: problems,
       supervisor,
       async close() {
         await new Promise<void>((resolve) => {
@@ -108,6 +118,23 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
     store.close()
     throw error
   }
+}
+
+/** The engines to offer: the machine's, narrowed to the operator's choice (each of which must be runnable). */
+function offeredEngines(wanted: readonly EngineName[] | undefined): {
+  engines: EngineName[]
+  problems: Partial<Record<EngineName, string>>
+} {
+  const available = availableEngines()
+  if (wanted === undefined) return available
+  for (const engine of wanted) {
+    if (!available.engines.includes(engine)) {
+      throw new Error(
+        `CORDON_ENGINES names ${engine}, which this machine cannot run: ${available.problems[engine] ?? 'unknown engine'}`,
+      )
+    }
+  }
+  return { engines: available.engines.filter((engine) => wanted.includes(engine)), problems: {} }
 }
 
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string) {

@@ -13,7 +13,10 @@ import {
   type AgentDeclaration,
   type DocumentFormat,
   decideRun,
+  FILESYSTEM_ROOT,
+  normalisePath,
   parseDocument,
+  type ResolvedProfile,
   type ReviewReport,
   type ReviewSubject,
   resolveProfile,
@@ -70,6 +73,8 @@ export interface ExecuteRequest {
   code: string
   input: JsonValue
   engine?: EngineName | undefined
+  /** Container engine: files put into `/workspace` before the command runs (paths under it). */
+  files?: { path: string; data: Uint8Array }[] | undefined
 }
 
 /**
@@ -252,6 +257,7 @@ export class Harness {
     }
     const limitProblem = engineLimitProblem(decision.engine, profile.limits)
     if (limitProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, limitProblem)
+    const files = inputFiles(request.files, decision.engine, profile)
     const plan = planExecution({
       tenant,
       agent: agentName,
@@ -261,6 +267,7 @@ export class Harness {
       language: request.language,
       code: request.code,
       input: request.input,
+      files,
       tools: { agent, toolProfiles, depth: 0, budget: { calls: 0 } },
       store: this.#store,
       handlers: this.#handlers,
@@ -332,6 +339,64 @@ export class Harness {
     const { profile, namespace } = this.#runnableAgent(tenant, agent)
     return new AgentFiles({ store: this.#store, tenant, agent, namespace, profile })
   }
+}
+
+/**
+ * A request's input files, checked: only the container engine takes them, only into a workspace the
+ * profile lets the command see, each path normalised under `/workspace` (the fs binding's rules), at
+ * most once each, and all of them within the workspace's quota.
+ */
+function inputFiles(
+  files: ExecuteRequest['files'],
+  engine: EngineName,
+  profile: ResolvedProfile,
+): { path: string; content: string }[] {
+  if (engine === 'container' && profile.filesystem.scope === 'agent') {
+    throw new CordonError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      'the container engine does not keep an agent\'s files (filesystem.scope "agent"); use scope "execution"',
+    )
+  }
+  if (files === undefined || files.length === 0) return []
+  if (engine !== 'container') {
+    throw invalid('execution request', [
+      {
+        path: '$.files',
+        message: `input files are for the container engine (this execution runs on ${engine})`,
+      },
+    ])
+  }
+  if (profile.filesystem.access === 'none') {
+    throw invalid('execution request', [
+      {
+        path: '$.files',
+        message: 'the profile gives the command no /workspace (filesystem.access is "none")',
+      },
+    ])
+  }
+  const seen = new Set<string>()
+  let total = 0
+  return files.map((file, index) => {
+    const normalised = normalisePath(file.path, FILESYSTEM_ROOT)
+    if (!normalised.ok || !normalised.path.startsWith(`${FILESYSTEM_ROOT}/`)) {
+      throw new CordonError(
+        ErrorCode.PATH_INVALID,
+        `files[${index}].path must name a file under ${FILESYSTEM_ROOT}${normalised.ok ? '' : ` (${normalised.message})`}`,
+      )
+    }
+    const path = normalised.path.slice(FILESYSTEM_ROOT.length + 1)
+    if (seen.has(path))
+      throw invalid('execution request', [{ path: `$.files[${index}].path`, message: 'names a file twice' }])
+    seen.add(path)
+    total += file.data.byteLength
+    if (total > profile.filesystem.quotaBytes) {
+      throw new CordonError(
+        ErrorCode.QUOTA_EXCEEDED,
+        `the input files exceed the workspace quota of ${profile.filesystem.quotaBytes} bytes`,
+      )
+    }
+    return { path, content: Buffer.from(file.data).toString('base64') }
+  })
 }
 
 interface RunnableAgent extends AgentProfiles {

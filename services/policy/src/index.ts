@@ -45,7 +45,14 @@ export type {
   ResolvedSecret,
 } from './profile.ts'
 export { ruleRef } from './profile.ts'
-export { NAME_PATTERN, NameSchema, type ProfileInput, ProfileSchema } from './profile-schema.ts'
+export {
+  type Access,
+  FILESYSTEM_ROOT,
+  NAME_PATTERN,
+  NameSchema,
+  type ProfileInput,
+  ProfileSchema,
+} from './profile-schema.ts'
 export { MAX_CHAIN_LENGTH, type ResolveOptions, resolveProfile } from './resolve.ts'
 export { formatReviewText } from './review/format-text.ts'
 export {

@@ -1,6 +1,7 @@
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { BindingHost } from '../bridge/bridge.ts'
 import type { RunJob } from '../engine.ts'
+import { sweepSandboxLeftovers } from '../engines/container/sandbox.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
@@ -67,6 +68,8 @@ export class Supervisor {
 
   /** Starts the workers and resolves once all of them are ready to take jobs. */
   async start(): Promise<void> {
+    // Sandbox cgroups left by the workers of a process that ended without cleaning up.
+    sweepSandboxLeftovers()
     const ready: Promise<void>[] = []
     for (let i = 0; i < this.#options.workers; i++) ready.push(this.#spawn())
     this.#sampler = setInterval(() => this.#sample(), this.#options.sampleMs)
@@ -451,6 +454,8 @@ export class Supervisor {
 
   #onExit(worker: Worker): void {
     this.#workers.delete(worker)
+    // Sandboxes of a killed worker die with it (--die-with-parent); their cgroups are removed here.
+    sweepSandboxLeftovers()
     worker.probe.close()
     for (const id of [...worker.nested.keys()]) {
       endNested(worker, id, outcomeOf('killed', worker.killedFor?.error ?? crashed()))

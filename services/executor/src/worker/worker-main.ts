@@ -1,6 +1,7 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import { type BindingReply, failure, isBindingReply } from '../bridge/bridge.ts'
 import type { BindingChannel, Engine } from '../engine.ts'
+import { ContainerEngine } from '../engines/container/container-engine.ts'
 import { IsolateEngine } from '../engines/isolate/isolate-engine.ts'
 import { QuickJSEngine } from '../engines/quickjs/quickjs-engine.ts'
 import { outcomeOf } from '../outcome.ts'
@@ -20,6 +21,12 @@ const isolate = new IsolateEngine({
   maxRuns: Number(process.env.CORDON_ISOLATE_MAX_RUNS ?? '20000'),
 })
 const engines: Partial<Record<string, Engine>> = { quickjs, isolate }
+/** The container engine's host (its private files, its cgroups) is set up on the first container job. */
+let container: ContainerEngine | null = null
+const engineFor = (name: string): Engine | undefined => {
+  if (name === 'container') container ??= new ContainerEngine()
+  return name === 'container' ? (container ?? undefined) : engines[name]
+}
 quickjs.warm(warmMemoryMb)
 isolate.warm(warmMemoryMb)
 
@@ -203,7 +210,7 @@ async function runSafely(
   { id, job }: { id: number; job: Run['job'] },
   signal?: AbortSignal,
 ): Promise<RunOutcome> {
-  const engine = engines[job.engine]
+  const engine = engineFor(job.engine)
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)
     return await engine.run(job, channelFor(id), signal)

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { ENGINES, type EngineName } from '@cordon/contracts'
 import { startNodeServer } from '../server.ts'
 
 // Node entry point: configuration from the environment (DESIGN.md contract v1).
@@ -9,6 +10,14 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const dataDir = resolve(process.env.CORDON_DATA_DIR ?? './.cordon')
 const workers = process.env.CORDON_WORKERS === undefined ? undefined : Number(process.env.CORDON_WORKERS)
+const engines = process.env.CORDON_ENGINES?.split(',').map((name) => name.trim())
+const unknown = engines?.filter((name) => !(ENGINES as readonly string[]).includes(name)) ?? []
+if (engines !== undefined && (engines.length === 0 || unknown.length > 0)) {
+  console.error(
+    `cordon: CORDON_ENGINES must list engines of ${ENGINES.join(', ')}, got "${process.env.CORDON_ENGINES}"`,
+  )
+  process.exit(2)
+}
 
 const server = await startNodeServer({
   port,
@@ -16,6 +25,7 @@ const server = await startNodeServer({
   dataDir,
   adminToken: process.env.CORDON_ADMIN_TOKEN,
   ...(workers === undefined ? {} : { workers }),
+  ...(engines === undefined ? {} : { engines: engines as EngineName[] }),
 }).catch((error: unknown) => {
   // A configuration mistake (bad CORDON_WORKERS, short token, port in use) is one clear line, no stack.
   console.error(`cordon: cannot start: ${error instanceof Error ? error.message : String(error)}`)
@@ -26,6 +36,9 @@ console.log(`cordon: listening on ${server.url} (data: ${dataDir})`)
 if (server.tokenGenerated) {
   console.log(`cordon: generated admin token (shown once; stored in ${dataDir}/admin-token):`)
   console.log(`  ${server.adminToken}`)
+}
+for (const [engine, problem] of Object.entries(server.unavailableEngines)) {
+  console.log(`cordon: the ${engine} engine is unavailable here: ${problem}`)
 }
 if (server.abandoned > 0) console.log(`cordon: marked ${server.abandoned} interrupted execution(s) as killed`)
 

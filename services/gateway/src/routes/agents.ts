@@ -5,6 +5,9 @@ import { z } from 'zod'
 import { type Env, nameParam, readDocument, readJson, requireScope } from '../http.ts'
 import { validated } from '../validate.ts'
 
+/** Input files one execution request may carry. */
+export const MAX_INPUT_FILES = 256
+
 /** Guest source is bounded on its own, below the body limit. */
 export const MAX_CODE_BYTES = 256 * 1024
 
@@ -17,6 +20,17 @@ export const ExecuteBody = z.strictObject({
     .refine((code) => Buffer.byteLength(code) <= MAX_CODE_BYTES, `must be at most ${MAX_CODE_BYTES} bytes`),
   input: z.json().optional(),
   engine: z.enum(ENGINES).optional(),
+  /** Container engine: files put into `/workspace` before the command runs. */
+  files: z
+    .array(
+      z.strictObject({
+        path: z.string().min(1).max(1024),
+        content: z.string(),
+        encoding: z.enum(['utf8', 'base64']).optional(),
+      }),
+    )
+    .max(MAX_INPUT_FILES, `must list at most ${MAX_INPUT_FILES} files`)
+    .optional(),
 })
 
 export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
@@ -58,7 +72,16 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const record = await harness.execute(
       tenant,
       name,
-      { language: body.language, code: body.code, input: body.input ?? null, engine: body.engine },
+      {
+        language: body.language,
+        code: body.code,
+        input: body.input ?? null,
+        engine: body.engine,
+        files: body.files?.map((file) => ({
+          path: file.path,
+          data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
+        })),
+      },
       c.req.raw.signal,
     )
     return c.json(record)

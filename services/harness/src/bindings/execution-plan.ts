@@ -26,6 +26,8 @@ export interface PlanRequest {
   language: Language
   code: string
   input: JsonValue
+  /** Container engine: input files for `/workspace` (relative paths, base64 content). */
+  files?: { path: string; content: string }[]
   tools: ToolScope
   store: Store
   handlers: BindingHandlers
@@ -84,6 +86,15 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
       limits: { ...profile.limits },
       tenantKey: tenant,
       grants: ExecutionBindings.grants(context, tools),
+      ...(request.engine === 'container'
+        ? {
+            workspace: {
+              access: profile.filesystem.access,
+              quotaBytes: profile.filesystem.quotaBytes,
+              files: request.files ?? [],
+            },
+          }
+        : {}),
     },
     bindings: new ExecutionBindings({
       context,

@@ -128,6 +128,18 @@ export class SecretBroker {
       result: this.redact(outcome.result),
       error:
         outcome.error === null ? null : { ...outcome.error, message: this.redactText(outcome.error.message) },
+      ...(outcome.files === undefined
+        ? {}
+        : {
+            files: outcome.files.map((file) => {
+              if (file.content === undefined) return file
+              const content =
+                file.encoding === 'base64'
+                  ? this.redactBytes(Buffer.from(file.content, 'base64')).toString('base64')
+                  : this.redactText(file.content)
+              return { ...file, content }
+            }),
+          }),
     }
   }
 

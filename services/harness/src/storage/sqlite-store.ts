@@ -283,8 +283,10 @@ export class SqliteStore implements Store {
       error,
       usage,
       status,
+      exitCode,
+      files,
     } = record
-    const outcome = JSON.stringify({ status, result, stdout, stderr, error, usage })
+    const outcome = JSON.stringify({ status, result, stdout, stderr, error, usage, exitCode, files })
     const row = { tenant, id, agent, engine, language, status, outcome, createdAt, finishedAt }
     return this.#write({
       kind: 'finish',
@@ -353,6 +355,8 @@ export class SqliteStore implements Store {
       stderr: outcome.stderr ?? '',
       error: outcome.error ?? null,
       usage: outcome.usage ?? { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+      ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
+      ...(outcome.files === undefined ? {} : { files: outcome.files }),
       createdAt: row.created_at,
       finishedAt: row.finished_at,
     }

@@ -1,0 +1,215 @@
+import { constants } from 'node:os'
+import { GuestErrorCode, type OutputFile, type RunOutcome } from '@cordon/contracts'
+import type { Limits } from '@cordon/policy'
+import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
+import { outcomeOf } from '../../outcome.ts'
+import { classifyFailure, classifyResult, memoryLimit } from '../quickjs/classify.ts'
+import { type CollectedFile, type ExecResult, PRIVATE_DIR, type Sandbox, SandboxHost } from './sandbox.ts'
+
+/** At most this many output files are reported per execution. */
+export const MAX_OUTPUT_FILES = 64
+/** `/tmp` inside a sandbox holds at most this much (and counts against `memoryMb`). */
+export const SANDBOX_TMP_BYTES = 64 * 1024 * 1024
+/** The largest file a command may write when the profile gives it no workspace. */
+const NO_WORKSPACE_FILE_BYTES = 1024 * 1024
+
+/** How each language runs: the interpreter and the name of the code file. */
+const COMMANDS: Readonly<Record<string, { argv: string[]; file: string }>> = {
+  python: { argv: ['/usr/bin/python3'], file: 'main.py' },
+  bash: { argv: ['/bin/bash'], file: 'main.sh' },
+}
+
+/**
+ * The container engine: each execution runs in a fresh Linux process sandbox (see `sandbox.ts`),
+ * destroyed afterwards with everything in it. The command is the language's interpreter on the
+ * code; `input` is a JSON file named by `$CORDON_INPUT`, and a command that writes JSON to
+ * `$CORDON_RESULT` makes that its result. Output files come back from `/workspace`.
+ */
+export class ContainerEngine implements Engine {
+  readonly name = 'container' as const
+  readonly #host: SandboxHost | { problem: string }
+
+  constructor(name = String(process.pid)) {
+    this.#host = SandboxHost.open(name)
+  }
+
+  /** Why this engine cannot run here, or null when it can. */
+  get problem(): string | null {
+    return 'problem' in this.#host ? this.#host.problem : null
+  }
+
+  async run(job: RunJob, _channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
+    const host = this.#host
+    if ('problem' in host) {
+      return outcomeOf('killed', {
+        code: GuestErrorCode.ENGINE_FAULT,
+        message: `the container engine is not available here: ${host.problem}`,
+      })
+    }
+    const command = COMMANDS[job.language]
+    if (command === undefined) {
+      return outcomeOf('error', {
+        code: GuestErrorCode.ENGINE_FAULT,
+        message: `the container engine does not run ${job.language}`,
+      })
+    }
+    const { limits } = job
+    const workspace = job.workspace ?? { access: 'none', quotaBytes: 0, files: [] }
+    const files = workspace.files.map((file) => ({
+      path: file.path,
+      data: Buffer.from(file.content, 'base64'),
+    }))
+    let sandbox: Sandbox
+    try {
+      sandbox = await host.start({
+        workspace:
+          workspace.access === 'read-write'
+            ? { kind: 'tmpfs', bytes: Math.max(workspace.quotaBytes, 4096) }
+            : workspace.access === 'read'
+              ? { kind: 'read-only', files }
+              : null,
+        tmpBytes: SANDBOX_TMP_BYTES,
+        processes: limits.processes,
+        memoryBytes: limits.memoryMb * 1024 * 1024,
+      })
+    } catch (error) {
+      return outcomeOf('killed', {
+        code: GuestErrorCode.ENGINE_FAULT,
+        message:
+          `the sandbox could not start: ${error instanceof Error ? error.message : String(error)}`.slice(
+            0,
+            1000,
+          ),
+      })
+    }
+    try {
+      const home = workspace.access === 'none' ? '/tmp' : '/workspace'
+      const executed = await sandbox.exec(
+        {
+          argv: [...command.argv, `${PRIVATE_DIR}/${command.file}`],
+          cwd: home,
+          env: {
+            PATH: '/usr/local/bin:/usr/bin:/bin',
+            HOME: home,
+            TMPDIR: '/tmp',
+            USER: 'sandbox',
+            LOGNAME: 'sandbox',
+            LANG: 'C.UTF-8',
+            PYTHONUNBUFFERED: '1',
+            PYTHONDONTWRITEBYTECODE: '1',
+            CORDON_INPUT: `${PRIVATE_DIR}/input.json`,
+            CORDON_RESULT: `${PRIVATE_DIR}/result.json`,
+          },
+          // A writable workspace gets them from the init; a read-only one was staged with them.
+          files: workspace.access === 'read-write' ? files : [],
+          code: Buffer.from(job.code, 'utf8'),
+          codeName: command.file,
+          input: Buffer.from(job.inputJSON, 'utf8'),
+          outputBytes: limits.outputBytes,
+          cpuMs: limits.cpuMs,
+          wallMs: limits.wallMs,
+          fileBytes:
+            workspace.access === 'none' ? NO_WORKSPACE_FILE_BYTES : Math.max(workspace.quotaBytes, 1),
+          openFiles: limits.openFiles,
+          resultBytes: limits.outputBytes,
+          collect: {
+            maxFiles: workspace.access === 'read-write' ? MAX_OUTPUT_FILES : 0,
+            maxFileBytes: limits.outputBytes,
+            maxTotalBytes: limits.outputBytes,
+          },
+        },
+        signal,
+      )
+      return toOutcome(executed, limits)
+    } finally {
+      await sandbox.destroy()
+    }
+  }
+
+  dispose(): void {}
+}
+
+/** The run's record fields from what the sandbox reported; limits hit are decided by the host. */
+export function toOutcome(executed: ExecResult, limits: Limits): RunOutcome {
+  const stdout = Buffer.concat(executed.stdout).toString('utf8')
+  const stderr = Buffer.concat(executed.stderr).toString('utf8')
+  const usage = {
+    cpuMs: Math.round(executed.cpuMs * 100) / 100,
+    wallMs: Math.round(executed.wallMs * 100) / 100,
+    memoryBytes: executed.memoryBytes,
+  }
+  const base = { stdout, stderr, usage, files: executed.files.map(outputFile) }
+  const { end } = executed
+  switch (end.kind) {
+    case 'limit': {
+      const outcome = end.limit === 'memory' ? memoryLimit(limits) : classifyFailure(null, end.limit, limits)
+      return { ...base, ...outcome, exitCode: null, files: [] }
+    }
+    case 'cancelled':
+      return {
+        ...base,
+        ...outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled' }),
+        usage,
+      }
+    case 'lost':
+      return {
+        ...base,
+        ...outcomeOf('killed', {
+          code: GuestErrorCode.ENGINE_FAULT,
+          message: `the sandbox failed: ${end.reason}`,
+        }),
+        usage,
+        exitCode: null,
+        files: [],
+      }
+    case 'exited': {
+      if (end.outputOver) return { ...base, ...classifyFailure(null, 'output', limits), exitCode: end.code }
+      if (end.signal !== null) {
+        const name = signalName(end.signal)
+        if (name === 'SIGXCPU') return { ...base, ...classifyFailure(null, 'cpu', limits), exitCode: null }
+        const error =
+          name === 'SIGXFSZ'
+            ? {
+                code: GuestErrorCode.FILE_SIZE_LIMIT,
+                message: 'the command wrote a file larger than the profile allows',
+              }
+            : { code: GuestErrorCode.KILLED_BY_SIGNAL, message: `the command was killed by ${name}` }
+        return { ...base, status: 'error', result: null, error, exitCode: null }
+      }
+      const code = end.code ?? 0
+      if (executed.resultTooLarge)
+        return { ...base, ...classifyFailure(null, 'output', limits), exitCode: code }
+      const spent = Buffer.byteLength(stdout) + Buffer.byteLength(stderr)
+      const result =
+        executed.result === null
+          ? { status: 'ok' as const, error: null, result: null }
+          : classifyResult(executed.result.toString('utf8'), limits.outputBytes - spent)
+      if (code !== 0) {
+        return {
+          ...base,
+          status: 'error',
+          result: result.result,
+          error: { code: GuestErrorCode.EXIT_NONZERO, message: `the command exited with status ${code}` },
+          exitCode: code,
+        }
+      }
+      return { ...base, ...result, exitCode: code }
+    }
+  }
+}
+
+function outputFile(file: CollectedFile): OutputFile {
+  const path = `/workspace/${file.path}`
+  if (file.data === undefined) return { path, size: file.size, omitted: file.omitted ?? 'size' }
+  const text = file.data.toString('utf8')
+  const isText =
+    !text.includes('\u0000') && Buffer.byteLength(text) === file.data.byteLength && !text.includes('\uFFFD')
+  return isText
+    ? { path, size: file.size, encoding: 'utf8', content: text }
+    : { path, size: file.size, encoding: 'base64', content: file.data.toString('base64') }
+}
+
+function signalName(signal: number): string {
+  const entry = Object.entries(constants.signals).find(([, value]) => value === signal)
+  return entry?.[0] ?? `signal ${signal}`
+}

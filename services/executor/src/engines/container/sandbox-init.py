@@ -1,0 +1,337 @@
+# Cordon's in-sandbox init: the first process inside a container-engine sandbox (pid 1 of its pid
+# namespace, so it also reaps orphans, and nothing inside can signal it). It runs as the sandbox's unprivileged user under the seccomp
+# filter, like the code it runs, and only ever sees the sandbox: its own read-only system view, its
+# own /workspace and /tmp. It holds nothing secret.
+#
+# Protocol: JSON lines on fd 3 (a socket to the host's worker process).
+#   host -> init  {"t":"exec","argv":[...],"env":{...},"files":[{"path","data"}],"code":{"path","data"},
+#                  "outputBytes":n,"cpuSeconds":n,"fileBytes":n,"openFiles":n,"processes":n,
+#                  "collect":{"maxFiles":n,"maxFileBytes":n,"maxTotalBytes":n},"resultBytes":n}
+#   init -> host  {"t":"ready"} once, then per exec: {"t":"out","fd":1|2,"data":b64} chunks and
+#                 {"t":"exit","code":n|null,"signal":n|null,"output":"ok"|"limit","files":[...],
+#                  "result":b64|null,"resultTooLarge":bool}
+# Data is base64 (bytes, not text). The host enforces every limit again from outside.
+import base64
+import json
+import os
+import resource
+import select
+import signal
+import stat
+import sys
+
+CONTROL = 3
+WORKSPACE = "/workspace"
+READ_CHUNK = 65536
+# Files past the count limit named in the answer (the rest are left out silently).
+OMITTED_NAMED = 16
+
+
+def send(message):
+    data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        written = os.write(CONTROL, view)
+        view = view[written:]
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def open_parent(path, create):
+    """Opens the directory holding `path` (relative to /workspace) without following symlinks."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError("bad path")
+    fd = os.open(WORKSPACE, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            if create:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def write_file(path, data, mode=0o644):
+    fd, name = open_parent(path, True)
+    try:
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+            info = os.fstat(out)
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def write_private(path, data):
+    """Writes the code, input and result files outside /workspace, in /cordon (never collected)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def limit(kind, value):
+    resource.setrlimit(kind, (value, value))
+
+
+def start(request, stdin_path):
+    """Forks the command: a new session (so it has no terminal), stdio on pipes, rlimits as a floor."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(os.open(stdin_path, os.O_RDONLY), 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.closerange(3, 65536)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_DFL)
+            limit(resource.RLIMIT_CPU, request["cpuSeconds"])
+            limit(resource.RLIMIT_FSIZE, request["fileBytes"])
+            limit(resource.RLIMIT_NOFILE, request["openFiles"])
+            limit(resource.RLIMIT_CORE, 0)
+            os.chdir(request["cwd"])
+            argv = request["argv"]
+            os.execve(argv[0], argv, request["env"])
+        except BaseException as error:
+            os.write(2, ("cordon: cannot start %s: %s\n" % (request["argv"][0], error)).encode())
+        os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    return pid, out_r, err_r
+
+
+def kill_others():
+    """Kills every process of the sandbox but this init (pid 1), until none is left."""
+    me = os.getpid()
+    for _ in range(100):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            if pid in (1, me):
+                continue
+            found = True
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        reap()
+        if not found:
+            return
+
+
+# Exit statuses of children reaped while sweeping (the command's own may be among them).
+reaped = {}
+
+
+def reap():
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        reaped[pid] = status
+
+
+def wait_for(pid, block):
+    """The command's exit status, or None while it runs (whoever reaped it)."""
+    if pid in reaped:
+        return reaped.pop(pid)
+    try:
+        waited, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return reaped.pop(pid, 0)
+    return status if waited == pid else None
+
+
+def relay(pid, out_r, err_r, budget):
+    """Streams the command's output to the host until it exits; kills it when the budget runs out."""
+    open_fds = {out_r: 1, err_r: 2}
+    status = None
+    over = False
+    while open_fds or status is None:
+        if status is None:
+            status = wait_for(pid, False)
+        if status is not None and open_fds:
+            # The command is gone; descendants may still hold its pipes. Give them a moment to finish
+            # writing, then end them (the command's run is over when the command is).
+            ready, _, _ = select.select(list(open_fds), [], [], 0.05)
+            if not ready:
+                kill_others()
+                ready, _, _ = select.select(list(open_fds), [], [], 0)
+                if not ready:
+                    break
+        elif open_fds:
+            ready, _, _ = select.select(list(open_fds), [], [], 0.05)
+        else:
+            ready = []
+            select.select([], [], [], 0.005)
+        for fd in ready:
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                os.close(fd)
+                del open_fds[fd]
+                continue
+            if len(chunk) > budget:
+                chunk = chunk[:budget]
+                over = True
+            budget -= len(chunk)
+            if chunk:
+                send({"t": "out", "fd": open_fds[fd], "data": b64(chunk)})
+            if over:
+                break
+        if over:
+            break
+    for fd in open_fds:
+        os.close(fd)
+    kill_others()
+    if status is None:
+        status = wait_for(pid, True)
+    reaped.clear()
+    return status, over
+
+
+def collect(limits, inputs):
+    """Regular files of /workspace, never following a symlink, new or changed since the inputs went in."""
+    files = []
+    if limits["maxFiles"] == 0:
+        return files
+    total = 0
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = sorted(os.scandir(os.path.join(WORKSPACE, rel)), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            path = entry.name if not rel else rel + "/" + entry.name
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(path)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if inputs.get(path) == (info.st_ino, info.st_size, info.st_mtime_ns):
+                continue
+            if len(files) >= limits["maxFiles"]:
+                # Past the count, a few more are named so the caller sees what was left out.
+                if len(files) < limits["maxFiles"] + OMITTED_NAMED:
+                    files.append({"path": path, "size": info.st_size, "omitted": "count"})
+                continue
+            if info.st_size > limits["maxFileBytes"] or total + info.st_size > limits["maxTotalBytes"]:
+                files.append({"path": path, "size": info.st_size, "omitted": "size"})
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                data = os.read(fd, limits["maxFileBytes"] + 1)
+            finally:
+                os.close(fd)
+            if len(data) > limits["maxFileBytes"] or total + len(data) > limits["maxTotalBytes"]:
+                files.append({"path": path, "size": len(data), "omitted": "size"})
+                continue
+            total += len(data)
+            files.append({"path": path, "size": len(data), "data": b64(data)})
+    return files
+
+
+def read_result(path, cap):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None, False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, False
+        data = os.read(fd, cap + 1)
+    finally:
+        os.close(fd)
+    if len(data) > cap:
+        return None, True
+    return b64(data), False
+
+
+def execute(request):
+    inputs = {}
+    for item in request["files"]:
+        inputs["/".join(p for p in item["path"].split("/") if p)] = write_file(
+            item["path"], base64.b64decode(item["data"])
+        )
+    private = request["private"]
+    for name in ("code", "input"):
+        write_private(private[name]["path"], base64.b64decode(private[name]["data"]))
+    try:
+        os.unlink(private["result"])
+    except FileNotFoundError:
+        pass
+    pid, out_r, err_r = start(request, "/dev/null")
+    status, over = relay(pid, out_r, err_r, request["outputBytes"])
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    result, result_too_large = read_result(private["result"], request["resultBytes"])
+    send(
+        {
+            "t": "exit",
+            "code": code,
+            "signal": sig,
+            "output": "limit" if over else "ok",
+            "files": collect(request["collect"], inputs),
+            "result": result,
+            "resultTooLarge": result_too_large,
+        }
+    )
+
+
+def main():
+    # As the namespace's first process the init gets only signals it handles: it handles none.
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    limits = json.loads(sys.argv[1])
+    limit(resource.RLIMIT_NPROC, limits["processes"])
+    send({"t": "ready"})
+    pending = b""
+    while True:
+        chunk = os.read(CONTROL, READ_CHUNK)
+        if not chunk:
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request = json.loads(line)
+            if request.get("t") == "exec":
+                execute(request)
+            elif request.get("t") == "quit":
+                return
+
+
+if __name__ == "__main__":
+    main()
