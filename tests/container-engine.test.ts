@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 
@@ -35,7 +36,32 @@ beforeAll(async () => {
   await deploy('bare', {})
   await deploy('small', { filesystem: { access: 'read-write', quotaBytes: 1000 } })
 })
-afterAll(() => t.close())
+afterAll(async () => {
+  await t.close()
+  // The workers ended their pooled sandboxes before exiting: none was left to the host's init, not
+  // even as a zombie (an orphan's parent becomes pid 1).
+  expect(orphanedSandboxProcesses()).toEqual([])
+})
+
+/** Host uids of sandboxes start here (see sandbox.ts). */
+const SANDBOX_UID_BASE = 1_700_000_000
+
+/** Processes of a sandbox uid (zombies included) whose parent is the host's init. */
+function orphanedSandboxProcesses(): number[] {
+  const found: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8')
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1])
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])
+      if (ppid === 1 && uid >= SANDBOX_UID_BASE) found.push(Number(entry))
+    } catch {
+      // gone
+    }
+  }
+  return found
+}
 
 describe('container executions through POST /v1/agents/{name}/executions', () => {
   it('runs python3 and answers stdout, stderr, exit status, result and the files it wrote', async () => {
@@ -176,6 +202,15 @@ describe('container executions through POST /v1/agents/{name}/executions', () =>
       exitCode: null,
       error: { code: 'KILLED_BY_SIGNAL', message: 'the command was killed by SIGSEGV' },
     })
+  })
+
+  it('never gives one sandbox to two executions, pooled or not', async () => {
+    const code =
+      'echo run >> /tmp/marker; echo run >> /workspace/marker; cat /tmp/marker /workspace/marker | wc -l'
+    for (let i = 0; i < 6; i++) {
+      const { body } = await run('py', { language: 'bash', code })
+      expect(body.stdout).toBe('2\n')
+    }
   })
 
   it('refuses JavaScript on the container engine and python elsewhere with a 403', async () => {

@@ -22,6 +22,8 @@ const MAX_REQUEUES = 3
 const DRAIN_LIMIT_MS = 2000
 /** How long a cancelled, running job may still finish by itself before its worker is killed. */
 const CANCEL_GRACE_MS = 50
+/** How long an idle worker may take to end its pooled sandboxes at shutdown before it is killed. */
+const STOP_GRACE_MS = 1000
 
 export interface SupervisorStats {
   workers: number
@@ -184,8 +186,19 @@ export class Supervisor {
       (worker) =>
         new Promise<void>((resolve) => {
           if (worker.process.exitCode !== null || worker.process.signalCode !== null) return resolve()
-          worker.process.once('exit', () => resolve())
-          this.#kill(worker, 'killed', { code: GuestErrorCode.CANCELLED, message: 'the service shut down' })
+          const killed = { code: GuestErrorCode.CANCELLED, message: 'the service shut down' }
+          // A worker gets a moment to end its pooled sandboxes itself, then is killed (with its job).
+          const late = setTimeout(() => this.#kill(worker, 'killed', killed), STOP_GRACE_MS)
+          worker.process.once('exit', () => {
+            clearTimeout(late)
+            resolve()
+          })
+          if (worker.task !== null || worker.nested.size > 0 || !worker.process.connected)
+            this.#kill(worker, 'killed', killed)
+          else
+            worker.process.send({ type: 'stop' } satisfies ToWorker, (error) => {
+              if (error !== null) this.#kill(worker, 'killed', killed)
+            })
         }),
     )
     await Promise.all(exits)

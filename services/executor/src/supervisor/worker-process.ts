@@ -36,6 +36,7 @@ export interface WorkerSettings {
   CORDON_WARM_MEMORY_MB: string
   CORDON_WARM_ISOLATES: string
   CORDON_ISOLATE_MAX_RUNS: string
+  CORDON_WARM_SANDBOXES: string
 }
 
 /**
@@ -56,6 +57,7 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSett
     CORDON_WARM_MEMORY_MB: whole('CORDON_WARM_MEMORY_MB', 64, 4, 1024),
     CORDON_WARM_ISOLATES: whole('CORDON_WARM_ISOLATES', 1, 0, 16),
     CORDON_ISOLATE_MAX_RUNS: whole('CORDON_ISOLATE_MAX_RUNS', 20_000, 1, 1_000_000_000),
+    CORDON_WARM_SANDBOXES: whole('CORDON_WARM_SANDBOXES', 2, 0, 16),
   }
 }
 

@@ -8,7 +8,8 @@ import type { RunJob } from '../engine.ts'
  * `done` (as cancelled); a job already started is not touched. A `nested` job (a tool that a running
  * job called) starts at once, beside the job that waits for it, and is answered with `nested-done`;
  * `abort` stops a nested job whose caller ended; one that arrives after its caller (`parent`) ended is
- * answered as cancelled without running. `reply` answers a binding call.
+ * answered as cancelled without running. `reply` answers a binding call. `stop` asks the worker to
+ * end what it started ahead (pooled sandboxes) and exit; the supervisor kills it if it takes too long.
  */
 export type ToWorker =
   | { type: 'run'; id: number; job: RunJob; ahead: boolean }
@@ -16,6 +17,7 @@ export type ToWorker =
   | { type: 'abort'; id: number }
   | { type: 'cancel'; id: number }
   | { type: 'reply'; id: number; seq: number; reply: BindingReply }
+  | { type: 'stop' }
 
 /**
  * Worker -> supervisor. `done` says which job the worker starts next (`starting`, or null), decided

@@ -24,7 +24,9 @@ const engines: Partial<Record<string, Engine>> = { quickjs, isolate }
 /** The container engine's host (its private files, its cgroups) is set up on the first container job. */
 let container: ContainerEngine | null = null
 const engineFor = (name: string): Engine | undefined => {
-  if (name === 'container') container ??= new ContainerEngine()
+  if (name === 'container') {
+    container ??= new ContainerEngine({ warmSandboxes: Number(process.env.CORDON_WARM_SANDBOXES ?? '2') })
+  }
   return name === 'container' ? (container ?? undefined) : engines[name]
 }
 quickjs.warm(warmMemoryMb)
@@ -96,6 +98,14 @@ function abandonCalls(id: number): void {
 }
 
 process.on('message', (message: ToWorker) => {
+  if (message?.type === 'stop') {
+    // The service is shutting down: sandboxes started ahead are ended here, by their parent, so that
+    // none is left for the host's init to reap; whatever runs is ended by the exit.
+    stopping = true
+    const exit = () => process.exit(0)
+    void (container?.close() ?? Promise.resolve()).then(exit, exit)
+    return
+  }
   if (message?.type === 'reply') {
     const call = calls.get(message.seq)
     if (call === undefined || call.id !== message.id) return

@@ -25,6 +25,8 @@ export interface SandboxGroup {
   memoryPeakBytes(): number
   /** How many times the kernel's OOM killer has killed a task of the group. */
   oomKills(): number
+  /** Changes the group's limits (a pooled sandbox takes on the limits of the job it runs). */
+  setLimits(limits: SandboxLimits): void
   /**
    * SIGKILLs every task of the group but `spare` until no other is left: the sandbox's outer
    * bubblewrap is spared so that it reaps the inner one and exits to its own parent (a task killed
@@ -275,17 +277,7 @@ class LegacyHost implements CgroupHost {
         created.push(dir)
         for (const controller of hierarchy.controllers) dirs.set(controller, dir)
       }
-      const memory = dirs.get('memory') as string
-      writeFileSync(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes))
-      // No swap beyond the limit, where swap accounting exists.
-      const memsw = join(memory, 'memory.memsw.limit_in_bytes')
-      if (existsSync(memsw)) writeFileSync(memsw, String(limits.memoryBytes))
-      writeFileSync(join(dirs.get('pids') as string, 'pids.max'), String(limits.tasks))
-      const cpu = dirs.get('cpu')
-      if (cpu !== undefined) {
-        writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_MICROS))
-        writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(CPU_PERIOD_MICROS * limits.cores)))
-      }
+      setLegacyLimits(dirs, limits)
     } catch (error) {
       for (const dir of created) removeTree(dir)
       throw error
@@ -298,6 +290,7 @@ class LegacyHost implements CgroupHost {
       cpuUsageMicros: () => readNumber(join(cpuacct, 'cpuacct.usage')) / 1000,
       memoryPeakBytes: () => readNumber(join(memory, 'memory.max_usage_in_bytes')),
       oomKills: () => oomKillCount(join(memory, 'memory.oom_control')),
+      setLimits: (limits) => setLegacyLimits(dirs, limits),
       killAllBut: async (spare) => {
         for (const dir of created) await killAll(join(dir, 'cgroup.procs'), spare)
       },
@@ -307,6 +300,31 @@ class LegacyHost implements CgroupHost {
       },
     }
   }
+}
+
+/** Writes v1 limits; memory+swap is never below memory alone, so the order depends on the direction. */
+function setLegacyLimits(dirs: ReadonlyMap<Controller, string>, limits: SandboxLimits): void {
+  const memory = dirs.get('memory') as string
+  const limit = join(memory, 'memory.limit_in_bytes')
+  // No swap beyond the limit, where swap accounting exists.
+  const memsw = join(memory, 'memory.memsw.limit_in_bytes')
+  const files = existsSync(memsw) ? [limit, memsw] : [limit]
+  const raising = limits.memoryBytes > readNumber(limit)
+  for (const file of raising ? files.reverse() : files) writeFileSync(file, String(limits.memoryBytes))
+  writeFileSync(join(dirs.get('pids') as string, 'pids.max'), String(limits.tasks))
+  const cpu = dirs.get('cpu')
+  if (cpu !== undefined) {
+    writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_MICROS))
+    writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(CPU_PERIOD_MICROS * limits.cores)))
+  }
+}
+
+function setUnifiedLimits(dir: string, limits: SandboxLimits): void {
+  writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes))
+  const swap = join(dir, 'memory.swap.max')
+  if (existsSync(swap)) writeFileSync(swap, '0')
+  writeFileSync(join(dir, 'pids.max'), String(limits.tasks))
+  writeFileSync(join(dir, 'cpu.max'), `${Math.round(CPU_PERIOD_MICROS * limits.cores)} ${CPU_PERIOD_MICROS}`)
 }
 
 class UnifiedHost implements CgroupHost {
@@ -325,14 +343,7 @@ class UnifiedHost implements CgroupHost {
     const dir = join(this.#parent, name)
     makeGroup(dir)
     try {
-      writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes))
-      const swap = join(dir, 'memory.swap.max')
-      if (existsSync(swap)) writeFileSync(swap, '0')
-      writeFileSync(join(dir, 'pids.max'), String(limits.tasks))
-      writeFileSync(
-        join(dir, 'cpu.max'),
-        `${Math.round(CPU_PERIOD_MICROS * limits.cores)} ${CPU_PERIOD_MICROS}`,
-      )
+      setUnifiedLimits(dir, limits)
     } catch (error) {
       removeTree(dir)
       throw error
@@ -343,6 +354,7 @@ class UnifiedHost implements CgroupHost {
       cpuUsageMicros: () => statField(join(dir, 'cpu.stat'), 'usage_usec'),
       memoryPeakBytes: () => readNumber(join(dir, 'memory.peak')),
       oomKills: () => statField(join(dir, 'memory.events'), 'oom_kill'),
+      setLimits: (limits) => setUnifiedLimits(dir, limits),
       killAllBut: (spare) => killAll(join(dir, 'cgroup.procs'), spare),
       destroy: async () => {
         try {

@@ -4,7 +4,15 @@ import type { Limits } from '@cordon/policy'
 import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
 import { outcomeOf } from '../../outcome.ts'
 import { classifyFailure, classifyResult, memoryLimit } from '../quickjs/classify.ts'
-import { type CollectedFile, type ExecResult, PRIVATE_DIR, type Sandbox, SandboxHost } from './sandbox.ts'
+import {
+  type CollectedFile,
+  type ExecResult,
+  PRIVATE_DIR,
+  type Sandbox,
+  SandboxHost,
+  type SandboxShape,
+} from './sandbox.ts'
+import { SandboxPool } from './sandbox-pool.ts'
 
 /** At most this many output files are reported per execution. */
 export const MAX_OUTPUT_FILES = 64
@@ -28,9 +36,14 @@ const COMMANDS: Readonly<Record<string, { argv: string[]; file: string }>> = {
 export class ContainerEngine implements Engine {
   readonly name = 'container' as const
   readonly #host: SandboxHost | { problem: string }
+  readonly #pool: SandboxPool | null
+  /** Used sandboxes being destroyed. */
+  readonly #retiring = new Set<Promise<void>>()
 
-  constructor(name = String(process.pid)) {
-    this.#host = SandboxHost.open(name)
+  /** `warmSandboxes`: sandboxes kept started per workspace shape (0: each started on demand). */
+  constructor(options: { name?: string; warmSandboxes?: number } = {}) {
+    this.#host = SandboxHost.open(options.name ?? String(process.pid))
+    this.#pool = 'problem' in this.#host ? null : new SandboxPool(this.#host, options.warmSandboxes ?? 0)
   }
 
   /** Why this engine cannot run here, or null when it can. */
@@ -59,19 +72,20 @@ export class ContainerEngine implements Engine {
       path: file.path,
       data: Buffer.from(file.content, 'base64'),
     }))
+    const shape: SandboxShape = {
+      workspace:
+        workspace.access === 'read-write'
+          ? { kind: 'tmpfs', bytes: Math.max(workspace.quotaBytes, 4096) }
+          : workspace.access === 'read'
+            ? { kind: 'read-only', files }
+            : null,
+      tmpBytes: SANDBOX_TMP_BYTES,
+      processes: limits.processes,
+      memoryBytes: limits.memoryMb * 1024 * 1024,
+    }
     let sandbox: Sandbox
     try {
-      sandbox = await host.start({
-        workspace:
-          workspace.access === 'read-write'
-            ? { kind: 'tmpfs', bytes: Math.max(workspace.quotaBytes, 4096) }
-            : workspace.access === 'read'
-              ? { kind: 'read-only', files }
-              : null,
-        tmpBytes: SANDBOX_TMP_BYTES,
-        processes: limits.processes,
-        memoryBytes: limits.memoryMb * 1024 * 1024,
-      })
+      sandbox = await (this.#pool ?? host).take(shape)
     } catch (error) {
       return outcomeOf('killed', {
         code: GuestErrorCode.ENGINE_FAULT,
@@ -88,6 +102,7 @@ export class ContainerEngine implements Engine {
         {
           argv: [...command.argv, `${PRIVATE_DIR}/${command.file}`],
           cwd: home,
+          processes: limits.processes,
           env: {
             PATH: '/usr/local/bin:/usr/bin:/bin',
             HOME: home,
@@ -120,13 +135,38 @@ export class ContainerEngine implements Engine {
         },
         signal,
       )
+      // A command that exited has had every other process of its sandbox ended by the init: what is
+      // left (the init and bubblewrap) is taken down after the answer. Any other sandbox (a limit, a
+      // cancellation, a lost init) is destroyed before it.
+      if (executed.end.kind === 'exited') this.#retire(sandbox)
+      else await sandbox.destroy()
       return toOutcome(executed, limits)
+    } catch (error) {
+      this.#retire(sandbox)
+      throw error
     } finally {
-      await sandbox.destroy()
+      // After the answer has gone out (the worker sends it before immediates run).
+      setImmediate(() => this.#pool?.refill(shape))
     }
   }
 
-  dispose(): void {}
+  /** Destroys a used sandbox in the background; `close` waits for all of them. */
+  #retire(sandbox: Sandbox): void {
+    const done = sandbox.destroy().catch((error: unknown) => {
+      console.error(`container engine: a sandbox was not removed cleanly: ${String(error).slice(0, 300)}`)
+    })
+    this.#retiring.add(done)
+    void done.finally(() => this.#retiring.delete(done))
+  }
+
+  /** Destroys the pooled sandboxes (the worker's graceful end). */
+  async close(): Promise<void> {
+    await Promise.all([this.#pool?.close(), ...this.#retiring])
+  }
+
+  dispose(): void {
+    void this.close()
+  }
 }
 
 /** The run's record fields from what the sandbox reported; limits hit are decided by the host. */

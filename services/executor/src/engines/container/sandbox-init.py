@@ -18,7 +18,6 @@ import resource
 import select
 import signal
 import stat
-import sys
 
 CONTROL = 3
 WORKSPACE = "/workspace"
@@ -106,6 +105,8 @@ def start(request, stdin_path):
             os.closerange(3, 65536)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
                 signal.signal(sig, signal.SIG_DFL)
+            # Processes of the sandbox's user, this init included.
+            limit(resource.RLIMIT_NPROC, request["processes"] + 1)
             limit(resource.RLIMIT_CPU, request["cpuSeconds"])
             limit(resource.RLIMIT_FSIZE, request["fileBytes"])
             limit(resource.RLIMIT_NOFILE, request["openFiles"])
@@ -315,8 +316,6 @@ def main():
     # As the namespace's first process the init gets only signals it handles: it handles none.
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
-    limits = json.loads(sys.argv[1])
-    limit(resource.RLIMIT_NPROC, limits["processes"])
     send({"t": "ready"})
     pending = b""
     while True:

@@ -90,7 +90,7 @@ export interface SandboxShape {
   workspace: { kind: 'tmpfs'; bytes: number } | { kind: 'read-only'; files: StagedFile[] } | null
   /** Size of the writable /tmp tmpfs. */
   tmpBytes: number
-  /** Process limit (RLIMIT_NPROC for the sandbox's user; pids.max counts Cordon's own tasks too). */
+  /** The cgroup limits it starts with (a pooled sandbox gets its job's with `limit`). */
   processes: number
   memoryBytes: number
 }
@@ -104,6 +104,8 @@ export interface StagedFile {
 /** One command run inside a started sandbox. */
 export interface ExecRequest {
   argv: string[]
+  /** Most processes of the command at once (RLIMIT_NPROC, beside the cgroup's pids.max). */
+  processes: number
   /** The command's working directory (/workspace, or /tmp when there is none). */
   cwd: string
   env: Record<string, string>
@@ -240,6 +242,11 @@ export class SandboxHost {
     return this.#cgroups.version
   }
 
+  /** Starts a sandbox (see `start`): the same call as the pool's, for a host without one. */
+  take(shape: SandboxShape): Promise<Sandbox> {
+    return this.start(shape)
+  }
+
   /** Starts a sandbox and waits until its init is ready for commands. */
   async start(shape: SandboxShape): Promise<Sandbox> {
     this.#count += 1
@@ -258,15 +265,7 @@ export class SandboxHost {
       if (staged !== null) rmSync(staged, { recursive: true, force: true })
       throw error
     }
-    const args = [
-      ...this.#bwrapArgs(shape, staged),
-      '--',
-      '/usr/bin/python3',
-      '-I',
-      '-S',
-      INIT_PATH,
-      JSON.stringify({ processes: shape.processes + 1 }),
-    ]
+    const args = [...this.#bwrapArgs(shape, staged), '--', '/usr/bin/python3', '-I', '-S', INIT_PATH]
     const seccomp = openSync(this.#seccompFile, 'r')
     let child: ChildProcess
     try {
@@ -472,6 +471,20 @@ export class Sandbox {
     child.on('error', (error) => this.#lose(`cannot start the sandbox: ${error.message}`))
   }
 
+  /** Whether the sandbox still runs (a pooled one may have been killed while it waited). */
+  get alive(): boolean {
+    return this.#gone === null && this.#destroyed === null
+  }
+
+  /** Sets the sandbox's cgroup limits for the job it is about to run (memory and processes). */
+  limit(memoryBytes: number, processes: number): void {
+    this.#group.setLimits({
+      memoryBytes: memoryBytes + SANDBOX_OWN_MEMORY_BYTES,
+      tasks: processes + SANDBOX_OWN_TASKS,
+      cores: 1,
+    })
+  }
+
   /** Anything bubblewrap or the init printed (for an operator reading why a sandbox failed). */
   get diagnostics(): string {
     return this.#diagnostics.slice(0, 4096)
@@ -599,6 +612,7 @@ export class Sandbox {
           result: `${PRIVATE_DIR}/result.json`,
         },
         outputBytes: request.outputBytes,
+        processes: request.processes,
         cpuSeconds: Math.ceil(request.cpuMs / 1000) + 1,
         fileBytes: request.fileBytes,
         openFiles: request.openFiles,
