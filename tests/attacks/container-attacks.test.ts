@@ -265,6 +265,31 @@ describe('process-sandbox attacks: resources', () => {
     // afterEach: no sandbox process is left on the host.
   })
 
+  it('loopback TCP buffers filled and never read: charged to the sandbox, not to the host', async () => {
+    const record = await attack(
+      [
+        'import os, socket',
+        'queued = 0',
+        'listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(64)',
+        'pairs = []',
+        'try:',
+        '    for _ in range(20):',
+        '        a = socket.create_connection(listener.getsockname()); b, _ = listener.accept()',
+        '        a.setblocking(False); pairs.append((a, b))',
+        '        try:',
+        '            while True: queued += a.send(b"x" * 65536)',
+        '        except BlockingIOError:',
+        '            pass',
+        'except OSError as e:',
+        '    print("stopped", e.errno)',
+        'print("queued MiB", queued >> 20)',
+      ].join('\n'),
+    )
+    expect(['ok', 'memory_limit']).toContain(record.status)
+    const queued = Number(/queued MiB (\d+)/.exec(record.stdout)?.[1] ?? 0)
+    expect(queued).toBeLessThanOrEqual(LIMITS.memoryMb + 24)
+  })
+
   it('open-file flood: stops at openFiles', async () => {
     const record = await attack(
       'fs = []\ntry:\n    while True: fs.append(open("/dev/null"))\nexcept OSError as e:\n    print(len(fs) < 64, e.errno)',
@@ -298,11 +323,24 @@ describe('process-sandbox attacks: seeing the host', () => {
 
   it("the service's environment: nothing of it reaches the sandbox, not even through /proc", async () => {
     const record = await attack(
-      `import os\nprint(sorted(os.environ))\nfor pid in ("1", "2", "self"):\n    print(${JSON.stringify(CANARY)}.encode() in open(f"/proc/{pid}/environ", "rb").read())`,
+      [
+        'import os',
+        'print(sorted(os.environ))',
+        'for pid in os.listdir("/proc"):',
+        '    if not pid.isdigit(): continue',
+        '    try:',
+        `        print(pid, ${JSON.stringify(CANARY)}.encode() in open(f"/proc/{pid}/environ", "rb").read())`,
+        '    except PermissionError:',
+        '        print(pid, "unreadable")',
+      ].join('\n'),
     )
-    expect(record.stdout).toBe(
-      "['CORDON_INPUT', 'CORDON_RESULT', 'HOME', 'LANG', 'LOGNAME', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'TMPDIR', 'USER']\nFalse\nFalse\nFalse\n",
+    const [names, ...lines] = record.stdout.trim().split('\n')
+    expect(names).toBe(
+      "['CORDON_INPUT', 'CORDON_RESULT', 'HOME', 'LANG', 'LOGNAME', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'TMPDIR', 'USER']",
     )
+    // The init's environment is unreadable (not dumpable); every other process's lacks the canary.
+    expect(lines).toContain('1 unreadable')
+    for (const line of lines) expect(line).toMatch(/^\d+ (False|unreadable)$/)
   })
 
   it("other sandboxes' workspaces: a concurrent sandbox's files are nowhere to be found", async () => {
@@ -364,6 +402,7 @@ describe('process-sandbox attacks: escaping', () => {
       ['userfaultfd', 323],
       ['io_uring_setup', 425],
       ['open_by_handle_at', 304],
+      ['io_setup', 206],
     ] as const) {
       expect((await attack(syscall(name, nr, '0, 0, 0, 0, 0'))).stdout).toBe(`${name} -1 1\n`)
     }
@@ -460,6 +499,44 @@ describe('process-sandbox attacks: escaping', () => {
       'bash',
     )
     expect(record).toMatchObject({ status: 'ok', stdout: 'alive\n' })
+  })
+
+  it("rewriting the init through /proc/1/mem: the init is not dumpable, so its memory and descriptors are root's", async () => {
+    const record = await attack(
+      [
+        'import os',
+        'for path in ("/proc/1/mem", "/proc/1/environ"):',
+        '    try:',
+        '        os.open(path, os.O_RDWR); print("OPENED", path)',
+        '    except OSError as e:',
+        '        print(e.errno)',
+        'try:',
+        '    print("LISTED", os.listdir("/proc/1/fd"))',
+        'except OSError as e:',
+        '    print(e.errno)',
+      ].join('\n'),
+    )
+    expect(record.stdout).toBe('13\n13\n13\n') // EACCES
+  })
+
+  it("changing the init's limits (prlimit on pid 1): refused (EPERM), the run ends normally", async () => {
+    const record = await attack(
+      'import resource\ntry:\n    resource.prlimit(1, resource.RLIMIT_AS, (1 << 20, 1 << 20)); print("CHANGED")\nexcept OSError as e:\n    print(e.errno)\nprint("x" * 60000)',
+    )
+    expect(record.status).toBe('ok')
+    expect(record.stdout.startsWith('1\n')).toBe(true)
+  })
+
+  it('file names that are not text: named (made readable), never read', async () => {
+    const record = await attack(
+      'import os\nfor name in (b"bad\\xff\\xfe", b"new\\nline", b"ok.txt"):\n    open(name, "wb").write(b"data")',
+    )
+    expect(record.status).toBe('ok')
+    expect(record.files).toEqual([
+      { path: '/workspace/bad\uFFFD\uFFFD', size: 4, omitted: 'name' },
+      { path: '/workspace/new\uFFFDline', size: 4, omitted: 'name' },
+      { path: '/workspace/ok.txt', size: 4, encoding: 'utf8', content: 'data' },
+    ])
   })
 
   it('writing to the system view: everything outside /workspace, /tmp and /dev/shm is read-only', async () => {

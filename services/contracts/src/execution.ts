@@ -68,7 +68,8 @@ export interface OutputFile {
   size: number
   encoding?: 'utf8' | 'base64'
   content?: string
-  omitted?: 'size' | 'count'
+  /** Too large for the record's budget, past the count, or a name that is not clean UTF-8 text. */
+  omitted?: 'size' | 'count' | 'name'
 }
 
 /** What an engine reports for one run: everything of the record that the engine knows. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decideAddress, decideEgress } from './egress.ts'
+import { decideAddress, decideEgress, decideTunnel } from './egress.ts'
 import { testProfile } from './test-profile.ts'
 
 const profile = (network: unknown) => testProfile(network === undefined ? {} : { network })
@@ -391,5 +391,61 @@ describe('unspecified addresses are never a destination', () => {
       code: 'PRIVATE_ADDRESS',
       rule: 'profiles/p#/network',
     })
+  })
+})
+
+describe('decideTunnel: CONNECT carries any method and path, so it may widen nothing', () => {
+  const ALL = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+  const tunnels = profile({
+    allow: [
+      { host: 'open.example', methods: ALL },
+      { host: 'narrow.example', methods: ['GET'] },
+      { host: 'paths.example', methods: ALL, paths: ['/api/**'] },
+      { host: 'denied.example', methods: ALL },
+      { host: '10.9.8.7', methods: ALL, ports: [8443] },
+      { host: 'internal.example', methods: ALL },
+    ],
+    deny: [{ host: 'denied.example', methods: ['DELETE'], paths: ['/admin/**'] }],
+  })
+  const tunnel = (host: string, port = 443) => decideTunnel(tunnels, { host, port })
+
+  it('allows a host whose rule takes every method and path on that port', () => {
+    expect(tunnel('OPEN.example.')).toMatchObject({
+      effect: 'allow',
+      request: { host: 'open.example', port: 443, tunnel: true, address: null },
+    })
+  })
+
+  it('refuses a rule that narrows methods or paths, naming the narrowing', () => {
+    expect(tunnel('narrow.example')).toMatchObject({
+      effect: 'deny',
+      code: 'TUNNEL_NOT_ALLOWED',
+      rule: expect.stringContaining('/network/allow/1/methods'),
+    })
+    expect(tunnel('paths.example')).toMatchObject({
+      code: 'TUNNEL_NOT_ALLOWED',
+      rule: expect.stringContaining('/paths'),
+    })
+  })
+
+  it('refuses a host any deny rule names, whatever methods and paths the deny rule lists', () => {
+    expect(tunnel('denied.example')).toMatchObject({ effect: 'deny', code: 'EGRESS_DENIED' })
+  })
+
+  it('refuses other ports, unknown hosts, malformed targets and the unspecified address', () => {
+    expect(tunnel('open.example', 22)).toMatchObject({ code: 'PORT_NOT_ALLOWED' })
+    expect(tunnel('elsewhere.example')).toMatchObject({ code: 'HOST_NOT_ALLOWED' })
+    expect(tunnel('open.example/x')).toMatchObject({ code: 'INVALID_HOST' })
+    expect(tunnel('user@open.example')).toMatchObject({ code: 'INVALID_HOST' })
+    expect(tunnel('open.example', 70_000)).toMatchObject({ code: 'INVALID_HOST' })
+    expect(tunnel('0.0.0.0')).toMatchObject({ code: 'PRIVATE_ADDRESS' })
+  })
+
+  it('allows a private literal only where the rule names it; a resolved address is checked as always', () => {
+    expect(tunnel('10.9.8.7', 8443)).toMatchObject({ effect: 'allow', request: { address: '10.9.8.7' } })
+    const checked = tunnel('internal.example')
+    if (checked.effect !== 'allow') throw new Error('expected allow')
+    expect(decideAddress(tunnels, checked.request, '192.168.1.5')).toMatchObject({ code: 'PRIVATE_ADDRESS' })
+    expect(decideAddress(tunnels, checked.request, '93.184.216.34')).toMatchObject({ effect: 'allow' })
   })
 })

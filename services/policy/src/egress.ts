@@ -27,6 +27,11 @@ export interface CheckedEgress {
   /** Whether a blocked (private, loopback, metadata...) address may be connected to. */
   readonly privateAllowed: boolean
   readonly rule: string
+  /**
+   * A CONNECT tunnel rather than one request: any method and path may travel inside it, so every deny
+   * rule for the host and port applies whatever methods and paths it names.
+   */
+  readonly tunnel?: true
   readonly [checkedBrand]: true
 }
 
@@ -42,6 +47,7 @@ export type EgressDenyCode =
   | 'METHOD_NOT_ALLOWED'
   | 'PATH_NOT_ALLOWED'
   | 'PRIVATE_ADDRESS'
+  | 'TUNNEL_NOT_ALLOWED'
 
 export interface EgressRequest {
   url: string
@@ -167,6 +173,116 @@ export function decideEgress(
   )
 }
 
+/**
+ * Decides a CONNECT tunnel to `host`:`port` (https from the container engine's proxy). Only the host
+ * and port are visible; method, path and headers travel encrypted inside the tunnel. So a tunnel is
+ * allowed only where it widens nothing: an allow rule for the host must take https on that port with
+ * every method and every path (`/**`), and no deny rule may name the host at all. A rule that narrows
+ * methods or paths refuses the tunnel (TUNNEL_NOT_ALLOWED); plain-http requests through the proxy are
+ * decided per request by {@link decideEgress} instead.
+ */
+export function decideTunnel(
+  profile: ResolvedProfile,
+  request: { host: string; port: number },
+): Decision<EgressDenyCode, { request: CheckedEgress }> {
+  const at = (pointer: string) => ruleRef(profile, pointer)
+  const { port } = request
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    return deny('INVALID_HOST', at('/network'), 'the tunnel has no valid port')
+  }
+  let url: URL
+  try {
+    url = new URL(`https://${request.host}:${port}/`)
+  } catch {
+    return deny('INVALID_HOST', at('/network'), 'the tunnel has no valid host')
+  }
+  if (url.pathname !== '/' || url.search !== '' || url.username !== '' || url.password !== '') {
+    return deny('INVALID_HOST', at('/network'), 'the tunnel has no valid host')
+  }
+  const host = canonicalHostname(url.hostname)
+  if (host === null) return deny('INVALID_HOST', at('/network'), 'the tunnel has no valid host')
+  const literal = parseIP(host)
+  if (literal !== null && isUnspecified(literal)) {
+    return deny('PRIVATE_ADDRESS', at('/network'), `${host} is an unspecified address, never a destination`)
+  }
+  const target = {
+    scheme: 'https' as const,
+    host,
+    port,
+    method: 'GET' as const,
+    path: '/',
+    tunnel: true as const,
+  }
+  const denied = denyRuleFor(profile.network.deny, target)
+  if (denied >= 0) {
+    return deny(
+      'EGRESS_DENIED',
+      at(`/network/deny/${denied}`),
+      `a tunnel to ${host}:${port} is denied by a deny rule`,
+    )
+  }
+  let closest: ReturnType<typeof deny<EgressDenyCode>> | null = null
+  let blocked: ReturnType<typeof deny<EgressDenyCode>> | null = null
+  for (const [i, rule] of profile.network.allow.entries()) {
+    if (!matchesHost(rule, host)) continue
+    const miss = (code: EgressDenyCode, field: string, what: string) =>
+      deny(code, at(`/network/allow/${i}/${field}`), what)
+    const narrowedMethods = HTTP_METHODS.filter((method) => !rule.methods.includes(method))
+    const problem = !rule.schemes.includes('https')
+      ? miss('SCHEME_NOT_ALLOWED', 'schemes', `https is not allowed for host "${rule.host}"`)
+      : !rule.ports.includes(port)
+        ? miss('PORT_NOT_ALLOWED', 'ports', `port ${port} is not allowed for host "${rule.host}"`)
+        : narrowedMethods.length > 0
+          ? miss(
+              'TUNNEL_NOT_ALLOWED',
+              'methods',
+              `a tunnel (CONNECT) to ${host}:${port} could carry any method, and the rule for "${rule.host}" allows only ${rule.methods.join(', ')}`,
+            )
+          : !rule.paths.includes('/**')
+            ? miss(
+                'TUNNEL_NOT_ALLOWED',
+                'paths',
+                `a tunnel (CONNECT) to ${host}:${port} could reach any path, and the rule for "${rule.host}" allows only some`,
+              )
+            : null
+    if (problem !== null) {
+      closest ??= problem
+      continue
+    }
+    const namesAddress = literal !== null && rule.host === host
+    const privateAllowed = profile.network.allowPrivateAddresses || namesAddress
+    if (literal !== null && !privateAllowed) {
+      const range = blockedHostRange(host)
+      if (range !== null) {
+        blocked ??= deny(
+          'PRIVATE_ADDRESS',
+          at('/network/allowPrivateAddresses'),
+          `${host} is a ${range.name} address`,
+        )
+        continue
+      }
+    }
+    const checked = {
+      url: url.href,
+      ...target,
+      address: literal === null ? null : host.replace(/^\[|\]$/g, ''),
+      privateAllowed,
+      rule: at(`/network/allow/${i}`),
+    }
+    return {
+      effect: 'allow',
+      code: 'ALLOWED',
+      rule: checked.rule,
+      request: Object.freeze(checked) as CheckedEgress,
+    }
+  }
+  return (
+    blocked ??
+    closest ??
+    deny('HOST_NOT_ALLOWED', at('/network/allow'), `host "${host}" is not in the allow list`)
+  )
+}
+
 export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS' | 'EGRESS_DENIED'
 
 /**
@@ -217,9 +333,16 @@ export function decideAddress(
  */
 function denyRuleFor(
   rules: readonly ResolvedDenyRule[],
-  target: { host: string; port: number; method: HttpMethod; path: string },
+  target: { host: string; port: number; method: HttpMethod; path: string; tunnel?: true | undefined },
 ): number {
   if (rules.length === 0) return -1
+  if (target.tunnel === true) {
+    // Inside a tunnel any method and path may travel: a rule for the host and port applies whole.
+    const hosts = [target.host, ...embeddedIPv4Hosts(target.host)]
+    return rules.findIndex(
+      (rule) => hosts.some((host) => matchesHost(rule, host)) && (rule.ports?.includes(target.port) ?? true),
+    )
+  }
   const loose = loosePath(target.path)
   const pathMatches = (glob: string) =>
     globMatches(glob, target.path) || (loose !== target.path && globMatches(looseGlob(glob), loose))

@@ -28,6 +28,7 @@ export {
   type CheckedEgress,
   decideAddress,
   decideEgress,
+  decideTunnel,
   type EgressDenyCode,
   type EgressRequest,
 } from './egress.ts'

@@ -7,7 +7,7 @@ export type BindingKind = (typeof BINDING_KINDS)[number]
 
 /** The operations of each binding; a call naming anything else is refused before it leaves the worker. */
 export const BINDING_OPERATIONS: Readonly<Record<BindingKind, readonly string[]>> = {
-  fetch: ['request'],
+  fetch: ['request', 'connect'],
   kv: ['get', 'set', 'delete', 'list'],
   fs: ['readFile', 'writeFile', 'readdir', 'stat', 'rm'],
   tools: ['call'],

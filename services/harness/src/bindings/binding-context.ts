@@ -1,4 +1,4 @@
-import type { JsonValue } from '@cordon/contracts'
+import type { EngineName, JsonValue } from '@cordon/contracts'
 import type { BindingReply, MAX_REPLY_BYTES_PER_RUN, NestedRunner } from '@cordon/executor'
 import type { AgentDeclaration, ResolvedProfile } from '@cordon/policy'
 import type { AuditDecision, Store } from '../storage/store.ts'
@@ -14,6 +14,8 @@ export interface BindingContext {
    */
   readonly namespace: string
   readonly execution: string
+  /** The engine the execution runs on (some operations exist for one engine only). */
+  readonly engine: EngineName
   readonly profile: ResolvedProfile
   readonly store: Store
   /**

@@ -49,6 +49,7 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
     agent,
     namespace: request.namespace,
     execution: id,
+    engine: request.engine,
     profile,
     store,
     fileSpace: profile.filesystem.scope === 'agent' ? agentSpace(request.namespace) : `exec:${id}`,

@@ -311,6 +311,10 @@ function setLegacyLimits(dirs: ReadonlyMap<Controller, string>, limits: SandboxL
   const files = existsSync(memsw) ? [limit, memsw] : [limit]
   const raising = limits.memoryBytes > readNumber(limit)
   for (const file of raising ? files.reverse() : files) writeFileSync(file, String(limits.memoryBytes))
+  // TCP buffers (loopback pairs filled and never read) are charged only once this has a limit; without
+  // it they count against the host's global tcp_mem, outside the group's memory.
+  const tcp = join(memory, 'memory.kmem.tcp.limit_in_bytes')
+  if (existsSync(tcp)) writeFileSync(tcp, String(limits.memoryBytes))
   writeFileSync(join(dirs.get('pids') as string, 'pids.max'), String(limits.tasks))
   const cpu = dirs.get('cpu')
   if (cpu !== undefined) {

@@ -51,7 +51,7 @@ export class ContainerEngine implements Engine {
     return 'problem' in this.#host ? this.#host.problem : null
   }
 
-  async run(job: RunJob, _channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
+  async run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
     const host = this.#host
     if ('problem' in host) {
       return outcomeOf('killed', {
@@ -96,6 +96,8 @@ export class ContainerEngine implements Engine {
           ),
       })
     }
+    // Egress exists only where the profile grants it: then HTTP(S)_PROXY name the forwarder.
+    const egress = job.grants?.fetch === true && channel !== undefined
     try {
       const home = workspace.access === 'none' ? '/tmp' : '/workspace'
       const executed = await sandbox.exec(
@@ -104,6 +106,8 @@ export class ContainerEngine implements Engine {
           cwd: home,
           processes: limits.processes,
           env: {
+            ...(egress ? secretPlaceholders(job.grants?.secrets ?? {}) : {}),
+            ...(egress ? PROXY_ENV : {}),
             PATH: '/usr/local/bin:/usr/bin:/bin',
             HOME: home,
             TMPDIR: '/tmp',
@@ -134,6 +138,7 @@ export class ContainerEngine implements Engine {
           },
         },
         signal,
+        channel === undefined ? undefined : { granted: egress, call: channel },
       )
       // A command that exited has had every other process of its sandbox ended by the init: what is
       // left (the init and bubblewrap) is taken down after the answer. Any other sandbox (a limit, a
@@ -236,6 +241,26 @@ export function toOutcome(executed: ExecResult, limits: Limits): RunOutcome {
       return { ...base, ...result, exitCode: code }
     }
   }
+}
+
+/** The proxy variables every common client reads (curl, python's urllib and requests, wget, git). */
+const PROXY_URL = 'http://127.0.0.1:3128'
+const PROXY_ENV: Readonly<Record<string, string>> = {
+  HTTP_PROXY: PROXY_URL,
+  HTTPS_PROXY: PROXY_URL,
+  http_proxy: PROXY_URL,
+  https_proxy: PROXY_URL,
+}
+/** Variables the engine sets itself: a secret of the same name is not put into the environment. */
+const RESERVED_ENV =
+  /^(PATH|HOME|TMPDIR|USER|LOGNAME|LANG|PYTHON.*|CORDON_.*|HTTPS?_PROXY|NO_PROXY|ALL_PROXY)$/
+
+/**
+ * Each granted secret as an environment variable holding its opaque placeholder (never the value):
+ * the proxy's `fetch` puts the value in on plain-http requests to the secret's hosts.
+ */
+function secretPlaceholders(secrets: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(secrets).filter(([name]) => !RESERVED_ENV.test(name)))
 }
 
 function outputFile(file: CollectedFile): OutputFile {

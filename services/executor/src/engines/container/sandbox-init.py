@@ -16,11 +16,17 @@ import json
 import os
 import resource
 import select
+import selectors
 import signal
+import socket
 import stat
 
 CONTROL = 3
 WORKSPACE = "/workspace"
+# The egress forwarder: ordinary clients reach the host's proxy through HTTP(S)_PROXY on the
+# sandbox's own loopback; the forwarder passes every connection on to the proxy's Unix socket.
+PROXY_PORT = 3128
+PROXY_SOCKET = "/.cordon/proxy.sock"
 READ_CHUNK = 65536
 # Files past the count limit named in the answer (the rest are left out silently).
 OMITTED_NAMED = 16
@@ -105,8 +111,8 @@ def start(request, stdin_path):
             os.closerange(3, 65536)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
                 signal.signal(sig, signal.SIG_DFL)
-            # Processes of the sandbox's user, this init included.
-            limit(resource.RLIMIT_NPROC, request["processes"] + 1)
+            # Processes of the sandbox's user, this init and the forwarder included.
+            limit(resource.RLIMIT_NPROC, request["processes"] + 2)
             limit(resource.RLIMIT_CPU, request["cpuSeconds"])
             limit(resource.RLIMIT_FSIZE, request["fileBytes"])
             limit(resource.RLIMIT_NOFILE, request["openFiles"])
@@ -122,8 +128,89 @@ def start(request, stdin_path):
     return pid, out_r, err_r
 
 
+forwarder = None
+
+
+def ensure_forwarder():
+    """Starts the egress forwarder unless it runs (a command may have ended it)."""
+    global forwarder
+    if forwarder is not None:
+        try:
+            if os.waitpid(forwarder, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            pass
+        forwarder = None
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", PROXY_PORT))
+        listener.listen(64)
+    except OSError:
+        # Something of the sandbox holds the port: its clients talk to that instead.
+        listener.close()
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(CONTROL)
+            forward(listener)
+        finally:
+            os._exit(0)
+    listener.close()
+    forwarder = pid
+
+
+def forward(listener):
+    """Pipes each connection to the proxy socket and back, in one thread (threads count as tasks)."""
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    peers = {}
+
+    def drop(sock):
+        for end in (sock, peers.pop(sock, None)):
+            if end is None:
+                continue
+            peers.pop(end, None)
+            try:
+                selector.unregister(end)
+            except (KeyError, ValueError):
+                pass
+            end.close()
+
+    while True:
+        for key, _ in selector.select():
+            sock = key.fileobj
+            if sock is listener:
+                client, _ = listener.accept()
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    upstream.connect(PROXY_SOCKET)
+                except OSError:
+                    client.close()
+                    upstream.close()
+                    continue
+                peers[client] = upstream
+                peers[upstream] = client
+                selector.register(client, selectors.EVENT_READ)
+                selector.register(upstream, selectors.EVENT_READ)
+                continue
+            try:
+                data = sock.recv(READ_CHUNK)
+            except OSError:
+                data = b""
+            other = peers.get(sock)
+            if not data or other is None:
+                drop(sock)
+                continue
+            try:
+                other.sendall(data)
+            except OSError:
+                drop(sock)
+
+
 def kill_others():
-    """Kills every process of the sandbox but this init (pid 1), until none is left."""
+    """Kills every process of the sandbox but this init (pid 1) and its forwarder, until none is left."""
     me = os.getpid()
     for _ in range(100):
         found = False
@@ -131,7 +218,7 @@ def kill_others():
             if not entry.isdigit():
                 continue
             pid = int(entry)
-            if pid in (1, me):
+            if pid in (1, me, forwarder):
                 continue
             found = True
             try:
@@ -148,6 +235,7 @@ reaped = {}
 
 
 def reap():
+    global forwarder
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -155,7 +243,10 @@ def reap():
             return
         if pid == 0:
             return
-        reaped[pid] = status
+        if pid == forwarder:
+            forwarder = None
+        else:
+            reaped[pid] = status
 
 
 def wait_for(pid, block):
@@ -232,6 +323,11 @@ def collect(limits, inputs):
         for entry in entries:
             path = entry.name if not rel else rel + "/" + entry.name
             info = entry.stat(follow_symlinks=False)
+            if not clean_name(entry.name):
+                # Not UTF-8, or control characters: named (made readable), never read.
+                if len(files) < limits["maxFiles"] + OMITTED_NAMED:
+                    files.append({"path": readable(path), "size": info.st_size, "omitted": "name"})
+                continue
             if stat.S_ISDIR(info.st_mode):
                 stack.append(path)
                 continue
@@ -265,6 +361,21 @@ def collect(limits, inputs):
     return files
 
 
+def clean_name(name):
+    """A file name that travels as text: valid UTF-8, no control characters (C0, DEL, C1)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)
+
+
+def readable(path):
+    """The path with undecodable bytes and control characters replaced by U+FFFD."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join("\ufffd" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
+
+
 def read_result(path, cap):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -294,6 +405,8 @@ def execute(request):
         os.unlink(private["result"])
     except FileNotFoundError:
         pass
+    if request.get("proxy"):
+        ensure_forwarder()
     pid, out_r, err_r = start(request, "/dev/null")
     status, over = relay(pid, out_r, err_r, request["outputBytes"])
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -312,19 +425,39 @@ def execute(request):
     )
 
 
+def harden():
+    """Before anything of the command runs: not dumpable (so the sandbox's user, which the init shares,
+    cannot open /proc/1/mem or ptrace-like files to rewrite it: they become root's), and no descriptor
+    but stdio and the control socket (whatever the host process had open stays outside)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_DUMPABLE = 4
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    os.closerange(CONTROL + 1, 65536)
+
+
 def main():
+    harden()
     # As the namespace's first process the init gets only signals it handles: it handles none.
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
     send({"t": "ready"})
-    pending = b""
+    pending = bytearray()
     while True:
         chunk = os.read(CONTROL, READ_CHUNK)
         if not chunk:
             return
+        searched = len(pending)
         pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
+        while True:
+            end = pending.find(b"\n", searched)
+            if end < 0:
+                break
+            line = bytes(pending[:end])
+            del pending[: end + 1]
+            searched = 0
             request = json.loads(line)
             if request.get("t") == "exec":
                 execute(request)

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import {
   chmodSync,
+  chownSync,
   closeSync,
   copyFileSync,
   existsSync,
@@ -22,6 +23,8 @@ import {
   type SandboxLimits,
   sweepStaleGroups,
 } from './cgroups.ts'
+import { EgressProxy, type ProxySession } from './egress-proxy.ts'
+import { exitWithinBounds, type InitMessage, readInitMessage } from './init-messages.ts'
 import { seccompProgram } from './seccomp.ts'
 
 /**
@@ -32,14 +35,16 @@ import { seccompProgram } from './seccomp.ts'
 
 /** Where the sandbox's private files live inside it: the init, and each execution's code/input/result. */
 const INIT_PATH = '/.cordon/init.py'
+/** The egress proxy's socket inside the sandbox (the forwarder connects to it). */
+const PROXY_PATH = '/.cordon/proxy.sock'
 export const PRIVATE_DIR = '/.cordon/run'
 /** The sandbox's user inside its user namespace (a different, unused host uid outside). */
 export const SANDBOX_UID = 1000
 /** Host uids given to sandboxes: one per sandbox from this range, so no two share a uid's rlimits. */
 const HOST_UID_BASE = 1_700_000_000
 const HOST_UID_RANGE = 1_000_000
-/** Tasks Cordon itself runs in every sandbox: bubblewrap (outside the namespace) and the init. */
-export const SANDBOX_OWN_TASKS = 2
+/** Tasks Cordon itself runs in every sandbox: bubblewrap (outside the namespace), the init, its forwarder. */
+export const SANDBOX_OWN_TASKS = 3
 /** Memory Cordon's own processes in a sandbox may use on top of the profile's `memoryMb`. */
 export const SANDBOX_OWN_MEMORY_BYTES = 24 * 1024 * 1024
 /** How long a sandbox may take to start before the run is failed. */
@@ -126,7 +131,7 @@ export interface CollectedFile {
   path: string
   size: number
   data?: Buffer
-  omitted?: 'size' | 'count'
+  omitted?: 'size' | 'count' | 'name'
 }
 
 export type ExecEnd =
@@ -257,15 +262,31 @@ export class SandboxHost {
       tasks: shape.processes + SANDBOX_OWN_TASKS,
       cores: 1,
     }
-    const staged = shape.workspace?.kind === 'read-only' ? this.#stage(id, shape.workspace.files) : null
+    const staged =
+      shape.workspace?.kind === 'read-only' ? this.#stage(id, shape.workspace.files, hostUid) : null
     let group: SandboxGroup
+    let proxy: EgressProxy
     try {
-      group = this.#cgroups.create(id, limits)
+      proxy = await EgressProxy.open(join(this.#runtime, `proxy-${id}.sock`))
     } catch (error) {
       if (staged !== null) rmSync(staged, { recursive: true, force: true })
       throw error
     }
-    const args = [...this.#bwrapArgs(shape, staged), '--', '/usr/bin/python3', '-I', '-S', INIT_PATH]
+    try {
+      group = this.#cgroups.create(id, limits)
+    } catch (error) {
+      if (staged !== null) rmSync(staged, { recursive: true, force: true })
+      proxy.close()
+      throw error
+    }
+    const args = [
+      ...this.#bwrapArgs(shape, staged, proxy.path),
+      '--',
+      '/usr/bin/python3',
+      '-I',
+      '-S',
+      INIT_PATH,
+    ]
     const seccomp = openSync(this.#seccompFile, 'r')
     let child: ChildProcess
     try {
@@ -295,7 +316,7 @@ export class SandboxHost {
     } finally {
       closeSync(seccomp)
     }
-    const sandbox = new Sandbox(id, child, group, staged)
+    const sandbox = new Sandbox(id, child, group, staged, proxy)
     try {
       await sandbox.ready(START_TIMEOUT_MS)
     } catch (error) {
@@ -305,19 +326,30 @@ export class SandboxHost {
     return sandbox
   }
 
-  /** Writes a read-only workspace's files into a fresh host directory (root-owned, world-readable). */
-  #stage(id: string, files: readonly StagedFile[]): string {
+  /**
+   * Writes a read-only workspace's files into a fresh host directory that only the sandbox's own host
+   * uid (and root) can read: other local users never see a tenant's files.
+   */
+  #stage(id: string, files: readonly StagedFile[], owner: number): string {
     const dir = join(this.#runtime, `workspace-${id}`)
-    mkdirSync(dir, { mode: 0o755 })
+    mkdirSync(dir, { mode: 0o700 })
+    const owned = new Set<string>([dir])
     for (const file of files) {
       const target = join(dir, file.path)
-      mkdirSync(dirname(target), { recursive: true, mode: 0o755 })
-      writeFileSync(target, file.data, { mode: 0o644, flag: 'wx' })
+      let parent = dirname(target)
+      mkdirSync(parent, { recursive: true, mode: 0o700 })
+      while (parent.startsWith(`${dir}/`) && !owned.has(parent)) {
+        owned.add(parent)
+        parent = dirname(parent)
+      }
+      writeFileSync(target, file.data, { mode: 0o400, flag: 'wx' })
+      owned.add(target)
     }
+    for (const path of owned) chownSync(path, owner, owner)
     return dir
   }
 
-  #bwrapArgs(shape: SandboxShape, staged: string | null = null): string[] {
+  #bwrapArgs(shape: SandboxShape, staged: string | null = null, proxy: string | null = null): string[] {
     const args = [
       '--unshare-all',
       '--unshare-user',
@@ -362,6 +394,7 @@ export class SandboxHost {
     } else {
       args.push('--chdir', '/tmp')
     }
+    if (proxy !== null) args.push('--ro-bind', proxy, PROXY_PATH)
     // The root itself (bubblewrap's own tmpfs holding the mount points) becomes read-only last.
     args.push('--remount-ro', '/', '--seccomp', '4')
     return args
@@ -424,19 +457,6 @@ function which(command: string): string | null {
   return null
 }
 
-type InitMessage =
-  | { t: 'ready' }
-  | { t: 'out'; fd: 1 | 2; data: string }
-  | {
-      t: 'exit'
-      code: number | null
-      signal: number | null
-      output: 'ok' | 'limit'
-      files: { path: string; size: number; data?: string; omitted?: 'size' | 'count' }[]
-      result: string | null
-      resultTooLarge: boolean
-    }
-
 /** One started sandbox: its process tree (in its own cgroup) and the socket to its init. */
 export class Sandbox {
   readonly id: string
@@ -452,9 +472,18 @@ export class Sandbox {
 
   readonly #staged: string | null
 
-  constructor(id: string, child: ChildProcess, group: SandboxGroup, staged: string | null) {
+  readonly #proxy: EgressProxy
+
+  constructor(
+    id: string,
+    child: ChildProcess,
+    group: SandboxGroup,
+    staged: string | null,
+    proxy: EgressProxy,
+  ) {
     this.id = id
     this.#staged = staged
+    this.#proxy = proxy
     this.#child = child
     this.#group = group
     this.#control = child.stdio[3] as Socket
@@ -516,7 +545,7 @@ export class Sandbox {
    * Runs one command and waits for it, enforcing CPU time (from the cgroup's own clock), wall time
    * and memory (the cgroup's OOM kills) from outside: at a limit, the whole sandbox is killed.
    */
-  exec(request: ExecRequest, signal?: AbortSignal): Promise<ExecResult> {
+  exec(request: ExecRequest, signal?: AbortSignal, session?: ProxySession): Promise<ExecResult> {
     const stdout: Buffer[] = []
     const stderr: Buffer[] = []
     const cpuStart = this.#group.cpuUsageMicros()
@@ -528,6 +557,7 @@ export class Sandbox {
       const finish = (end: ExecEnd, extra?: Partial<ExecResult>) => {
         if (settled) return
         settled = true
+        this.#proxy.detach()
         clearInterval(watchdog)
         clearTimeout(deadline)
         signal?.removeEventListener('abort', onAbort)
@@ -568,7 +598,7 @@ export class Sandbox {
       this.#goneWaiters.push((reason) => finish({ kind: 'lost', reason }))
       this.#listener = (message) => {
         if (message.t === 'out') {
-          const data = Buffer.from(message.data, 'base64')
+          const { data } = message
           outputSeen += data.byteLength
           if (outputSeen > request.outputBytes) {
             finish({ kind: 'exited', code: null, signal: null, outputOver: true })
@@ -576,6 +606,10 @@ export class Sandbox {
           }
           ;(message.fd === 1 ? stdout : stderr).push(data)
         } else if (message.t === 'exit') {
+          if (!exitWithinBounds(message, { ...request.collect, resultBytes: request.resultBytes })) {
+            finish({ kind: 'lost', reason: 'the sandbox answered beyond its bounds' })
+            return
+          }
           finish(
             {
               kind: 'exited',
@@ -600,8 +634,10 @@ export class Sandbox {
         onAbort()
         return
       }
+      if (session !== undefined) this.#proxy.attach(session)
       this.#send({
         t: 'exec',
+        proxy: session?.granted === true,
         argv: request.argv,
         cwd: request.cwd,
         env: request.env,
@@ -637,6 +673,7 @@ export class Sandbox {
       await exited
       clearTimeout(late)
       await this.#group.destroy()
+      this.#proxy.close()
       if (this.#staged !== null) rmSync(this.#staged, { recursive: true, force: true })
     })()
     return this.#destroyed
@@ -646,26 +683,29 @@ export class Sandbox {
     this.#control.write(`${JSON.stringify(message)}\n`)
   }
 
+  /** Splits the control stream into lines (searching only what is new) and hands on checked messages. */
   #receive(text: string): void {
+    if (this.#gone !== null) return
+    const searched = this.#buffer.length
     this.#buffer += text
-    if (this.#buffer.length > MAX_CONTROL_LINE) {
-      this.#lose('the sandbox sent an oversized control message')
-      return
-    }
-    let newline = this.#buffer.indexOf('\n')
+    let newline = this.#buffer.indexOf('\n', searched)
     while (newline >= 0) {
       const line = this.#buffer.slice(0, newline)
       this.#buffer = this.#buffer.slice(newline + 1)
-      let message: InitMessage
-      try {
-        message = JSON.parse(line) as InitMessage
-      } catch {
-        this.#lose('the sandbox sent a malformed control message')
+      const message = readInitMessage(line)
+      if ('refused' in message) {
+        this.#lose(`the sandbox sent ${message.refused}`)
         return
       }
-      this.#listener?.(message)
+      try {
+        this.#listener?.(message)
+      } catch {
+        this.#lose('the sandbox sent a message the host could not use')
+        return
+      }
       newline = this.#buffer.indexOf('\n')
     }
+    if (this.#buffer.length > MAX_CONTROL_LINE) this.#lose('the sandbox sent an oversized control message')
   }
 
   #lose(reason: string): void {

@@ -100,6 +100,14 @@ describe('seccomp filter', () => {
       expect(call('socket', AF_NETLINK, SOCK_DGRAM)).toBe(EPERM)
     })
 
+    it('refuses protocols other than the default, TCP and UDP (a missing one would load a kernel module)', () => {
+      expect(call('socket', AF_INET, SOCK_STREAM, 6n)).toBe(allow)
+      expect(call('socket', AF_INET, SOCK_DGRAM, 17n)).toBe(allow)
+      expect(call('socket', AF_INET, SOCK_STREAM, 132n)).toBe(EPERM) // SCTP
+      expect(call('socket', AF_INET, SOCK_DGRAM, 115n)).toBe(EPERM) // L2TP
+      expect(call('socket', AF_INET, 5n)).toBe(EPERM) // SOCK_SEQPACKET (SCTP's)
+    })
+
     it('reads int arguments as the kernel does: a high word changes nothing', () => {
       // The kernel truncates `int family` to 32 bits, so does the filter: AF_PACKET stays refused
       // with a high bit set, and AF_INET stays AF_INET.
@@ -125,6 +133,12 @@ describe('seccomp filter', () => {
         expect(call('ioctl', 0n, (0xffffffffn << 32n) | request)).toBe(EPERM)
       }
     })
+  })
+
+  it("lets a process change only its own limits (prlimit64 on pid 0), never the init's", () => {
+    expect(call('prlimit64', 0n, 7n)).toBe(allow)
+    expect(call('prlimit64', 1n, 7n)).toBe(EPERM)
+    expect(call('prlimit64', 1n << 32n, 7n)).toBe(allow) // the kernel reads pid_t: this is pid 0
   })
 
   it('allows only the personas Docker allows', () => {

@@ -27,7 +27,8 @@ const AF_INET = 2
 const AF_INET6 = 10
 const SOCK_STREAM = 1
 const SOCK_DGRAM = 2
-const SOCK_SEQPACKET = 5
+const IPPROTO_TCP = 6
+const IPPROTO_UDP = 17
 /** `socket`'s type carries SOCK_NONBLOCK and SOCK_CLOEXEC above the type itself. */
 const SOCK_TYPE_MASK = 0xf
 const TIOCSTI = 0x5412
@@ -161,11 +162,6 @@ const ALLOWED: readonly SyscallName[] = [
   'timerfd_create',
   'timerfd_settime',
   'timerfd_gettime',
-  'io_setup',
-  'io_destroy',
-  'io_getevents',
-  'io_submit',
-  'io_cancel',
   // memory
   'brk',
   'mmap',
@@ -258,7 +254,6 @@ const ALLOWED: readonly SyscallName[] = [
   'capset',
   'getrlimit',
   'setrlimit',
-  'prlimit64',
   'getrusage',
   'getpriority',
   'setpriority',
@@ -319,12 +314,18 @@ const CHECKED: Readonly<Partial<Record<SyscallName, ArgCheck>>> = {
   clone: { arg: 0, noBits: CLONE_NAMESPACES, high: 'zero' },
   // Local and loopback sockets only: raw, packet, netlink and every other family are refused. The
   // network namespace holds nothing but its own loopback (where the proxy forwarder listens).
+  // The protocol is checked too: a named protocol the kernel lacks makes it load a module (SCTP,
+  // L2TP...); only the default, TCP and UDP are taken.
   socket: {
     all: [
       { arg: 0, oneOf: [AF_UNIX, AF_INET, AF_INET6] },
-      { arg: 1, oneOf: [SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET], mask: SOCK_TYPE_MASK },
+      { arg: 1, oneOf: [SOCK_STREAM, SOCK_DGRAM], mask: SOCK_TYPE_MASK },
+      { arg: 2, oneOf: [0, IPPROTO_TCP, IPPROTO_UDP] },
     ],
   },
+  // Limits of the calling process only (pid 0): another process's (the init's) are not the command's
+  // to change.
+  prlimit64: { arg: 0, oneOf: [0] },
   socketpair: { arg: 0, oneOf: [AF_UNIX] },
   // No typing into a terminal's input (TIOCSTI), console tricks or line-discipline changes.
   ioctl: { arg: 1, noneOf: [TIOCSTI, TIOCLINUX, TIOCSETD] },
@@ -406,6 +407,12 @@ export const REFUSED: readonly SyscallName[] = [
   'ustat',
   'sysfs',
   '_sysctl',
+  // Host-wide AIO contexts (aio-max-nr) that one sandbox could use up for every process.
+  'io_setup',
+  'io_destroy',
+  'io_getevents',
+  'io_submit',
+  'io_cancel',
 ]
 
 const EPERM = 1

@@ -1,6 +1,13 @@
 import { isIP } from 'node:net'
 import type { JsonValue } from '@cordon/contracts'
-import { type CheckedEgress, decideAddress, decideEgress, decideSecret, ruleRef } from '@cordon/policy'
+import {
+  type CheckedEgress,
+  decideAddress,
+  decideEgress,
+  decideSecret,
+  decideTunnel,
+  ruleRef,
+} from '@cordon/policy'
 import {
   auditText,
   type BindingContext,
@@ -30,6 +37,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
  */
 export function fetchBinding(options: FetchBindingOptions): BindingHandler {
   return async (context, op, args) => {
+    // The container engine's proxy asks for tunnels (CONNECT); JavaScript guests make requests only.
+    if (op === 'connect' && context.engine === 'container') return tunnel(context, args[0], options)
     if (op !== 'request') return refused('INVALID_ARGUMENT', `fetch has no operation "${op}"`)
     const request = readRequest(args[0], options.limits)
     if ('reply' in request) return request
@@ -239,6 +248,43 @@ async function follow(
         ...(used.size > 0 ? { secrets: [...used] } : {}),
       }),
     }
+  }
+}
+
+/**
+ * A CONNECT tunnel for the container engine's egress proxy: decided by host and port only (see
+ * `decideTunnel`), the name resolved here and every answer checked, and the address that passed
+ * handed back: the proxy connects to that address and no other (a pinned connect; it never looks the
+ * name up itself). Secrets cannot be put into a tunnel (its content is encrypted end to end).
+ */
+async function tunnel(
+  context: BindingContext,
+  arg: JsonValue | undefined,
+  options: FetchBindingOptions,
+): Promise<Handled> {
+  if (arg === null || typeof arg !== 'object' || Array.isArray(arg)) {
+    return refused('INVALID_ARGUMENT', 'connect: malformed request')
+  }
+  const { host, port } = arg
+  if (typeof host !== 'string' || host.length > 300 || typeof port !== 'number') {
+    return refused('INVALID_ARGUMENT', 'connect: malformed request')
+  }
+  const detail = { method: 'CONNECT', url: auditText(`${host}:${port}`) }
+  const decision = decideTunnel(context.profile, { host, port })
+  if (decision.effect === 'deny') {
+    return refused('EGRESS_DENIED', decision.message, { reason: decision.code, rule: decision.rule, detail })
+  }
+  const target = decision.request
+  const deadline = performance.now() + options.limits.totalTimeoutMs
+  const address = await checkedAddress(context, target, options.resolver, deadline)
+  if (typeof address !== 'string') return { ...address, detail: { ...detail, ...address.detail } }
+  return {
+    reply: { ok: true, value: { address, port: target.port, host: target.host } },
+    decision: 'allow',
+    code: 'ALLOWED',
+    rule: target.rule,
+    bytes: 0,
+    detail: { ...detail, address: auditText(address) },
   }
 }
 
