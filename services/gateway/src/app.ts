@@ -12,6 +12,7 @@ import { executionRoutes } from './routes/executions.ts'
 import { fileRoutes } from './routes/files.ts'
 import { profileRoutes } from './routes/profiles.ts'
 import { secretRoutes } from './routes/secrets.ts'
+import { sessionRoutes } from './routes/sessions.ts'
 
 export interface AppOptions {
   harness: Harness
@@ -76,6 +77,9 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.route('/v1/profiles', profileRoutes(options.harness))
   app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
   app.route('/v1/agents', fileRoutes(options.harness))
+  const sessions = sessionRoutes(options.harness, maxBodyBytes)
+  app.route('/v1/agents', sessions.agents)
+  app.route('/v1/sessions', sessions.sessions)
   app.route('/v1/executions', executionRoutes(options.harness))
   app.route('/v1/secrets', secretRoutes(options.harness, maxBodyBytes))
   app.route('/v1/audit', auditRoutes(options.harness))

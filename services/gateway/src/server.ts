@@ -41,6 +41,8 @@ export interface NodeServerOptions {
    * Naming one the machine cannot run is an error at start.
    */
   engines?: readonly EngineName[]
+  /** Container sessions: idle timeout in seconds (CORDON_SESSION_IDLE_SECONDS) and the per-tenant cap (CORDON_MAX_SESSIONS). */
+  sessions?: { idleSeconds?: number; maxSessions?: number }
 }
 
 export interface RunningServer {
@@ -82,6 +84,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       builtinProfiles,
       engines,
       envSecrets: options.envSecrets ?? exposedEnvironment(process.env),
+      ...(options.sessions === undefined ? {} : { sessions: options.sessions }),
       ...(options.egress === undefined ? {} : { egress: options.egress }),
     })
     seedExampleAgent(harness)
@@ -106,6 +109,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
           server.close(() => resolve())
           server.closeAllConnections()
         })
+        await harness.sessions.closeAll()
         await supervisor.stop()
         // Executions answered by the stop have queued their final records by now; let one turn pass
         // for any continuation still on its way, then close (which flushes every queued write).

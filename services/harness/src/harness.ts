@@ -8,7 +8,7 @@ import {
   type Language,
   type RunOutcome,
 } from '@cordon/contracts'
-import { engineLimitProblem, type Supervisor } from '@cordon/executor'
+import { engineLimitProblem, SandboxSessions, type Supervisor } from '@cordon/executor'
 import {
   type AgentDeclaration,
   type DocumentFormat,
@@ -38,6 +38,7 @@ import type { BuiltinProfile } from './builtins.ts'
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
+import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, SessionManager } from './sessions.ts'
 import type { AuditFilter, AuditRecord, Store, StoredDocument } from './storage/store.ts'
 
 const MAX_CACHED_AGENTS = 10_000
@@ -57,6 +58,8 @@ export interface HarnessOptions {
    * never one tenant's to another.
    */
   envSecrets?: EnvSecrets
+  /** Container sessions: idle timeout (seconds) and how many one tenant may hold. */
+  sessions?: { idleSeconds?: number; maxSessions?: number }
 }
 
 /** Tenant -> variable name -> value. */
@@ -92,6 +95,8 @@ export class Harness {
   readonly #handlers: BindingHandlers
   /** The tenants' write-only secrets stores. */
   readonly secrets: SecretsAdmin
+  /** Container sessions: one sandbox kept across executions. */
+  readonly sessions: SessionManager
   readonly #envSecrets: EnvSecrets
 
   constructor(options: HarnessOptions) {
@@ -116,6 +121,17 @@ export class Harness {
         env: (tenant) => this.#envOf(tenant),
       }),
     }
+    this.sessions = new SessionManager({
+      store: this.#store,
+      handlers: this.#handlers,
+      engines: options.engines,
+      sandboxes: new SandboxSessions(),
+      runnable: (tenant, agent) => this.#runnableAgent(tenant, agent),
+      env: (tenant) => this.#envOf(tenant),
+      inputFiles,
+      idleSeconds: options.sessions?.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS,
+      maxSessions: options.sessions?.maxSessions ?? DEFAULT_MAX_SESSIONS,
+    })
   }
 
   /**
@@ -346,7 +362,7 @@ export class Harness {
  * profile lets the command see, each path normalised under `/workspace` (the fs binding's rules), at
  * most once each, and all of them within the workspace's quota.
  */
-function inputFiles(
+export function inputFiles(
   files: ExecuteRequest['files'],
   engine: EngineName,
   profile: ResolvedProfile,

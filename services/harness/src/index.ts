@@ -14,6 +14,13 @@ export {
   type ReviewTarget,
 } from './harness.ts'
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
+export {
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_SESSION_IDLE_SECONDS,
+  MAX_SESSION_IDLE_SECONDS,
+  SESSION_FILE_MAX_BYTES,
+  type SessionView,
+} from './sessions.ts'
 export { SqliteStore } from './storage/sqlite-store.ts'
 export type {
   AuditFilter,

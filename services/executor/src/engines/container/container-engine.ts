@@ -66,23 +66,7 @@ export class ContainerEngine implements Engine {
         message: `the container engine does not run ${job.language}`,
       })
     }
-    const { limits } = job
-    const workspace = job.workspace ?? { access: 'none', quotaBytes: 0, files: [] }
-    const files = workspace.files.map((file) => ({
-      path: file.path,
-      data: Buffer.from(file.content, 'base64'),
-    }))
-    const shape: SandboxShape = {
-      workspace:
-        workspace.access === 'read-write'
-          ? { kind: 'tmpfs', bytes: Math.max(workspace.quotaBytes, 4096) }
-          : workspace.access === 'read'
-            ? { kind: 'read-only', files }
-            : null,
-      tmpBytes: SANDBOX_TMP_BYTES,
-      processes: limits.processes,
-      memoryBytes: limits.memoryMb * 1024 * 1024,
-    }
+    const shape = shapeOf(job)
     let sandbox: Sandbox
     try {
       sandbox = await (this.#pool ?? host).take(shape)
@@ -96,56 +80,14 @@ export class ContainerEngine implements Engine {
           ),
       })
     }
-    // Egress exists only where the profile grants it: then HTTP(S)_PROXY name the forwarder.
-    const egress = job.grants?.fetch === true && channel !== undefined
     try {
-      const home = workspace.access === 'none' ? '/tmp' : '/workspace'
-      const executed = await sandbox.exec(
-        {
-          argv: [...command.argv, `${PRIVATE_DIR}/${command.file}`],
-          cwd: home,
-          processes: limits.processes,
-          env: {
-            ...(egress ? secretPlaceholders(job.grants?.secrets ?? {}) : {}),
-            ...(egress ? PROXY_ENV : {}),
-            PATH: '/usr/local/bin:/usr/bin:/bin',
-            HOME: home,
-            TMPDIR: '/tmp',
-            USER: 'sandbox',
-            LOGNAME: 'sandbox',
-            LANG: 'C.UTF-8',
-            PYTHONUNBUFFERED: '1',
-            PYTHONDONTWRITEBYTECODE: '1',
-            CORDON_INPUT: `${PRIVATE_DIR}/input.json`,
-            CORDON_RESULT: `${PRIVATE_DIR}/result.json`,
-          },
-          // A writable workspace gets them from the init; a read-only one was staged with them.
-          files: workspace.access === 'read-write' ? files : [],
-          code: Buffer.from(job.code, 'utf8'),
-          codeName: command.file,
-          input: Buffer.from(job.inputJSON, 'utf8'),
-          outputBytes: limits.outputBytes,
-          cpuMs: limits.cpuMs,
-          wallMs: limits.wallMs,
-          fileBytes:
-            workspace.access === 'none' ? NO_WORKSPACE_FILE_BYTES : Math.max(workspace.quotaBytes, 1),
-          openFiles: limits.openFiles,
-          resultBytes: limits.outputBytes,
-          collect: {
-            maxFiles: workspace.access === 'read-write' ? MAX_OUTPUT_FILES : 0,
-            maxFileBytes: limits.outputBytes,
-            maxTotalBytes: limits.outputBytes,
-          },
-        },
-        signal,
-        channel === undefined ? undefined : { granted: egress, call: channel },
-      )
+      const executed = await execInSandbox(sandbox, job, channel, signal)
       // A command that exited has had every other process of its sandbox ended by the init: what is
       // left (the init and bubblewrap) is taken down after the answer. Any other sandbox (a limit, a
       // cancellation, a lost init) is destroyed before it.
       if (executed.end.kind === 'exited') this.#retire(sandbox)
       else await sandbox.destroy()
-      return toOutcome(executed, limits)
+      return toOutcome(executed, job.limits)
     } catch (error) {
       this.#retire(sandbox)
       throw error
@@ -172,6 +114,85 @@ export class ContainerEngine implements Engine {
   dispose(): void {
     void this.close()
   }
+}
+
+/** The sandbox a job needs: its workspace (a tmpfs of the quota, staged read-only files, or none) and limits. */
+export function shapeOf(job: Pick<RunJob, 'workspace' | 'limits'>): SandboxShape {
+  const workspace = job.workspace ?? { access: 'none', quotaBytes: 0, files: [] }
+  return {
+    workspace:
+      workspace.access === 'read-write'
+        ? { kind: 'tmpfs', bytes: Math.max(workspace.quotaBytes, 4096) }
+        : workspace.access === 'read'
+          ? { kind: 'read-only', files: workspace.files.map(decodeFile) }
+          : null,
+    tmpBytes: SANDBOX_TMP_BYTES,
+    processes: job.limits.processes,
+    memoryBytes: job.limits.memoryMb * 1024 * 1024,
+  }
+}
+
+const decodeFile = (file: { path: string; content: string }) => ({
+  path: file.path,
+  data: Buffer.from(file.content, 'base64'),
+})
+
+/**
+ * Runs one job's command in a started sandbox (the interpreter on the code, `input` as a file, the
+ * result read back) and answers what the sandbox reported. Egress exists only where the profile
+ * grants it: then HTTP(S)_PROXY name the forwarder and each granted secret is a variable holding its
+ * placeholder. The caller owns the sandbox: it is not destroyed here.
+ */
+export function execInSandbox(
+  sandbox: Sandbox,
+  job: RunJob,
+  channel: BindingChannel | undefined,
+  signal: AbortSignal | undefined,
+): Promise<ExecResult> {
+  const command = COMMANDS[job.language] as { argv: string[]; file: string }
+  const { limits } = job
+  const workspace = job.workspace ?? { access: 'none', quotaBytes: 0, files: [] }
+  const egress = job.grants?.fetch === true && channel !== undefined
+  const home = workspace.access === 'none' ? '/tmp' : '/workspace'
+  return sandbox.exec(
+    {
+      argv: [...command.argv, `${PRIVATE_DIR}/${command.file}`],
+      cwd: home,
+      processes: limits.processes,
+      env: {
+        ...(egress ? secretPlaceholders(job.grants?.secrets ?? {}) : {}),
+        ...(egress ? PROXY_ENV : {}),
+        PATH: '/usr/local/bin:/usr/bin:/bin',
+        HOME: home,
+        TMPDIR: '/tmp',
+        USER: 'sandbox',
+        LOGNAME: 'sandbox',
+        LANG: 'C.UTF-8',
+        PYTHONUNBUFFERED: '1',
+        PYTHONDONTWRITEBYTECODE: '1',
+        CORDON_INPUT: `${PRIVATE_DIR}/input.json`,
+        CORDON_RESULT: `${PRIVATE_DIR}/result.json`,
+      },
+      // A writable workspace gets them from the init; a read-only one was staged with them.
+      files: workspace.access === 'read-write' ? workspace.files.map(decodeFile) : [],
+      code: Buffer.from(job.code, 'utf8'),
+      codeName: command.file,
+      input: Buffer.from(job.inputJSON, 'utf8'),
+      outputBytes: limits.outputBytes,
+      cpuMs: limits.cpuMs,
+      wallMs: limits.wallMs,
+      fileBytes: workspace.access === 'none' ? NO_WORKSPACE_FILE_BYTES : Math.max(workspace.quotaBytes, 1),
+      openFiles: limits.openFiles,
+      resultBytes: limits.outputBytes,
+      collect: {
+        maxFiles: workspace.access === 'read-write' ? MAX_OUTPUT_FILES : 0,
+        maxFileBytes: limits.outputBytes,
+        maxTotalBytes: limits.outputBytes,
+      },
+    },
+    signal,
+    channel === undefined ? undefined : { granted: egress, call: channel },
+  )
 }
 
 /** The run's record fields from what the sandbox reported; limits hit are decided by the host. */
@@ -263,12 +284,15 @@ function secretPlaceholders(secrets: Readonly<Record<string, string>>): Record<s
   return Object.fromEntries(Object.entries(secrets).filter(([name]) => !RESERVED_ENV.test(name)))
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters mark binary content
+const BINARY = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\uFFFD]/
+
 function outputFile(file: CollectedFile): OutputFile {
   const path = `/workspace/${file.path}`
   if (file.data === undefined) return { path, size: file.size, omitted: file.omitted ?? 'size' }
   const text = file.data.toString('utf8')
-  const isText =
-    !text.includes('\u0000') && Buffer.byteLength(text) === file.data.byteLength && !text.includes('\uFFFD')
+  // Text: UTF-8 that decodes back to the same bytes, without control characters but tab and line ends.
+  const isText = !BINARY.test(text) && Buffer.byteLength(text) === file.data.byteLength
   return isText
     ? { path, size: file.size, encoding: 'utf8', content: text }
     : { path, size: file.size, encoding: 'base64', content: file.data.toString('base64') }

@@ -12,7 +12,22 @@ export interface CollectedFileMessage {
   omitted?: 'size' | 'count' | 'name'
 }
 
+/** An entry of a workspace directory, as a session's file listing answers it. */
+export interface WorkspaceEntry {
+  name: string
+  type: 'file' | 'directory' | 'other'
+  size: number
+}
+
+/** Answers to a session's file operations. */
+export type FileReply =
+  | { t: 'file'; size: number; data: Buffer }
+  | { t: 'entries'; entries: WorkspaceEntry[] }
+  | { t: 'done'; created: boolean }
+  | { t: 'error'; code: string; message: string }
+
 export type InitMessage =
+  | FileReply
   | { t: 'ready' }
   | { t: 'out'; fd: 1 | 2; data: Buffer }
   | {
@@ -36,6 +51,10 @@ export interface ExitBounds {
 /** Files past the count limit the init may name (see sandbox-init.py's OMITTED_NAMED). */
 const OMITTED_NAMED = 16
 const MAX_PATH_LENGTH = 1024
+/** Entries one listing answers at most (the init stops there). */
+export const MAX_ENTRIES = 1000
+// biome-ignore lint/suspicious/noControlCharactersInRegex: replacing control characters is the point
+const CONTROL_GLOBAL = /[\u0000-\u001f\u007f-\u009f]/g
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -90,6 +109,43 @@ export function readInitMessage(line: string): InitMessage | { refused: string }
         result: result as string | null,
         resultTooLarge,
       }
+    }
+    case 'file': {
+      const data = base64(message.data)
+      if (data === null || message.size !== data.length) return { refused: 'a malformed file message' }
+      return { t: 'file', size: data.length, data }
+    }
+    case 'entries': {
+      if (!Array.isArray(message.entries) || message.entries.length > MAX_ENTRIES) {
+        return { refused: 'a malformed listing' }
+      }
+      const entries: WorkspaceEntry[] = []
+      for (const entry of message.entries as unknown[]) {
+        const { name, type, size } = (entry ?? {}) as Record<string, unknown>
+        if (
+          typeof name !== 'string' ||
+          !cleanPath(name) ||
+          name.includes('/') ||
+          (type !== 'file' && type !== 'directory' && type !== 'other') ||
+          !Number.isSafeInteger(size) ||
+          (size as number) < 0
+        ) {
+          return { refused: 'a malformed listing' }
+        }
+        entries.push({ name, type, size: size as number })
+      }
+      return { t: 'entries', entries }
+    }
+    case 'done':
+      return typeof message.created === 'boolean'
+        ? { t: 'done', created: message.created }
+        : { refused: 'a malformed answer' }
+    case 'error': {
+      const { code, message: text } = message
+      if (typeof code !== 'string' || !/^[A-Z_]{1,40}$/.test(code) || typeof text !== 'string') {
+        return { refused: 'a malformed error' }
+      }
+      return { t: 'error', code, message: text.slice(0, 300).replace(CONTROL_GLOBAL, ' ') }
     }
     default:
       return { refused: 'an unknown control message' }

@@ -392,12 +392,35 @@ def read_result(path, cap):
     return b64(data), False
 
 
+def snapshot():
+    """Every regular file of /workspace as (inode, size, mtime): what a command found there."""
+    seen = {}
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(WORKSPACE, rel)))
+        except OSError:
+            continue
+        for entry in entries:
+            path = entry.name if not rel else rel + "/" + entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(path)
+            elif stat.S_ISREG(info.st_mode):
+                seen[path] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return seen
+
+
 def execute(request):
-    inputs = {}
     for item in request["files"]:
-        inputs["/".join(p for p in item["path"].split("/") if p)] = write_file(
-            item["path"], base64.b64decode(item["data"])
-        )
+        write_file(item["path"], base64.b64decode(item["data"]))
+    # Files the command finds (inputs, and in a session what earlier commands left) are reported only
+    # if it changes them.
+    inputs = snapshot() if os.path.isdir(WORKSPACE) else {}
     private = request["private"]
     for name in ("code", "input"):
         write_private(private[name]["path"], base64.b64decode(private[name]["data"]))
@@ -438,6 +461,132 @@ def harden():
     os.closerange(CONTROL + 1, 65536)
 
 
+class FileOperationError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def file_error(error, path):
+    if isinstance(error, FileNotFoundError):
+        return FileOperationError("FILE_NOT_FOUND", "no file at " + path)
+    if isinstance(error, IsADirectoryError):
+        return FileOperationError("IS_DIRECTORY", path + " is a directory")
+    if isinstance(error, NotADirectoryError):
+        return FileOperationError("NOT_DIRECTORY", "a parent of " + path + " is not a directory")
+    if getattr(error, "errno", None) == 28:  # ENOSPC
+        return FileOperationError("QUOTA_EXCEEDED", "the workspace is full")
+    if getattr(error, "errno", None) == 40:  # ELOOP: a symlink where a file or directory was expected
+        return FileOperationError("PATH_INVALID", path + " passes through a symbolic link")
+    if isinstance(error, ValueError):
+        return FileOperationError("PATH_INVALID", "invalid path")
+    return FileOperationError("FILE_FAILED", str(getattr(error, "strerror", None) or error)[:200])
+
+
+def read_operation(request):
+    """A regular file's content, never following a symlink on the way."""
+    path = request["path"]
+    try:
+        fd, name = open_parent(path, False)
+        try:
+            out = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        finally:
+            os.close(fd)
+        try:
+            info = os.fstat(out)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError()
+            if not stat.S_ISREG(info.st_mode):
+                raise FileOperationError("PATH_INVALID", path + " is not a regular file")
+            if info.st_size > request["max"]:
+                raise FileOperationError("FILE_TOO_LARGE", path + " is larger than " + str(request["max"]) + " bytes")
+            data = os.read(out, request["max"] + 1)
+        finally:
+            os.close(out)
+    except FileOperationError:
+        raise
+    except (OSError, ValueError) as error:
+        raise file_error(error, path)
+    if len(data) > request["max"]:
+        raise FileOperationError("FILE_TOO_LARGE", path + " is larger than " + str(request["max"]) + " bytes")
+    return {"t": "file", "size": len(data), "data": b64(data)}
+
+
+def write_operation(request):
+    path = request["path"]
+    try:
+        data = base64.b64decode(request["data"])
+        existed = True
+        try:
+            read_operation({"path": path, "max": 0})
+        except FileOperationError as error:
+            existed = error.code != "FILE_NOT_FOUND"
+        write_file(path, data)
+    except FileOperationError:
+        raise
+    except (OSError, ValueError) as error:
+        raise file_error(error, path)
+    return {"t": "done", "created": not existed}
+
+
+def list_operation(request):
+    path = request["path"]
+    try:
+        if path == "":
+            fd = os.open(WORKSPACE, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            parent, name = open_parent(path, False)
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            finally:
+                os.close(parent)
+        try:
+            entries = []
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    info = entry.stat(follow_symlinks=False)
+                    kind = "directory" if stat.S_ISDIR(info.st_mode) else "file" if stat.S_ISREG(info.st_mode) else "other"
+                    name = entry.name if clean_name(entry.name) else readable(entry.name)
+                    entries.append({"name": name, "type": kind, "size": info.st_size if kind == "file" else 0})
+                    if len(entries) >= request["max"]:
+                        break
+        finally:
+            os.close(fd)
+    except (OSError, ValueError) as error:
+        raise file_error(error, path or "/workspace")
+    entries.sort(key=lambda e: e["name"])
+    return {"t": "entries", "entries": entries}
+
+
+def remove_operation(request):
+    path = request["path"]
+    import shutil
+
+    try:
+        parent, name = open_parent(path, False)
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                # rmtree works on descriptors here and never follows a symlink out of the tree.
+                shutil.rmtree(name, dir_fd=parent)
+            else:
+                os.unlink(name, dir_fd=parent)
+        finally:
+            os.close(parent)
+    except (OSError, ValueError) as error:
+        raise file_error(error, path)
+    return {"t": "done", "created": False}
+
+
+FILE_OPERATIONS = {
+    "read": read_operation,
+    "write": write_operation,
+    "list": list_operation,
+    "remove": remove_operation,
+}
+
+
 def main():
     harden()
     # As the namespace's first process the init gets only signals it handles: it handles none.
@@ -459,9 +608,15 @@ def main():
             del pending[: end + 1]
             searched = 0
             request = json.loads(line)
-            if request.get("t") == "exec":
+            kind = request.get("t")
+            if kind == "exec":
                 execute(request)
-            elif request.get("t") == "quit":
+            elif kind in FILE_OPERATIONS:
+                try:
+                    send(FILE_OPERATIONS[kind](request))
+                except FileOperationError as error:
+                    send({"t": "error", "code": error.code, "message": error.message})
+            elif kind == "quit":
                 return
 
 

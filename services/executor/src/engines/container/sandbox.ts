@@ -24,7 +24,7 @@ import {
   sweepStaleGroups,
 } from './cgroups.ts'
 import { EgressProxy, type ProxySession } from './egress-proxy.ts'
-import { exitWithinBounds, type InitMessage, readInitMessage } from './init-messages.ts'
+import { exitWithinBounds, type FileReply, type InitMessage, readInitMessage } from './init-messages.ts'
 import { seccompProgram } from './seccomp.ts'
 
 /**
@@ -49,6 +49,8 @@ export const SANDBOX_OWN_TASKS = 3
 export const SANDBOX_OWN_MEMORY_BYTES = 24 * 1024 * 1024
 /** How long a sandbox may take to start before the run is failed. */
 const START_TIMEOUT_MS = 10_000
+/** How long the init may take over one file operation. */
+const FILE_OPERATION_MS = 10_000
 /** How long the outer bubblewrap gets to exit once everything inside it is gone. */
 const OUTER_EXIT_MS = 2000
 /** Largest control message the host accepts from an init (base64 of collected files included). */
@@ -466,7 +468,8 @@ export class Sandbox {
   #buffer = ''
   #listener: ((message: InitMessage) => void) | null = null
   #gone: string | null = null
-  #goneWaiters: ((reason: string) => void)[] = []
+  /** Told when the sandbox is lost; each waiter removes itself once its own operation is over. */
+  readonly #goneWaiters = new Set<(reason: string) => void>()
   #diagnostics = ''
   #destroyed: Promise<void> | null = null
 
@@ -531,10 +534,11 @@ export class Sandbox {
           ),
         )
       }
-      this.#goneWaiters.push(fail)
+      this.#goneWaiters.add(fail)
       this.#listener = (message) => {
         if (message.t !== 'ready') return
         clearTimeout(timer)
+        this.#goneWaiters.delete(fail)
         this.#listener = null
         resolve()
       }
@@ -557,6 +561,7 @@ export class Sandbox {
       const finish = (end: ExecEnd, extra?: Partial<ExecResult>) => {
         if (settled) return
         settled = true
+        this.#goneWaiters.delete(onGone)
         this.#proxy.detach()
         clearInterval(watchdog)
         clearTimeout(deadline)
@@ -595,7 +600,8 @@ export class Sandbox {
       const deadline = setTimeout(() => finish({ kind: 'limit', limit: 'wall' }), request.wallMs)
       const onAbort = () => finish({ kind: 'cancelled' })
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.#goneWaiters.push((reason) => finish({ kind: 'lost', reason }))
+      const onGone = (reason: string) => finish({ kind: 'lost', reason })
+      this.#goneWaiters.add(onGone)
       this.#listener = (message) => {
         if (message.t === 'out') {
           const { data } = message
@@ -658,6 +664,50 @@ export class Sandbox {
     })
   }
 
+  /**
+   * One file operation on the workspace, done by the init (so it sees only the sandbox, and follows
+   * no symbolic link): never while a command runs (the caller serialises). Answers the init's reply;
+   * rejects when the sandbox is gone or does not answer in time.
+   */
+  fileOperation(
+    request:
+      | { t: 'read'; path: string; max: number }
+      | { t: 'write'; path: string; data: Buffer }
+      | { t: 'list'; path: string; max: number }
+      | { t: 'remove'; path: string },
+  ): Promise<FileReply> {
+    if (this.#gone !== null) return Promise.reject(new Error(this.#gone))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error('the sandbox did not answer a file operation in time'))
+        void this.destroy()
+      }, FILE_OPERATION_MS)
+      const onGone = (reason: string) => {
+        done()
+        reject(new Error(reason))
+      }
+      const done = () => {
+        clearTimeout(timer)
+        this.#goneWaiters.delete(onGone)
+        this.#listener = null
+      }
+      this.#goneWaiters.add(onGone)
+      this.#listener = (message) => {
+        if (
+          message.t === 'file' ||
+          message.t === 'entries' ||
+          message.t === 'done' ||
+          message.t === 'error'
+        ) {
+          done()
+          resolve(message)
+        }
+      }
+      this.#send(request.t === 'write' ? { ...request, data: request.data.toString('base64') } : request)
+    })
+  }
+
   /** Kills every process of the sandbox and removes its cgroup; safe to call more than once. */
   destroy(): Promise<void> {
     this.#destroyed ??= (async () => {
@@ -711,8 +761,8 @@ export class Sandbox {
   #lose(reason: string): void {
     if (this.#gone !== null) return
     this.#gone = reason
-    const waiters = this.#goneWaiters
-    this.#goneWaiters = []
+    const waiters = [...this.#goneWaiters]
+    this.#goneWaiters.clear()
     for (const waiter of waiters) waiter(reason)
   }
 }
