@@ -213,6 +213,20 @@ describe('container executions through POST /v1/agents/{name}/executions', () =>
     }
   })
 
+  it('refuses a profile whose filesystem globs the sandbox could not hold a command to (422)', async () => {
+    await deploy('globbed', {
+      filesystem: { access: 'read-write', quotaBytes: 65_536, paths: ['/workspace/out/**'] },
+    })
+    const { status, body } = await run('globbed', { language: 'bash', code: 'echo x > /workspace/anywhere' })
+    expect(status).toBe(422)
+    expect(body.error).toMatchObject({
+      code: 'ENGINE_UNAVAILABLE',
+      message: expect.stringContaining('filesystem.paths'),
+    })
+    const session = await t.request('POST', '/v1/agents/globbed/sessions')
+    expect(session.status).toBe(422)
+  })
+
   it('refuses JavaScript on the container engine and python elsewhere with a 403', async () => {
     const js = await run('py', { language: 'javascript', code: 'export default 1' })
     expect(js.status).toBe(403)

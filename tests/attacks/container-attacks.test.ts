@@ -185,8 +185,8 @@ afterEach(async () => {
   // one (taken down just after its answer) is gone.
   const after = await attack('print(1 + 1)')
   expect(after.stdout).toBe('2\n')
-  await expect.poll(() => sandboxProcesses(), { timeout: 3000 }).toEqual([])
-  await expect.poll(() => sandboxGroups(), { timeout: 3000 }).toEqual([])
+  await expect.poll(() => sandboxProcesses(), { timeout: 10_000 }).toEqual([])
+  await expect.poll(() => sandboxGroups(), { timeout: 10_000 }).toEqual([])
   expect(sandboxFiles()).toEqual([])
   expect(workerChildren()).toHaveLength(2)
 })

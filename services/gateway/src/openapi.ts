@@ -2,6 +2,7 @@ import { ENGINES, ErrorCode, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } fro
 import { AgentSchema, ProfileSchema } from '@cordon/policy'
 import { z } from 'zod'
 import { ExecuteBody } from './routes/agents.ts'
+import { SessionExecuteBody } from './routes/sessions.ts'
 
 const json = (schema: z.ZodType) => {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
@@ -91,8 +92,41 @@ export function openAPIDocument(): Record<string, unknown> {
             },
             createdAt: { type: 'string', format: 'date-time' },
             finishedAt: { type: ['string', 'null'], format: 'date-time' },
+            exitCode: {
+              type: ['integer', 'null'],
+              description: "container engine only: the command's exit status (null when a signal ended it)",
+            },
+            files: {
+              type: 'array',
+              description:
+                'container engine only: regular files of /workspace the command created or changed (no symlink followed); at most 64, content within outputBytes',
+              items: {
+                type: 'object',
+                required: ['path', 'size'],
+                properties: {
+                  path: { type: 'string' },
+                  size: { type: 'integer' },
+                  encoding: { enum: ['utf8', 'base64'] },
+                  content: { type: 'string' },
+                  omitted: { enum: ['size', 'count', 'name'] },
+                },
+              },
+            },
           },
         },
+        Session: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            agent: { type: 'string' },
+            engine: { const: 'container' },
+            createdAt: { type: 'string', format: 'date-time' },
+            lastUsedAt: { type: 'string', format: 'date-time' },
+            idleTimeoutSeconds: { type: 'integer' },
+            expiresAt: { type: 'string', format: 'date-time' },
+          },
+        },
+        SessionExecuteRequest: json(SessionExecuteBody),
         Error: {
           type: 'object',
           required: ['error'],
@@ -277,6 +311,81 @@ export function openAPIDocument(): Record<string, unknown> {
               schema: { type: 'string', enum: ['true', 'false'] },
             },
           ],
+          responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      '/v1/agents/{name}/sessions': {
+        parameters: [nameParam('agent')],
+        post: {
+          summary: 'Start a container session: one sandbox kept across executions and file operations',
+          description:
+            'Optional JSON body { idleTimeoutSeconds } (1-3600). The session ends on DELETE, after its idle timeout, when an execution in it ends at a limit, or when the service stops. 429 SESSION_LIMIT past the per-tenant cap.',
+          responses: {
+            201: { description: 'the session', content: content('Session') },
+            ...errors(400, 401, 403, 404, 415, 422, 429),
+          },
+        },
+      },
+      '/v1/sessions': {
+        get: {
+          summary: "The tenant's sessions",
+          responses: { 200: { description: '{ items: Session[] }' } },
+        },
+      },
+      '/v1/sessions/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: 'A session',
+          responses: {
+            200: { description: 'the session', content: content('Session') },
+            ...errors(401, 403, 404),
+          },
+        },
+        delete: {
+          summary: 'End a session (its sandbox and workspace go with it)',
+          responses: { 204: { description: 'ended' }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/sessions/{id}/executions': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary: "Run python or bash in the session's sandbox",
+          requestBody: { required: true, content: content('SessionExecuteRequest') },
+          responses: {
+            200: { description: 'execution record', content: content('ExecutionRecord') },
+            ...errors(400, 401, 403, 404, 413, 415, 422, 429),
+          },
+        },
+      },
+      '/v1/sessions/{id}/files': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: "List a directory of the session's /workspace (?path=, default the root)",
+          responses: {
+            200: { description: '{ entries: [{ name, type: "file" | "directory" | "other", size }] }' },
+            ...errors(400, 401, 403, 404, 409),
+          },
+        },
+      },
+      '/v1/sessions/{id}/files/{path}': {
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'path', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        get: {
+          summary: "Download a regular file of the session's /workspace (no symbolic link is followed)",
+          responses: { 200: { description: 'the bytes' }, ...errors(400, 401, 403, 404, 409, 413) },
+        },
+        put: {
+          summary: "Write a file into the session's /workspace (creating its directories)",
+          responses: {
+            200: { description: 'replaced: { path, size }' },
+            201: { description: 'created: { path, size }' },
+            ...errors(400, 401, 403, 404, 409, 413),
+          },
+        },
+        delete: {
+          summary: 'Delete a file or a directory with all it holds',
           responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
         },
       },

@@ -129,6 +129,7 @@ export class Harness {
       runnable: (tenant, agent) => this.#runnableAgent(tenant, agent),
       env: (tenant) => this.#envOf(tenant),
       inputFiles,
+      filesystemProblem: containerFilesystemProblem,
       idleSeconds: options.sessions?.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS,
       maxSessions: options.sessions?.maxSessions ?? DEFAULT_MAX_SESSIONS,
     })
@@ -367,11 +368,9 @@ export function inputFiles(
   engine: EngineName,
   profile: ResolvedProfile,
 ): { path: string; content: string }[] {
-  if (engine === 'container' && profile.filesystem.scope === 'agent') {
-    throw new CordonError(
-      ErrorCode.ENGINE_UNAVAILABLE,
-      'the container engine does not keep an agent\'s files (filesystem.scope "agent"); use scope "execution"',
-    )
+  if (engine === 'container') {
+    const problem = containerFilesystemProblem(profile)
+    if (problem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, problem)
   }
   if (files === undefined || files.length === 0) return []
   if (engine !== 'container') {
@@ -413,6 +412,22 @@ export function inputFiles(
     }
     return { path, content: Buffer.from(file.data).toString('base64') }
   })
+}
+
+/**
+ * What of a profile's filesystem section the container engine cannot honour, or null: its command
+ * sees the whole of /workspace with the profile's access (no per-path globs), and its workspace lives
+ * and dies with its sandbox (no kept agent files). Refusing beats quietly granting more.
+ */
+export function containerFilesystemProblem(profile: ResolvedProfile): string | null {
+  const fs = profile.filesystem
+  if (fs.scope === 'agent') {
+    return 'the container engine does not keep an agent\'s files (filesystem.scope "agent"); use scope "execution"'
+  }
+  if (fs.deny.length > 0 || fs.paths.some((glob) => glob !== `${FILESYSTEM_ROOT}/**`)) {
+    return 'the container engine cannot hold a command to filesystem.paths or filesystem.deny (it sees all of /workspace); remove them from the profile'
+  }
+  return null
 }
 
 interface RunnableAgent extends AgentProfiles {

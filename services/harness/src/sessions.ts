@@ -76,6 +76,8 @@ export interface SessionHost {
     engine: EngineName,
     profile: ResolvedProfile,
   ): { path: string; content: string }[]
+  /** What of the profile's filesystem section the container engine cannot honour, or null. */
+  filesystemProblem(profile: ResolvedProfile): string | null
   idleSeconds: number
   maxSessions: number
 }
@@ -131,12 +133,8 @@ export class SessionManager {
         'the container engine is not available in this deployment',
       )
     }
-    if (profile.filesystem.scope === 'agent') {
-      throw new CordonError(
-        ErrorCode.ENGINE_UNAVAILABLE,
-        'the container engine does not keep an agent\'s files (filesystem.scope "agent"); use scope "execution"',
-      )
-    }
+    const fsProblem = this.#host.filesystemProblem(profile)
+    if (fsProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, fsProblem)
     const held = [...this.#sessions.values()].filter((session) => session.tenant === tenant).length
     if (held >= this.#host.maxSessions) {
       throw new CordonError(

@@ -177,7 +177,8 @@ export function decideEgress(
  * Decides a CONNECT tunnel to `host`:`port` (https from the container engine's proxy). Only the host
  * and port are visible; method, path and headers travel encrypted inside the tunnel. So a tunnel is
  * allowed only where it widens nothing: an allow rule for the host must take https on that port with
- * every method and every path (`/**`), and no deny rule may name the host at all. A rule that narrows
+ * every method and every path (`/**`), and no deny rule may name the host on that port, whatever
+ * methods and paths it lists. A rule that narrows
  * methods or paths refuses the tunnel (TUNNEL_NOT_ALLOWED); plain-http requests through the proxy are
  * decided per request by {@link decideEgress} instead.
  */

@@ -40,15 +40,15 @@ describe('detectCgroups', () => {
       ],
       '4:memory:/service\n8:pids:/\n2:cpu,cpuacct:/\n0::/\n',
     )
-    writeFileSync(join(root, 'cg/unified/cgroup.controllers'), '')
+    writeFileSync(join(root, 'cg/unified/cgroup.subtree_control'), '')
     const host = detectCgroups('7', join(root, 'proc'))
     expect(host).toMatchObject({ version: 1 })
   })
 
-  it('uses cgroup v2 when memory, pids and cpu are enabled for this process', () => {
+  it("uses cgroup v2 when memory, pids and cpu are handed down to this process's children", () => {
     const root = fakeHost([{ type: 'cgroup2', point: 'cg', options: 'nsdelegate' }], '0::/app.slice\n')
     mkdirSync(join(root, 'cg/app.slice'))
-    writeFileSync(join(root, 'cg/app.slice/cgroup.controllers'), 'cpuset cpu io memory pids\n')
+    writeFileSync(join(root, 'cg/app.slice/cgroup.subtree_control'), 'cpuset cpu io memory pids\n')
     expect(detectCgroups('7', join(root, 'proc'))).toMatchObject({ version: 2 })
   })
 
@@ -60,7 +60,7 @@ describe('detectCgroups', () => {
       ],
       '0::/\n',
     )
-    writeFileSync(join(root, 'cg/cgroup.controllers'), 'cpu io\n')
+    writeFileSync(join(root, 'cg/cgroup.subtree_control'), 'cpu io\n')
     expect(detectCgroups('7', join(root, 'proc'))).toEqual({
       problem: 'no cgroup v2 with memory, pids and cpu enabled, and no cgroup v1 memory, pids hierarchy',
     })

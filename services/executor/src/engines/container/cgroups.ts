@@ -70,9 +70,11 @@ export function detectCgroups(parentName: string, procRoot = '/proc'): CgroupHos
   const groups = ownGroups(membership)
   const unified = mounts.find((mount) => mount.version === 2)
   if (unified !== undefined) {
+    // The controllers must already be handed down to this process's children (its group's
+    // subtree_control): a group with processes of its own cannot enable them for new children.
     const base = join(unified.point, groups.get('') ?? '/')
-    const available = readWords(join(base, 'cgroup.controllers'))
-    if (['memory', 'pids', 'cpu'].every((name) => available.includes(name))) {
+    const delegated = readWords(join(base, 'cgroup.subtree_control'))
+    if (['memory', 'pids', 'cpu'].every((name) => delegated.includes(name))) {
       return new UnifiedHost(join(base, `${PARENT_PREFIX}${parentName}`))
     }
   }

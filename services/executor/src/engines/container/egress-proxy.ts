@@ -1,5 +1,6 @@
-import { chmodSync, rmSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
 import { type BindingCall, type BindingReply, BRIDGE_LIMITS } from '../../bridge/bridge.ts'
 
 /**
@@ -43,14 +44,24 @@ export class EgressProxy {
     server.on('connection', (socket) => this.#accept(socket))
   }
 
-  /** Listens on `path`, connectable by any local user (only the sandbox it is bound into can reach it). */
-  static open(path: string): Promise<EgressProxy> {
+  /**
+   * Listens on a socket in a fresh directory of `dir` that only `owner` (the sandbox's host uid) and
+   * root can enter: the sandbox it is bound into reaches it, no other local user does.
+   */
+  static open(dir: string, owner: number): Promise<EgressProxy> {
+    mkdirSync(dir, { mode: 0o700 })
+    chownSync(dir, owner, owner)
+    const path = join(dir, 'proxy.sock')
     return new Promise((resolve, reject) => {
       const server = createServer()
-      server.once('error', reject)
+      server.once('error', (error) => {
+        rmSync(dir, { recursive: true, force: true })
+        reject(error)
+      })
       server.listen(path, () => {
-        server.off('error', reject)
-        chmodSync(path, 0o666)
+        server.removeAllListeners('error')
+        chmodSync(path, 0o600)
+        chownSync(path, owner, owner)
         resolve(new EgressProxy(path, server))
       })
     })
@@ -71,7 +82,7 @@ export class EgressProxy {
   close(): void {
     this.detach()
     this.#server.close()
-    rmSync(this.path, { force: true })
+    rmSync(dirname(this.path), { recursive: true, force: true })
   }
 
   #accept(socket: Socket): void {

@@ -4,12 +4,15 @@
 # own /workspace and /tmp. It holds nothing secret.
 #
 # Protocol: JSON lines on fd 3 (a socket to the host's worker process).
-#   host -> init  {"t":"exec","argv":[...],"env":{...},"files":[{"path","data"}],"code":{"path","data"},
+#   host -> init  {"t":"exec","argv":[...],"cwd":p,"env":{...},"proxy":bool,"files":[{"path","data"}],
+#                  "private":{"code":{"path","data"},"input":{"path","data"},"result":path},
 #                  "outputBytes":n,"cpuSeconds":n,"fileBytes":n,"openFiles":n,"processes":n,
 #                  "collect":{"maxFiles":n,"maxFileBytes":n,"maxTotalBytes":n},"resultBytes":n}
+#                 {"t":"read"|"list","path":p,"max":n}, {"t":"write","path":p,"data":b64}, {"t":"remove","path":p}
 #   init -> host  {"t":"ready"} once, then per exec: {"t":"out","fd":1|2,"data":b64} chunks and
 #                 {"t":"exit","code":n|null,"signal":n|null,"output":"ok"|"limit","files":[...],
 #                  "result":b64|null,"resultTooLarge":bool}
+#                 file operations: {"t":"file","size","data"}, {"t":"entries",...}, {"t":"done"}, {"t":"error"}
 # Data is base64 (bytes, not text). The host enforces every limit again from outside.
 import base64
 import json
@@ -83,7 +86,7 @@ def write_file(path, data, mode=0o644):
 
 
 def write_private(path, data):
-    """Writes the code, input and result files outside /workspace, in /cordon (never collected)."""
+    """Writes the code, input and result files outside /workspace, in /.cordon/run (never collected)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
         view = memoryview(data)
@@ -113,7 +116,8 @@ def start(request, stdin_path):
                 signal.signal(sig, signal.SIG_DFL)
             # Processes of the sandbox's user, this init and the forwarder included.
             limit(resource.RLIMIT_NPROC, request["processes"] + 2)
-            limit(resource.RLIMIT_CPU, request["cpuSeconds"])
+            # SIGXCPU at the soft limit (a CPU timeout in the record); SIGKILL a second later.
+            resource.setrlimit(resource.RLIMIT_CPU, (request["cpuSeconds"], request["cpuSeconds"] + 1))
             limit(resource.RLIMIT_FSIZE, request["fileBytes"])
             limit(resource.RLIMIT_NOFILE, request["openFiles"])
             limit(resource.RLIMIT_CORE, 0)

@@ -40,7 +40,10 @@ const PROXY_PATH = '/.cordon/proxy.sock'
 export const PRIVATE_DIR = '/.cordon/run'
 /** The sandbox's user inside its user namespace (a different, unused host uid outside). */
 export const SANDBOX_UID = 1000
-/** Host uids given to sandboxes: one per sandbox from this range, so no two share a uid's rlimits. */
+/**
+ * Host uids given to sandboxes: one per sandbox of a worker from this range (two workers whose pids
+ * agree modulo 1000 may hand out the same ones; the uid is defence in depth beside the cgroup).
+ */
 const HOST_UID_BASE = 1_700_000_000
 const HOST_UID_RANGE = 1_000_000
 /** Tasks Cordon itself runs in every sandbox: bubblewrap (outside the namespace), the init, its forwarder. */
@@ -269,7 +272,7 @@ export class SandboxHost {
     let group: SandboxGroup
     let proxy: EgressProxy
     try {
-      proxy = await EgressProxy.open(join(this.#runtime, `proxy-${id}.sock`))
+      proxy = await EgressProxy.open(join(this.#runtime, `proxy-${id}`), hostUid)
     } catch (error) {
       if (staged !== null) rmSync(staged, { recursive: true, force: true })
       throw error
