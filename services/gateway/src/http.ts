@@ -108,3 +108,37 @@ export async function readJson(c: Context<Env>, maxBytes: number): Promise<JsonV
   if (parsed.reason === 'too_large') throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, parsed.message)
   throw new CordonError(ErrorCode.MALFORMED_BODY, `malformed JSON: ${parsed.message}`)
 }
+
+/** Headers of a file download: bytes as an attachment, never rendered as a page of this origin. */
+export const DOWNLOAD_HEADERS = {
+  'content-type': 'application/octet-stream',
+  'content-disposition': 'attachment',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+} as const
+
+/** The part of the URL after `/files/` (as `prefix` matches it), as the client encoded it, decoded strictly. */
+export function filePath(c: Context<Env>, prefix: RegExp): string {
+  const { pathname } = new URL(c.req.url)
+  const match = new RegExp(`${prefix.source}\\/files\\/(.+)$`).exec(pathname)
+  return strictDecode(match?.[1] ?? '')
+}
+
+/** `?path=` (empty or absent: the root), given at most once, decoded strictly. */
+export function queryPath(c: Context<Env>): string {
+  const { search } = new URL(c.req.url)
+  const found = search
+    .slice(1)
+    .split('&')
+    .filter((pair) => pair === 'path' || pair.startsWith('path='))
+  if (found.length > 1) throw new CordonError(ErrorCode.BAD_REQUEST, 'give "path" at most once')
+  return strictDecode((found[0] ?? '').slice('path='.length).replaceAll('+', ' '))
+}
+
+function strictDecode(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new CordonError(ErrorCode.PATH_INVALID, 'the path has a malformed percent-encoding')
+  }
+}

@@ -105,7 +105,7 @@ export function decideEgress(
     )
   }
   const port = url.port === '' ? DEFAULT_PORTS[scheme] : Number(url.port)
-  const target = { scheme, host, port, method: method as HttpMethod, path }
+  const target = { scheme: scheme as Scheme, host, port, method: method as HttpMethod, path }
 
   const { allow, deny: denials } = profile.network
   const denied = denyRuleFor(denials, target)
@@ -136,35 +136,11 @@ export function decideEgress(
       closest ??= problem
       continue
     }
-    const address = parseIP(host)
-    const namesAddress = address !== null && rule.host === host
-    const privateAllowed = profile.network.allowPrivateAddresses || namesAddress
-    if (address !== null && !privateAllowed) {
-      const range = blockedHostRange(host)
-      if (range !== null) {
-        // A later rule may name this very address; only if none does is the request refused.
-        blocked ??= deny(
-          'PRIVATE_ADDRESS',
-          at('/network/allowPrivateAddresses'),
-          `${host} is a ${range.name} address`,
-        )
-        continue
-      }
-    }
     url.hostname = host
-    const checked = {
-      url: url.href,
-      ...target,
-      address: address === null ? null : host.replace(/^\[|\]$/g, ''),
-      privateAllowed,
-      rule: at(`/network/allow/${i}`),
-    }
-    return {
-      effect: 'allow',
-      code: 'ALLOWED',
-      rule: checked.rule,
-      request: Object.freeze(checked) as CheckedEgress,
-    }
+    const admitted = admit(profile, i, rule, url.href, target)
+    // A later rule may name this very address; only if none does is the request refused.
+    if (admitted.effect === 'deny') blocked ??= admitted
+    else return admitted
   }
   return (
     blocked ??
@@ -250,38 +226,54 @@ export function decideTunnel(
       closest ??= problem
       continue
     }
-    const namesAddress = literal !== null && rule.host === host
-    const privateAllowed = profile.network.allowPrivateAddresses || namesAddress
-    if (literal !== null && !privateAllowed) {
-      const range = blockedHostRange(host)
-      if (range !== null) {
-        blocked ??= deny(
-          'PRIVATE_ADDRESS',
-          at('/network/allowPrivateAddresses'),
-          `${host} is a ${range.name} address`,
-        )
-        continue
-      }
-    }
-    const checked = {
-      url: url.href,
-      ...target,
-      address: literal === null ? null : host.replace(/^\[|\]$/g, ''),
-      privateAllowed,
-      rule: at(`/network/allow/${i}`),
-    }
-    return {
-      effect: 'allow',
-      code: 'ALLOWED',
-      rule: checked.rule,
-      request: Object.freeze(checked) as CheckedEgress,
-    }
+    const admitted = admit(profile, i, rule, url.href, target)
+    if (admitted.effect === 'deny') blocked ??= admitted
+    else return admitted
   }
   return (
     blocked ??
     closest ??
     deny('HOST_NOT_ALLOWED', at('/network/allow'), `host "${host}" is not in the allow list`)
   )
+}
+
+/**
+ * The request allow rule `i` matched, checked for a literal address in a blocked range (refused unless
+ * the profile allows private addresses or the rule names that very address).
+ */
+function admit(
+  profile: ResolvedProfile,
+  i: number,
+  rule: { readonly host: string },
+  href: string,
+  target: { scheme: Scheme; host: string; port: number; method: HttpMethod; path: string; tunnel?: true },
+): Decision<EgressDenyCode, { request: CheckedEgress }> {
+  const { host } = target
+  const address = parseIP(host)
+  const privateAllowed = profile.network.allowPrivateAddresses || (address !== null && rule.host === host)
+  if (address !== null && !privateAllowed) {
+    const range = blockedHostRange(host)
+    if (range !== null) {
+      return deny(
+        'PRIVATE_ADDRESS',
+        ruleRef(profile, '/network/allowPrivateAddresses'),
+        `${host} is a ${range.name} address`,
+      )
+    }
+  }
+  const checked = {
+    url: href,
+    ...target,
+    address: address === null ? null : host.replace(/^\[|\]$/g, ''),
+    privateAllowed,
+    rule: ruleRef(profile, `/network/allow/${i}`),
+  }
+  return {
+    effect: 'allow',
+    code: 'ALLOWED',
+    rule: checked.rule,
+    request: Object.freeze(checked) as CheckedEgress,
+  }
 }
 
 export type AddressDenyCode = 'INVALID_ADDRESS' | 'PRIVATE_ADDRESS' | 'EGRESS_DENIED'

@@ -2,7 +2,7 @@ import { CordonError, ErrorCode } from '@cordon/contracts'
 import type { Harness } from '@cordon/harness'
 import type { Context } from 'hono'
 import { Hono } from 'hono'
-import { type Env, nameParam, requireScope } from '../http.ts'
+import { DOWNLOAD_HEADERS, type Env, filePath, nameParam, queryPath, requireScope } from '../http.ts'
 
 /**
  * The files API over an agent's kept filesystem (`agent:<name>#<incarnation>`, what executions under
@@ -26,12 +26,7 @@ export function fileRoutes(harness: Harness): Hono<Env> {
   app.get('/:name/files/:path{.+}', (c) => {
     const { tenant } = requireScope(c, 'invoke')
     const { data } = harness.agentFiles(tenant, nameParam(c, 'name')).get(urlPath(c))
-    return c.body(new Uint8Array(data), 200, {
-      'content-type': 'application/octet-stream',
-      'content-disposition': 'attachment',
-      'x-content-type-options': 'nosniff',
-      'cache-control': 'no-store',
-    })
+    return c.body(new Uint8Array(data), 200, DOWNLOAD_HEADERS)
   })
   app.put('/:name/files/:path{.+}', async (c) => {
     const { tenant } = requireScope(c, 'deploy')
@@ -53,26 +48,4 @@ export function fileRoutes(harness: Harness): Hono<Env> {
   return app
 }
 
-/** The part of the URL after `/files/`, as the client encoded it, decoded strictly. */
-function urlPath(c: Context<Env>): string {
-  const { pathname } = new URL(c.req.url)
-  const match = /\/agents\/[^/]+\/files\/(.+)$/.exec(pathname)
-  return strictDecode(match?.[1] ?? '')
-}
-
-/** `?path=` (empty or absent: the root), decoded strictly. */
-function queryPath(c: Context<Env>): string {
-  const { search } = new URL(c.req.url)
-  const pairs = search.slice(1).split('&')
-  const found = pairs.filter((pair) => pair === 'path' || pair.startsWith('path='))
-  if (found.length > 1) throw new CordonError(ErrorCode.BAD_REQUEST, 'give "path" at most once')
-  return strictDecode((found[0] ?? '').slice('path='.length).replaceAll('+', ' '))
-}
-
-function strictDecode(text: string): string {
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    throw new CordonError(ErrorCode.PATH_INVALID, 'the path has a malformed percent-encoding')
-  }
-}
+const urlPath = (c: Context<Env>) => filePath(c, /\/agents\/[^/]+/)

@@ -3,7 +3,15 @@ import { type Harness, MAX_SESSION_IDLE_SECONDS } from '@cordon/harness'
 import type { Context } from 'hono'
 import { Hono } from 'hono'
 import { z } from 'zod'
-import { type Env, nameParam, readJson, requireScope } from '../http.ts'
+import {
+  DOWNLOAD_HEADERS,
+  type Env,
+  filePath,
+  nameParam,
+  queryPath,
+  readJson,
+  requireScope,
+} from '../http.ts'
 import { validated } from '../validate.ts'
 import { ExecuteBody } from './agents.ts'
 
@@ -30,12 +38,9 @@ export function sessionRoutes(
   agents.post('/:name/sessions', async (c) => {
     const { tenant } = requireScope(c, 'invoke')
     const name = nameParam(c, 'name')
-    const raw = (await c.req.text()).trim()
-    const body = validated(
-      OpenSessionBody,
-      raw === '' ? {} : await readJsonText(c, raw, maxBodyBytes),
-      'session request',
-    )
+    // The body is optional: none (or only whitespace) asks for the defaults.
+    const empty = (await c.req.text()).trim() === ''
+    const body = validated(OpenSessionBody, empty ? {} : await readJson(c, maxBodyBytes), 'session request')
     const session = await harness.sessions.open(tenant, name, body)
     return c.json(session, 201)
   })
@@ -82,12 +87,7 @@ export function sessionRoutes(
   sessions.get('/:id/files/:path{.+}', async (c) => {
     const { tenant } = requireScope(c, 'invoke')
     const data = await harness.sessions.readFile(tenant, sessionId(c), urlPath(c))
-    return c.body(new Uint8Array(data), 200, {
-      'content-type': 'application/octet-stream',
-      'content-disposition': 'attachment',
-      'x-content-type-options': 'nosniff',
-      'cache-control': 'no-store',
-    })
+    return c.body(new Uint8Array(data), 200, DOWNLOAD_HEADERS)
   })
   sessions.put('/:id/files/:path{.+}', async (c) => {
     const { tenant } = requireScope(c, 'invoke')
@@ -110,41 +110,4 @@ function sessionId(c: Context<Env>): string {
   return id
 }
 
-async function readJsonText(c: Context<Env>, text: string, maxBodyBytes: number): Promise<unknown> {
-  if (Buffer.byteLength(text) > maxBodyBytes)
-    throw new CordonError(ErrorCode.PAYLOAD_TOO_LARGE, 'the body is too large')
-  if (!(c.req.header('content-type') ?? '').includes('application/json')) {
-    throw new CordonError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'the body must be application/json')
-  }
-  try {
-    return JSON.parse(text)
-  } catch {
-    throw new CordonError(ErrorCode.MALFORMED_BODY, 'the body is not valid JSON')
-  }
-}
-
-/** The part of the URL after `/files/`, as the client encoded it, decoded strictly. */
-function urlPath(c: Context<Env>): string {
-  const { pathname } = new URL(c.req.url)
-  const match = /\/sessions\/[^/]+\/files\/(.+)$/.exec(pathname)
-  return strictDecode(match?.[1] ?? '')
-}
-
-/** `?path=` (empty or absent: the root), decoded strictly. */
-function queryPath(c: Context<Env>): string {
-  const { search } = new URL(c.req.url)
-  const found = search
-    .slice(1)
-    .split('&')
-    .filter((pair) => pair === 'path' || pair.startsWith('path='))
-  if (found.length > 1) throw new CordonError(ErrorCode.BAD_REQUEST, 'give "path" at most once')
-  return strictDecode((found[0] ?? '').slice('path='.length).replaceAll('+', ' '))
-}
-
-function strictDecode(text: string): string {
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    throw new CordonError(ErrorCode.PATH_INVALID, 'the path has a malformed percent-encoding')
-  }
-}
+const urlPath = (c: Context<Env>) => filePath(c, /\/sessions\/[^/]+/)

@@ -58,16 +58,9 @@ interface MountedHierarchy {
  * parent group of this worker's sandboxes (under the process's own group in each hierarchy).
  */
 export function detectCgroups(parentName: string, procRoot = '/proc'): CgroupHost | { problem: string } {
-  let mountinfo: string
-  let membership: string
-  try {
-    mountinfo = readFileSync(join(procRoot, 'self/mountinfo'), 'utf8')
-    membership = readFileSync(join(procRoot, 'self/cgroup'), 'utf8')
-  } catch {
-    return { problem: 'cannot read /proc/self/mountinfo and /proc/self/cgroup' }
-  }
-  const mounts = cgroupMounts(mountinfo)
-  const groups = ownGroups(membership)
+  const proc = readProc(procRoot)
+  if (proc === null) return { problem: 'cannot read /proc/self/mountinfo and /proc/self/cgroup' }
+  const { mounts, groups } = proc
   const unified = mounts.find((mount) => mount.version === 2)
   if (unified !== undefined) {
     // The controllers must already be handed down to this process's children (its group's
@@ -105,17 +98,11 @@ export function detectCgroups(parentName: string, procRoot = '/proc'): CgroupHos
  * parent groups `cordon-<pid>` whose pid is gone. Called when a worker exits and when the service starts.
  */
 export function sweepStaleGroups(procRoot = '/proc'): number {
-  let mountinfo: string
-  let membership: string
-  try {
-    mountinfo = readFileSync(join(procRoot, 'self/mountinfo'), 'utf8')
-    membership = readFileSync(join(procRoot, 'self/cgroup'), 'utf8')
-  } catch {
-    return 0
-  }
-  const groups = ownGroups(membership)
+  const proc = readProc(procRoot)
+  if (proc === null) return 0
+  const { mounts, groups } = proc
   let removed = 0
-  for (const mount of cgroupMounts(mountinfo)) {
+  for (const mount of mounts) {
     const own =
       mount.version === 2
         ? (groups.get('') ?? '/')
@@ -135,6 +122,18 @@ export function sweepStaleGroups(procRoot = '/proc'): number {
     }
   }
   return removed
+}
+
+/** This process's cgroup mounts and its own group in each hierarchy, or null when /proc says nothing. */
+function readProc(procRoot: string): { mounts: Mount[]; groups: Map<string, string> } | null {
+  try {
+    return {
+      mounts: cgroupMounts(readFileSync(join(procRoot, 'self/mountinfo'), 'utf8')),
+      groups: ownGroups(readFileSync(join(procRoot, 'self/cgroup'), 'utf8')),
+    }
+  } catch {
+    return null
+  }
 }
 
 interface Mount {
