@@ -177,7 +177,12 @@ afterAll(async () => {
   delete process.env.CORDON_WARM_SANDBOXES
   // Shutting down leaves nothing either: no sandbox groups, and no worker parent groups.
   expect(sandboxGroups(workers)).toEqual([])
-  expect(parentGroups(workers)).toEqual([])
+  // Nor the parent groups and private directories of the workers and of this (the service's) process.
+  const owners = [...workers, process.pid]
+  expect(parentGroups(owners)).toEqual([])
+  expect(
+    readdirSync(tmpdir()).filter((entry) => owners.some((pid) => entry.startsWith(`cordon-sandbox-${pid}-`))),
+  ).toEqual([])
 })
 
 afterEach(async () => {

@@ -343,6 +343,7 @@ export class SessionManager {
     await Promise.all(
       [...this.#sessions.values()].map((session) => this.#end(session, 'the service stopped')),
     )
+    await this.#host.sandboxes.close()
   }
 
   async #file(session: Session, operation: () => Promise<FileReply>): Promise<FileReply> {

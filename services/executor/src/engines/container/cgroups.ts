@@ -40,6 +40,8 @@ export interface SandboxGroup {
 export interface CgroupHost {
   readonly version: 1 | 2
   create(name: string, limits: SandboxLimits): SandboxGroup
+  /** Removes this process's parent groups once its sandboxes' groups are gone (an orderly end). */
+  removeParents(): void
 }
 
 const CPU_PERIOD_MICROS = 100_000
@@ -268,6 +270,10 @@ class LegacyHost implements CgroupHost {
     this.#hierarchies = hierarchies
   }
 
+  removeParents(): void {
+    for (const hierarchy of this.#hierarchies) removeTree(hierarchy.base)
+  }
+
   create(name: string, limits: SandboxLimits): SandboxGroup {
     const dirs = new Map<Controller, string>()
     const created: string[] = []
@@ -338,6 +344,10 @@ class UnifiedHost implements CgroupHost {
 
   constructor(parent: string) {
     this.#parent = parent
+  }
+
+  removeParents(): void {
+    removeTree(this.#parent)
   }
 
   create(name: string, limits: SandboxLimits): SandboxGroup {

@@ -109,6 +109,7 @@ export class ContainerEngine implements Engine {
   /** Destroys the pooled sandboxes (the worker's graceful end). */
   async close(): Promise<void> {
     await Promise.all([this.#pool?.close(), ...this.#retiring])
+    if (!('problem' in this.#host)) this.#host.close()
   }
 
   dispose(): void {

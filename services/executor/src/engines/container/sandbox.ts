@@ -243,9 +243,10 @@ export class SandboxHost {
     return { ok: false, problem: `a test sandbox did not run${said === '' ? '' : `: ${said}`}` }
   }
 
-  /** Removes this host's private directory (its sandboxes must have ended). */
+  /** Removes this host's private directory and parent cgroups (its sandboxes must have ended). */
   close(): void {
     rmSync(this.#runtime, { recursive: true, force: true })
+    this.#cgroups.removeParents()
   }
 
   get cgroupVersion(): 1 | 2 {

@@ -29,6 +29,8 @@ export class SandboxSessions {
   /** Ends every session's sandbox (the service's shutdown). */
   async close(): Promise<void> {
     await Promise.all([...this.#open].map((session) => session.close()))
+    if (this.#host !== null && !('problem' in this.#host)) this.#host.close()
+    this.#host = null
   }
 }
 
