@@ -35,7 +35,7 @@ async function deploy(name: string, network: unknown, extra: Record<string, unkn
         outputBytes: 262_144,
         bindingCalls: 20,
         processes: 16,
-        openFiles: 64,
+        openFiles: 1024,
       },
       filesystem: { access: 'read-write', quotaBytes: 1_048_576 },
       ...(network === null ? {} : { network }),
@@ -235,6 +235,39 @@ describe('container egress through the policy proxy', () => {
     expect(record.stdout).toMatch(/^0\n/)
     expect(record.stdout).toMatch(/Failed to connect|Couldn't connect|Connection refused/)
     expect(record.stdout).toMatch(/cordon: (NOT_GRANTED|BAD_REQUEST)/)
+  })
+
+  it('a flood of connections to the proxy: at most 64 stay open, and the service carries on', async () => {
+    const { body } = await t.request('POST', '/v1/agents/net/executions', {
+      body: {
+        language: 'python',
+        code: [
+          'import socket, time',
+          'held = []',
+          'for _ in range(300):',
+          '    try:',
+          '        s = socket.socket(socket.AF_UNIX); held.append(s); s.connect("/.cordon/proxy.sock")',
+          '    except OSError:',
+          '        pass',
+          'time.sleep(0.3)',
+          'alive = 0',
+          'for s in held:',
+          '    s.setblocking(False)',
+          '    try:',
+          '        alive += 1 if s.recv(1) != b"" else 0',
+          '    except BlockingIOError:',
+          '        alive += 1',
+          '    except OSError:',
+          '        pass',
+          'print(alive <= 64, alive > 0)',
+        ].join('\n'),
+      },
+    })
+    expect(body.stdout).toBe('True True\n')
+    expect(
+      (await run('net', `curl -sS -o /dev/null -w '%{http_code}\\n' http://api.test:${plain.port}/after`))
+        .stdout,
+    ).toBe('200\n')
   })
 
   it('each proxied request is a binding call: past bindingCalls it is refused (429)', async () => {

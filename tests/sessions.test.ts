@@ -148,6 +148,61 @@ describe('container sessions', () => {
     for (const session of [...held.slice(1), again]) await t.request('DELETE', `/v1/sessions/${session.id}`)
   })
 
+  it('an operation that outlasts the idle timeout keeps its session (the timer waits for it)', async () => {
+    const session = await open('worker', { idleTimeoutSeconds: 1 })
+    const { body } = await exec(session.id, { language: 'bash', code: 'sleep 2; echo done' })
+    expect(body).toMatchObject({ status: 'ok', stdout: 'done\n' })
+    expect((await t.request('GET', `/v1/sessions/${session.id}`)).status).toBe(200)
+    await t.request('DELETE', `/v1/sessions/${session.id}`)
+  })
+
+  it('parallel opens cannot pass the per-tenant cap', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => t.request('POST', '/v1/agents/worker/sessions')),
+    )
+    const opened = answers.filter((answer) => answer.status === 201)
+    expect(opened).toHaveLength(3)
+    expect(answers.filter((answer) => answer.status === 429)).toHaveLength(5)
+    for (const answer of opened) await t.request('DELETE', `/v1/sessions/${answer.body.id}`)
+  })
+
+  it('a changed profile ends the session: its grants are never older than the declaration', async () => {
+    await t.request('PUT', '/v1/profiles/changing', {
+      body: {
+        engines: ['container'],
+        languages: ['bash'],
+        limits: LIMITS,
+        filesystem: { access: 'read-write', quotaBytes: 65_536 },
+      },
+    })
+    await t.request('PUT', '/v1/agents/changer', { body: { sandbox: 'changing' } })
+    const session = await open('changer')
+    expect((await exec(session.id, { language: 'bash', code: 'true' })).status).toBe(200)
+    await t.request('PUT', '/v1/profiles/changing', {
+      body: { engines: ['container'], languages: ['bash'], limits: { ...LIMITS, wallMs: 2000 } },
+    })
+    const after = await exec(session.id, { language: 'bash', code: 'true' })
+    expect(after.status).toBe(404)
+    expect(after.body.error.message).toContain('changed')
+  })
+
+  it('files a command planted cannot stall or kill the session: a FIFO, a very deep tree', async () => {
+    const session = await open()
+    await exec(session.id, {
+      language: 'python',
+      code: 'import os\nos.mkfifo("pipe")\nos.mkdir("deep")\nos.chdir("deep")\nfor _ in range(1100):\n    os.mkdir("d")\n    os.chdir("d")',
+    })
+    const fifo = await t.request('PUT', `/v1/sessions/${session.id}/files/pipe`, {
+      raw: 'x',
+      contentType: 'application/octet-stream',
+    })
+    expect(fifo.status).toBe(400)
+    expect((await t.request('DELETE', `/v1/sessions/${session.id}/files/deep`)).status).toBe(204)
+    const still = await exec(session.id, { language: 'bash', code: 'ls' })
+    expect(still.body).toMatchObject({ status: 'ok', stdout: 'pipe\n' })
+    await t.request('DELETE', `/v1/sessions/${session.id}`)
+  })
+
   it('refuses bad requests before anything starts', async () => {
     const js = await t.request('POST', '/v1/agents/example/sessions')
     expect(js.status).toBe(403)

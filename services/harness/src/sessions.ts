@@ -94,6 +94,10 @@ interface Session {
   lastUsedAt: Date
   idleMs: number
   timer: NodeJS.Timeout | null
+  /** The resolved profile it was opened under, as JSON: a change of it (or of the agent) ends the session. */
+  profileKey: string
+  /** Operations taken and not finished: the idle timer runs only while there are none. */
+  inflight: number
 }
 
 /**
@@ -106,6 +110,8 @@ interface Session {
 export class SessionManager {
   readonly #host: SessionHost
   readonly #sessions = new Map<string, Session>()
+  /** Opens per tenant still starting their sandbox. */
+  readonly #opening = new Map<string, number>()
 
   constructor(host: SessionHost) {
     this.#host = host
@@ -135,7 +141,10 @@ export class SessionManager {
     }
     const fsProblem = this.#host.filesystemProblem(profile)
     if (fsProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, fsProblem)
-    const held = [...this.#sessions.values()].filter((session) => session.tenant === tenant).length
+    // Opens still starting their sandbox count too, so that parallel requests cannot pass the cap.
+    const held =
+      [...this.#sessions.values()].filter((session) => session.tenant === tenant).length +
+      (this.#opening.get(tenant) ?? 0)
     if (held >= this.#host.maxSessions) {
       throw new CordonError(
         ErrorCode.SESSION_LIMIT,
@@ -143,6 +152,7 @@ export class SessionManager {
       )
     }
     const idleSeconds = options.idleTimeoutSeconds ?? this.#host.idleSeconds
+    this.#opening.set(tenant, (this.#opening.get(tenant) ?? 0) + 1)
     let sandbox: SessionSandbox
     try {
       sandbox = await this.#host.sandboxes.open({
@@ -158,17 +168,10 @@ export class SessionManager {
         ErrorCode.ENGINE_UNAVAILABLE,
         `the session's sandbox could not start: ${error instanceof Error ? error.message.slice(0, 300) : 'unknown'}`,
       )
-    }
-    // Counted again: another open of the same tenant may have finished meanwhile.
-    if (
-      [...this.#sessions.values()].filter((session) => session.tenant === tenant).length >=
-      this.#host.maxSessions
-    ) {
-      await sandbox.close()
-      throw new CordonError(
-        ErrorCode.SESSION_LIMIT,
-        `a tenant may hold at most ${this.#host.maxSessions} sessions at once`,
-      )
+    } finally {
+      const left = (this.#opening.get(tenant) ?? 1) - 1
+      if (left === 0) this.#opening.delete(tenant)
+      else this.#opening.set(tenant, left)
     }
     const now = new Date()
     const session: Session = {
@@ -183,6 +186,8 @@ export class SessionManager {
       lastUsedAt: now,
       idleMs: idleSeconds * 1000,
       timer: null,
+      profileKey: JSON.stringify(profile),
+      inflight: 0,
     }
     this.#sessions.set(session.id, session)
     this.#touch(session)
@@ -219,7 +224,19 @@ export class SessionManager {
     signal?: AbortSignal,
   ): Promise<ExecutionRecord> {
     const session = this.#use(tenant, id)
-    const { profile } = session
+    try {
+      return await this.#execute(session, request, signal)
+    } finally {
+      this.#done(session)
+    }
+  }
+
+  async #execute(
+    session: Session,
+    request: SessionExecuteRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<ExecutionRecord> {
+    const { tenant, profile } = session
     const decision = decideRun(profile, { language: request.language, engine: 'container' })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
     const files = this.#host.inputFiles(request.files, 'container', profile)
@@ -282,13 +299,11 @@ export class SessionManager {
     const finished = finishPlan(plan, outcome)
     await this.#host.store.finishExecution(tenant, finished)
     if (!session.sandbox.alive) await this.#end(session, `an execution ended it (${finished.status})`)
-    else this.#touch(session)
     return finished
   }
 
   async readFile(tenant: string, id: string, path: string): Promise<Buffer> {
-    const session = this.#use(tenant, id)
-    const reply = await this.#file(session, () =>
+    const reply = await this.#file(tenant, id, (session) =>
       session.sandbox.read(relative(path), SESSION_FILE_MAX_BYTES),
     )
     if (reply.t !== 'file') throw unexpected()
@@ -301,7 +316,7 @@ export class SessionManager {
     path: string,
     data: Buffer,
   ): Promise<{ path: string; size: number; created: boolean }> {
-    const session = this.#use(tenant, id)
+    const session = this.#find(tenant, id)
     if (session.profile.filesystem.access !== 'read-write') {
       throw new CordonError(
         ErrorCode.NO_AGENT_FILESYSTEM,
@@ -312,14 +327,13 @@ export class SessionManager {
       throw new CordonError(ErrorCode.FILE_TOO_LARGE, 'the file is larger than the workspace takes')
     }
     const rel = relative(path)
-    const reply = await this.#file(session, () => session.sandbox.write(rel, data))
+    const reply = await this.#file(tenant, id, (session) => session.sandbox.write(rel, data))
     if (reply.t !== 'done') throw unexpected()
     return { path: `${FILESYSTEM_ROOT}/${rel}`, size: data.byteLength, created: reply.created }
   }
 
   async listFiles(tenant: string, id: string, path: string): Promise<WorkspaceEntry[]> {
-    const session = this.#use(tenant, id)
-    const reply = await this.#file(session, () =>
+    const reply = await this.#file(tenant, id, (session) =>
       session.sandbox.list(path === '' ? '' : relative(path), MAX_LISTED),
     )
     if (reply.t !== 'entries') throw unexpected()
@@ -327,14 +341,14 @@ export class SessionManager {
   }
 
   async removeFile(tenant: string, id: string, path: string): Promise<void> {
-    const session = this.#use(tenant, id)
+    const session = this.#find(tenant, id)
     if (session.profile.filesystem.access !== 'read-write') {
       throw new CordonError(
         ErrorCode.NO_AGENT_FILESYSTEM,
         'the profile gives the session no writable /workspace',
       )
     }
-    const reply = await this.#file(session, () => session.sandbox.remove(relative(path)))
+    const reply = await this.#file(tenant, id, (session) => session.sandbox.remove(relative(path)))
     if (reply.t !== 'done') throw unexpected()
   }
 
@@ -346,18 +360,24 @@ export class SessionManager {
     await this.#host.sandboxes.close()
   }
 
-  async #file(session: Session, operation: () => Promise<FileReply>): Promise<FileReply> {
+  async #file(
+    tenant: string,
+    id: string,
+    operation: (session: Session) => Promise<FileReply>,
+  ): Promise<FileReply> {
+    const session = this.#use(tenant, id)
     let reply: FileReply
     try {
-      reply = await operation()
+      reply = await operation(session)
     } catch (error) {
       await this.#end(session, 'its sandbox failed')
       throw new CordonError(
         ErrorCode.SESSION_NOT_FOUND,
         `session ${session.id} ended: ${error instanceof Error ? error.message.slice(0, 200) : 'failed'}`,
       )
+    } finally {
+      this.#done(session)
     }
-    this.#touch(session)
     if (reply.t === 'error') {
       // The init's codes are the files API's own (FILE_NOT_FOUND, IS_DIRECTORY, QUOTA_EXCEEDED...).
       const code = FILE_CODES.has(reply.code) ? (reply.code as ErrorCode) : ErrorCode.BAD_REQUEST
@@ -374,12 +394,26 @@ export class SessionManager {
     return session
   }
 
-  /** A session for one more operation: alive, and with room in its queue. */
+  /**
+   * A session for one more operation: alive, still under the agent and profile it was opened with
+   * (a deleted agent or a changed profile ends it: grants are never older than the declaration),
+   * and with room in its queue. Its idle timer stops until the operation is `#done`.
+   */
   #use(tenant: string, id: string): Session {
     const session = this.#find(tenant, id)
-    if (!session.sandbox.alive) {
-      void this.#end(session, 'its sandbox ended')
-      throw new CordonError(ErrorCode.SESSION_NOT_FOUND, `session ${id} ended`)
+    const ended = (reason: string) => {
+      this.#endQuietly(session, reason)
+      return new CordonError(ErrorCode.SESSION_NOT_FOUND, `session ${id} ended: ${reason}`)
+    }
+    if (!session.sandbox.alive) throw ended('its sandbox ended')
+    let current: ReturnType<SessionHost['runnable']>
+    try {
+      current = this.#host.runnable(tenant, session.agent)
+    } catch {
+      throw ended('its agent was deleted')
+    }
+    if (current.namespace !== session.namespace || JSON.stringify(current.profile) !== session.profileKey) {
+      throw ended("its agent or the agent's profile changed")
     }
     if (session.sandbox.busy) {
       throw new CordonError(
@@ -387,15 +421,30 @@ export class SessionManager {
         'the session has too many operations waiting; retry later',
       )
     }
+    session.inflight += 1
+    if (session.timer !== null) clearTimeout(session.timer)
+    session.timer = null
     session.lastUsedAt = new Date()
     return session
+  }
+
+  /** An operation is over: once none is left, the idle timer runs again. */
+  #done(session: Session): void {
+    session.inflight -= 1
+    if (session.inflight === 0 && this.#sessions.get(session.id) === session) this.#touch(session)
+  }
+
+  #endQuietly(session: Session, reason: string): void {
+    this.#end(session, reason).catch((error: unknown) => {
+      console.error(`cordon: session ${session.id} did not end cleanly: ${String(error).slice(0, 200)}`)
+    })
   }
 
   /** Restarts the idle timer: the session ends once it has not been used for its timeout. */
   #touch(session: Session): void {
     session.lastUsedAt = new Date()
     if (session.timer !== null) clearTimeout(session.timer)
-    session.timer = setTimeout(() => void this.#end(session, 'idle timeout'), session.idleMs)
+    session.timer = setTimeout(() => this.#endQuietly(session, 'idle timeout'), session.idleMs)
     session.timer.unref()
   }
 

@@ -21,6 +21,8 @@ const MAX_HEAD_BYTES = 64 * 1024
 export const MAX_PROXY_BODY_BYTES = 1024 * 1024
 /** A client must send its request head within this time. */
 const HEAD_TIMEOUT_MS = 10_000
+/** Connections one sandbox may hold open to its proxy at once (tunnels and requests together). */
+export const MAX_CONNECTIONS = 64
 /** Connecting to a tunnel's address may take this long. */
 const TUNNEL_CONNECT_MS = 10_000
 
@@ -42,6 +44,8 @@ export class EgressProxy {
     this.path = path
     this.#server = server
     server.on('connection', (socket) => this.#accept(socket))
+    // An accept that fails (descriptors exhausted) must not become an uncaught error.
+    server.on('error', () => {})
   }
 
   /**
@@ -49,19 +53,33 @@ export class EgressProxy {
    * root can enter: the sandbox it is bound into reaches it, no other local user does.
    */
   static open(dir: string, owner: number): Promise<EgressProxy> {
-    mkdirSync(dir, { mode: 0o700 })
-    chownSync(dir, owner, owner)
+    try {
+      mkdirSync(dir, { mode: 0o700 })
+      chownSync(dir, owner, owner)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const path = join(dir, 'proxy.sock')
     return new Promise((resolve, reject) => {
       const server = createServer()
       server.once('error', (error) => {
-        rmSync(dir, { recursive: true, force: true })
+        try {
+          rmSync(dir, { recursive: true, force: true })
+        } catch {
+          // The sweep at the next start removes what is left.
+        }
         reject(error)
       })
       server.listen(path, () => {
         server.removeAllListeners('error')
-        chmodSync(path, 0o600)
-        chownSync(path, owner, owner)
+        try {
+          chmodSync(path, 0o600)
+          chownSync(path, owner, owner)
+        } catch (error) {
+          server.close()
+          reject(error)
+          return
+        }
         resolve(new EgressProxy(path, server))
       })
     })
@@ -82,61 +100,87 @@ export class EgressProxy {
   close(): void {
     this.detach()
     this.#server.close()
-    rmSync(dirname(this.path), { recursive: true, force: true })
+    try {
+      rmSync(dirname(this.path), { recursive: true, force: true })
+    } catch {
+      // The sweep at the next start removes what is left.
+    }
   }
 
   #accept(socket: Socket): void {
+    // Bounded: connections beyond the cap, or while no execution is attached, are closed at once, so
+    // that a sandbox cannot hold the descriptors (or the event loop) of the process serving it.
+    if (this.#session === null || this.#sockets.size >= MAX_CONNECTIONS) {
+      socket.destroy()
+      return
+    }
     this.#sockets.add(socket)
     socket.on('close', () => this.#sockets.delete(socket))
     socket.on('error', () => socket.destroy())
-    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy())
-    let head = Buffer.alloc(0)
+    // An absolute deadline for the head: trickling one byte at a time does not extend it.
+    const deadline = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS)
+    socket.once('close', () => clearTimeout(deadline))
+    const chunks: Buffer[] = []
+    let size = 0
+    let tail = Buffer.alloc(0)
     const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk])
-      const end = head.indexOf('\r\n\r\n')
-      if (end < 0) {
-        if (head.length > MAX_HEAD_BYTES)
+      chunks.push(chunk)
+      size += chunk.length
+      // Only the new bytes (and the three before them) can complete the blank line.
+      const window = Buffer.concat([tail, chunk])
+      const found = window.indexOf('\r\n\r\n')
+      tail = window.subarray(Math.max(0, window.length - 3))
+      if (found < 0) {
+        if (size > MAX_HEAD_BYTES) {
+          socket.off('data', onData)
           answer(socket, 431, 'REQUEST_TOO_LARGE', 'the request head is too large')
+        }
         return
       }
       socket.off('data', onData)
       socket.pause()
-      socket.setTimeout(0)
-      const request = parseHead(head.subarray(0, end).toString('latin1'))
-      const rest = head.subarray(end + 4)
-      if ('error' in request) {
-        answer(socket, 400, 'BAD_REQUEST', request.error)
-        return
-      }
-      const session = this.#session
-      if (session === null) {
-        answer(socket, 503, 'NO_EXECUTION', 'no execution is running in this sandbox')
-        return
-      }
-      if (!session.granted) {
-        answer(socket, 403, 'NOT_GRANTED', 'the profile grants no network egress')
-        return
-      }
-      if (this.#pending >= BRIDGE_LIMITS.maxPendingCalls) {
-        answer(
-          socket,
-          429,
-          'BINDING_BUSY',
-          `at most ${BRIDGE_LIMITS.maxPendingCalls} requests may be in flight`,
-        )
-        return
-      }
-      this.#pending += 1
-      const done = () => {
-        this.#pending -= 1
-      }
-      const handled =
-        request.method === 'CONNECT'
-          ? this.#tunnel(socket, request, rest, session)
-          : this.#forward(socket, request, rest, session)
-      void handled.catch(() => socket.destroy()).finally(done)
+      clearTimeout(deadline)
+      const head = Buffer.concat(chunks)
+      const end = size - (window.length - found)
+      this.#dispatch(socket, head.subarray(0, end).toString('latin1'), head.subarray(end + 4))
     }
     socket.on('data', onData)
+  }
+
+  #dispatch(socket: Socket, headText: string, rest: Buffer): void {
+    const request = parseHead(headText)
+    if ('error' in request) {
+      answer(socket, 400, 'BAD_REQUEST', request.error)
+      return
+    }
+    const session = this.#session
+    if (session === null) {
+      answer(socket, 503, 'NO_EXECUTION', 'no execution is running in this sandbox')
+      return
+    }
+    if (!session.granted) {
+      answer(socket, 403, 'NOT_GRANTED', 'the profile grants no network egress')
+      return
+    }
+    if (this.#pending >= BRIDGE_LIMITS.maxPendingCalls) {
+      answer(
+        socket,
+        429,
+        'BINDING_BUSY',
+        `at most ${BRIDGE_LIMITS.maxPendingCalls} requests may be in flight`,
+      )
+      return
+    }
+    this.#pending += 1
+    const handled =
+      request.method === 'CONNECT'
+        ? this.#tunnel(socket, request, rest, session)
+        : this.#forward(socket, request, rest, session)
+    void handled
+      .catch(() => socket.destroy())
+      .finally(() => {
+        this.#pending -= 1
+      })
   }
 
   async #forward(socket: Socket, request: RequestHead, rest: Buffer, session: ProxySession): Promise<void> {

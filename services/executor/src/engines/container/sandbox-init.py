@@ -72,8 +72,12 @@ def open_parent(path, create):
 def write_file(path, data, mode=0o644):
     fd, name = open_parent(path, True)
     try:
-        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=fd)
+        # Never blocks on a FIFO a command left there, never follows a link: a regular file or nothing.
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, mode, dir_fd=fd)
         try:
+            if not stat.S_ISREG(os.fstat(out).st_mode):
+                raise FileOperationError("PATH_INVALID", path + " is not a regular file")
+            os.ftruncate(out, 0)
             view = memoryview(data)
             while view:
                 view = view[os.write(out, view):]
@@ -565,15 +569,12 @@ def list_operation(request):
 
 def remove_operation(request):
     path = request["path"]
-    import shutil
-
     try:
         parent, name = open_parent(path, False)
         try:
             info = os.stat(name, dir_fd=parent, follow_symlinks=False)
             if stat.S_ISDIR(info.st_mode):
-                # rmtree works on descriptors here and never follows a symlink out of the tree.
-                shutil.rmtree(name, dir_fd=parent)
+                remove_tree(parent, name)
             else:
                 os.unlink(name, dir_fd=parent)
         finally:
@@ -581,6 +582,35 @@ def remove_operation(request):
     except (OSError, ValueError) as error:
         raise file_error(error, path)
     return {"t": "done", "created": False}
+
+
+def remove_tree(parent, name):
+    """Removes a directory tree without recursion (a tree of any depth) and without following links:
+    every directory is opened with O_NOFOLLOW relative to its parent's descriptor."""
+    stack = [(parent, name, None)]
+    try:
+        while stack:
+            dir_parent, dir_name, fd = stack[-1]
+            if fd is None:
+                fd = os.open(dir_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_parent)
+                stack[-1] = (dir_parent, dir_name, fd)
+            child = None
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        child = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if child is not None:
+                stack.append((fd, child, None))
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(dir_name, dir_fd=dir_parent)
+    finally:
+        for _, _, fd in stack:
+            if fd is not None:
+                os.close(fd)
 
 
 FILE_OPERATIONS = {
@@ -614,12 +644,17 @@ def main():
             request = json.loads(line)
             kind = request.get("t")
             if kind == "exec":
-                execute(request)
+                try:
+                    execute(request)
+                except Exception as error:  # noqa: BLE001 - say why, rather than leave the host waiting
+                    send({"t": "error", "code": "EXEC_FAILED", "message": str(error)[:200]})
             elif kind in FILE_OPERATIONS:
                 try:
                     send(FILE_OPERATIONS[kind](request))
                 except FileOperationError as error:
                     send({"t": "error", "code": error.code, "message": error.message})
+                except Exception as error:  # noqa: BLE001 - the init must outlive any one operation
+                    send({"t": "error", "code": "FILE_FAILED", "message": str(error)[:200]})
             elif kind == "quit":
                 return
 

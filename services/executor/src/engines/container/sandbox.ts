@@ -615,6 +615,8 @@ export class Sandbox {
             return
           }
           ;(message.fd === 1 ? stdout : stderr).push(data)
+        } else if (message.t === 'error') {
+          finish({ kind: 'lost', reason: `the sandbox could not run the command: ${message.message}` })
         } else if (message.t === 'exit') {
           if (!exitWithinBounds(message, { ...request.collect, resultBytes: request.resultBytes })) {
             finish({ kind: 'lost', reason: 'the sandbox answered beyond its bounds' })
@@ -642,6 +644,10 @@ export class Sandbox {
       }
       if (signal?.aborted === true) {
         onAbort()
+        return
+      }
+      if (this.#gone !== null) {
+        onGone(this.#gone)
         return
       }
       if (session !== undefined) this.#proxy.attach(session)

@@ -1,5 +1,6 @@
-import type { RunOutcome } from '@cordon/contracts'
+import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { BindingChannel, RunJob } from '../../engine.ts'
+import { outcomeOf } from '../../outcome.ts'
 import { execInSandbox, shapeOf, toOutcome } from './container-engine.ts'
 import type { FileReply } from './init-messages.ts'
 import { type Sandbox, SandboxHost } from './sandbox.ts'
@@ -65,6 +66,10 @@ export class SessionSandbox {
    */
   run(job: RunJob, channel: BindingChannel | undefined, signal?: AbortSignal): Promise<RunOutcome> {
     return this.#serial(async () => {
+      // A client that went away while its execution waited: nothing ran, and the sandbox stays.
+      if (signal?.aborted === true) {
+        return outcomeOf('killed', { code: GuestErrorCode.CANCELLED, message: 'cancelled before it started' })
+      }
       this.#sandbox.limit(job.limits.memoryMb * 1024 * 1024, job.limits.processes)
       const executed = await execInSandbox(this.#sandbox, job, channel, signal)
       if (executed.end.kind !== 'exited') await this.close()
