@@ -461,6 +461,23 @@ export function openAPIDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/audit/verify': {
+        get: {
+          summary: "Check the tenant's audit hash chain",
+          description:
+            'Each record links to the one before it with a keyed hash (HMAC-SHA256; the key lives beside the database, not in it). Answers `{ ok: true, records, head: { seq, hash } | null }`, or `{ ok: false, records, brokenAt: { seq, reason } }` naming the first record changed, the record after one removed, or the end of a log whose newest records were removed.',
+          responses: { 200: { description: 'the verification' }, ...errors(401, 403) },
+        },
+      },
+      '/v1/audit/export': {
+        get: {
+          summary: 'Every audit record of the tenant as JSON Lines (application/x-ndjson), oldest first',
+          responses: {
+            200: { description: 'one record per line, each with its `prev` and `hash`' },
+            ...errors(401, 403),
+          },
+        },
+      },
     },
   }
 }

@@ -66,7 +66,9 @@ export interface RunningServer {
 export async function startNodeServer(options: NodeServerOptions): Promise<RunningServer> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 })
   const { token, generated } = adminToken(options.dataDir, options.adminToken)
-  const store = new SqliteStore(join(options.dataDir, 'cordon.sqlite'))
+  const store = new SqliteStore(join(options.dataDir, 'cordon.sqlite'), {
+    auditKey: auditKey(options.dataDir),
+  })
   const abandoned = store.abandonRunning('the service restarted while this execution was running')
   // Scratch filesystems of executions the previous process did not finish.
   store.files.dropScratchSpaces()
@@ -162,6 +164,24 @@ function adminToken(dataDir: string, given: string | undefined): { token: string
   writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' })
   chmodSync(file, 0o600)
   return { token, generated: true }
+}
+
+/**
+ * The key of the audit log's hash chain: 32 random bytes in `audit-key` (0600) beside the database,
+ * made on first start. Kept out of the database so that whoever can only write the database cannot
+ * recompute the chain after changing a record.
+ */
+function auditKey(dataDir: string): Buffer {
+  const file = join(dataDir, 'audit-key')
+  if (existsSync(file)) {
+    const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url')
+    if (key.length < 32) throw new Error(`${file} does not hold a key of 32 bytes`)
+    return key
+  }
+  const key = randomBytes(32)
+  writeFileSync(file, `${key.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' })
+  chmodSync(file, 0o600)
+  return key
 }
 
 /** Installs the example agent for the default tenant unless it already has one of that name. */

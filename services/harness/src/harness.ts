@@ -39,7 +39,7 @@ import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, SessionManager } from './sessions.ts'
-import type { AuditFilter, AuditRecord, Store, StoredDocument } from './storage/store.ts'
+import type { AuditFilter, AuditRecord, AuditVerification, Store, StoredDocument } from './storage/store.ts'
 
 const MAX_CACHED_AGENTS = 10_000
 
@@ -343,6 +343,11 @@ export class Harness {
   /** The tenant's audit records, oldest first, from after the `after` cursor. */
   audit(tenant: string, filter: AuditFilter): AuditRecord[] {
     return this.#store.audit.list(tenant, filter)
+  }
+
+  /** Checks the tenant's audit hash chain (see `AuditStore.verify`). */
+  verifyAudit(tenant: string): AuditVerification {
+    return this.#store.audit.verify(tenant)
   }
 
   getExecution(tenant: string, id: string): ExecutionRecord {

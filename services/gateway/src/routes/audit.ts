@@ -40,6 +40,33 @@ export function auditRoutes(harness: Harness): Hono<Env> {
     const last = records.at(-1)
     return c.json({ records, next: records.length === limit && last !== undefined ? last.seq : null })
   })
+  // The tenant's hash chain, checked from its first record to the newest link the store kept.
+  app.get('/verify', (c) => {
+    const { tenant } = requireScope(c, 'audit')
+    return c.json(harness.verifyAudit(tenant))
+  })
+  // Every record of the tenant as JSON Lines, oldest first, read and sent a page at a time.
+  app.get('/export', (c) => {
+    const { tenant } = requireScope(c, 'audit')
+    let after = 0
+    const encoder = new TextEncoder()
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const page = harness.audit(tenant, { after, limit: MAX_LIMIT })
+        if (page.length === 0) {
+          controller.close()
+          return
+        }
+        after = (page.at(-1) as { seq: number }).seq
+        controller.enqueue(encoder.encode(page.map((record) => `${JSON.stringify(record)}\n`).join('')))
+      },
+    })
+    return c.body(body, 200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'content-disposition': 'attachment; filename="audit.jsonl"',
+      'cache-control': 'no-store',
+    })
+  })
   return app
 }
 

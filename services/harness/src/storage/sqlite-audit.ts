@@ -1,8 +1,12 @@
+import { createHmac } from 'node:crypto'
 import type Database from 'better-sqlite3'
-import type { AuditEntry, AuditFilter, AuditRecord, AuditStore } from './store.ts'
+import type { AuditEntry, AuditFilter, AuditRecord, AuditStore, AuditVerification } from './store.ts'
 
 interface AuditRow {
   seq: number
+  tenant?: string
+  prev?: string | null
+  hash?: string | null
   at: string
   kind: string
   agent: string | null
@@ -22,26 +26,147 @@ interface AuditRow {
 export class SqliteAudit implements AuditStore {
   readonly #insert
   readonly #list
+  readonly #head
+  readonly #setHead
+  readonly #chainOf
+  readonly #key: Buffer
   readonly #insertMany: (rows: Record<string, string | null>[]) => void
+  /** Each tenant's newest hash, as committed (loaded on first use). */
+  readonly #heads = new Map<string, string>()
   #pending: Record<string, string | null>[] = []
   #scheduled = false
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, key: Buffer) {
+    this.#key = key
     this.#insert = db.prepare(
-      `INSERT INTO audit (tenant, at, kind, agent, execution, decision, code, rule, detail)
-       VALUES (@tenant, @at, @kind, @agent, @execution, @decision, @code, @rule, @detail)`,
+      `INSERT INTO audit (tenant, at, kind, agent, execution, decision, code, rule, detail, prev, hash)
+       VALUES (@tenant, @at, @kind, @agent, @execution, @decision, @code, @rule, @detail, @prev, @hash)`,
+    )
+    this.#head = db.prepare<[string], { seq: number; hash: string }>(
+      'SELECT seq, hash FROM audit_heads WHERE tenant = ?',
+    )
+    this.#setHead = db.prepare(
+      `INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
+       ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
+    )
+    this.#chainOf = db.prepare<[string, number], AuditRow>(
+      `SELECT seq, at, kind, agent, execution, decision, code, rule, detail, prev, hash FROM audit
+       WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT 1000`,
     )
     this.#list = db.prepare<Record<string, string | number | null>, AuditRow>(
-      `SELECT seq, at, kind, agent, execution, decision, code, rule, detail FROM audit
+      `SELECT seq, at, kind, agent, execution, decision, code, rule, detail, prev, hash FROM audit
        WHERE tenant = @tenant AND seq > @after
          AND (@agent IS NULL OR agent = @agent) AND (@execution IS NULL OR execution = @execution)
          AND (@kind IS NULL OR kind = @kind OR kind LIKE @kindPrefix ESCAPE '\\')
          AND (@since IS NULL OR at >= @since)
        ORDER BY seq LIMIT @limit`,
     )
-    this.#insertMany = db.transaction((rows: Record<string, string | null>[]) => {
-      for (const row of rows) this.#insert.run(row)
+    const insertMany = db.transaction((rows: Record<string, string | null>[]) => {
+      const touched = new Map<string, { seq: number; hash: string }>()
+      for (const row of rows) {
+        const tenant = row.tenant as string
+        const prev = this.#headOf(tenant)
+        const hash = this.#link(prev, row)
+        const { lastInsertRowid } = this.#insert.run({ ...row, prev, hash })
+        this.#heads.set(tenant, hash)
+        touched.set(tenant, { seq: Number(lastInsertRowid), hash })
+      }
+      for (const [tenant, head] of touched) this.#setHead.run(tenant, head.seq, head.hash)
     })
+    this.#insertMany = (rows) => {
+      try {
+        insertMany(rows)
+      } catch (error) {
+        // Rolled back: the heads in memory may be ahead of the database's.
+        this.#heads.clear()
+        throw error
+      }
+    }
+    this.#chainUnchained(db)
+  }
+
+  /**
+   * Records of a tenant in order, each checked against the chain: its link is the keyed hash
+   * (HMAC-SHA256) of the previous record's link and its own content. The first record whose content,
+   * link or predecessor does not match is reported, and so is a chain that ends before the newest
+   * link the store kept apart (records removed from the end). Read in pages, never whole.
+   */
+  verify(tenant: string): AuditVerification {
+    this.flush()
+    let prev = ''
+    let last: { seq: number; hash: string } | null = null
+    let count = 0
+    for (let after = 0; ; ) {
+      const rows = this.#chainOf.all(tenant, after)
+      if (rows.length === 0) break
+      for (const row of rows) {
+        if ((row.prev ?? '') !== prev) {
+          return broken(count, row.seq, 'the record before this one was removed or changed')
+        }
+        if (row.hash !== this.#link(prev, { tenant, ...row })) {
+          return broken(count, row.seq, 'this record was changed')
+        }
+        prev = row.hash
+        last = { seq: row.seq, hash: row.hash }
+        count += 1
+      }
+      after = (rows.at(-1) as AuditRow).seq
+    }
+    const head = this.#head.get(tenant)
+    if ((head?.hash ?? null) !== (last?.hash ?? null) || (head?.seq ?? null) !== (last?.seq ?? null)) {
+      return broken(count, last === null ? 0 : last.seq + 1, 'records after this point were removed')
+    }
+    return { ok: true, records: count, head: last }
+  }
+
+  #headOf(tenant: string): string {
+    let head = this.#heads.get(tenant)
+    if (head === undefined) {
+      head = this.#head.get(tenant)?.hash ?? ''
+      this.#heads.set(tenant, head)
+    }
+    return head
+  }
+
+  /** The keyed link of one record: HMAC-SHA256 over the previous link and the record's fields. */
+  #link(prev: string, row: { readonly [field: string]: unknown } | AuditRow): string {
+    const fields = [
+      row.tenant,
+      row.at,
+      row.kind,
+      row.agent,
+      row.execution,
+      row.decision,
+      row.code,
+      row.rule,
+      row.detail,
+    ]
+    return createHmac('sha256', this.#key)
+      .update(`${prev}\n${JSON.stringify(fields)}`)
+      .digest('hex')
+  }
+
+  /** Chains records written before the log was chained (an older database), in order, once. */
+  #chainUnchained(db: Database.Database): void {
+    const rows = db
+      .prepare<[], AuditRow & { tenant: string }>(
+        `SELECT seq, tenant, at, kind, agent, execution, decision, code, rule, detail FROM audit
+         WHERE hash IS NULL ORDER BY seq`,
+      )
+      .all()
+    if (rows.length === 0) return
+    const update = db.prepare('UPDATE audit SET prev = ?, hash = ? WHERE seq = ?')
+    db.transaction(() => {
+      const touched = new Map<string, { seq: number; hash: string }>()
+      for (const row of rows) {
+        const prev = this.#headOf(row.tenant)
+        const hash = this.#link(prev, row)
+        update.run(prev, hash, row.seq)
+        this.#heads.set(row.tenant, hash)
+        touched.set(row.tenant, { seq: row.seq, hash })
+      }
+      for (const [tenant, head] of touched) this.#setHead.run(tenant, head.seq, head.hash)
+    })()
   }
 
   /** Commits every pending record. */
@@ -88,4 +213,8 @@ export class SqliteAudit implements AuditStore {
       })
       .map((row) => ({ ...row, detail: JSON.parse(row.detail) as AuditRecord['detail'] }))
   }
+}
+
+function broken(records: number, seq: number, reason: string): AuditVerification {
+  return { ok: false, records, brokenAt: { seq, reason } }
 }

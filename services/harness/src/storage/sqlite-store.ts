@@ -46,6 +46,13 @@ const MIGRATIONS: readonly string[] = [
   // Each agent row gets an incarnation: a re-created agent is a new one, with keys and files of its own.
   `ALTER TABLE agents ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
    UPDATE agents SET incarnation = lower(hex(randomblob(8)));`,
+  // The audit log becomes a keyed hash chain per tenant (records written before are chained when the
+  // store opens); each tenant's newest link is kept apart, so removing records from the end shows.
+  `ALTER TABLE audit ADD COLUMN prev TEXT;
+   ALTER TABLE audit ADD COLUMN hash TEXT;
+   CREATE TABLE audit_heads (tenant TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+   INSERT INTO meta (name, value) VALUES ('audit-key', randomblob(32));`,
 ]
 
 const CHECKPOINTER_ENTRY = fileURLToPath(new URL('./checkpointer.ts', import.meta.url))
@@ -132,7 +139,12 @@ export class SqliteStore implements Store {
   readonly audit: SqliteAudit
   readonly secrets: SqliteSecrets
 
-  constructor(file: string) {
+  /**
+   * `auditKey` keys the audit log's hash chain (the service keeps it in a file of its own, beside the
+   * database, so that whoever can write the database alone cannot forge a valid chain); without one,
+   * a key stored in the database is used.
+   */
+  constructor(file: string, options: { auditKey?: Buffer } = {}) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
     this.#db = new Database(file)
     this.#db.pragma('journal_mode = WAL')
@@ -144,7 +156,11 @@ export class SqliteStore implements Store {
     const db = this.#db
     this.kv = new SqliteKv(db)
     this.files = new SqliteFiles(db)
-    this.audit = new SqliteAudit(db)
+    this.audit = new SqliteAudit(
+      db,
+      options.auditKey ??
+        (db.prepare(`SELECT value FROM meta WHERE name = 'audit-key'`).get() as { value: Buffer }).value,
+    )
     this.secrets = new SqliteSecrets(db)
     // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
     // statement alone (a constraint, say) without touching its neighbours; an error that rolls back

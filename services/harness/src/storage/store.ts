@@ -92,9 +92,13 @@ export interface AuditEntry {
 }
 
 export interface AuditRecord extends AuditEntry {
-  /** Position in the tenant's log, increasing. */
+  /** Position in the log, increasing (shared by all tenants: a tenant's records skip numbers). */
   seq: number
   at: string
+  /** The link of the tenant's record before this one ('' for the first). */
+  prev?: string | null
+  /** This record's link in the tenant's hash chain (see `GET /v1/audit/verify`). */
+  hash?: string | null
 }
 
 export interface AuditFilter {
@@ -112,7 +116,14 @@ export interface AuditFilter {
 export interface AuditStore {
   append(tenant: string, entry: AuditEntry): void
   list(tenant: string, filter: AuditFilter): AuditRecord[]
+  /** Checks the tenant's hash chain from its first record to its newest link. */
+  verify(tenant: string): AuditVerification
 }
+
+/** What a chain check found: intact with its newest link, or the first place it breaks. */
+export type AuditVerification =
+  | { ok: true; records: number; head: { seq: number; hash: string } | null }
+  | { ok: false; records: number; brokenAt: { seq: number; reason: string } }
 
 export interface SecretInfo {
   name: string
