@@ -236,7 +236,16 @@ export function openAPIDocument(): Record<string, unknown> {
         post: {
           summary: 'Run code as the agent',
           description:
-            'Answers 200 with the execution record whatever the guest did; 403 when the profile refuses the run.',
+            'Answers 200 with the execution record whatever the guest did; 403 when the profile refuses the run. With an `Idempotency-Key` header, a retry of the same request answers the original execution (409 IDEMPOTENCY_KEY_REUSED for another request with that key).',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              description: '1-255 visible ASCII characters',
+              schema: { type: 'string' },
+            },
+          ],
           requestBody: { required: true, content: content('ExecuteRequest') },
           responses: {
             200: { description: 'execution record', content: content('ExecutionRecord') },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   CordonError,
   type EngineName,
@@ -90,6 +91,8 @@ export class Harness {
   readonly #supervisor: Supervisor
   readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
+  /** Executions running in this process, by tenant and id: a retried idempotent request waits for its. */
+  readonly #inflight = new Map<string, Promise<ExecutionRecord>>()
   /** Agents with their effective profile, as executions need them; dropped on any change. */
   readonly #runnable = new Map<string, RunnableAgent>()
   readonly #handlers: BindingHandlers
@@ -262,6 +265,7 @@ export class Harness {
     agentName: string,
     request: ExecuteRequest,
     signal?: AbortSignal,
+    idempotencyKey?: string,
   ): Promise<ExecutionRecord> {
     const { agent, profile, toolProfiles, namespace } = this.#runnableAgent(tenant, agentName)
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
@@ -291,9 +295,64 @@ export class Harness {
       env: this.#envOf(tenant),
     })
     const { record } = plan
-    // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded.
-    const pending = this.#supervisor.run(plan.job, tenant, signal, plan.bindings)
+    const fingerprint = idempotencyKey === undefined ? '' : fingerprintOf(agentName, request)
+    if (idempotencyKey !== undefined) {
+      const earlier = this.#store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, record.id)
+      if (earlier !== null) return this.#replay(tenant, earlier, fingerprint)
+    }
+    // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded (and frees the key).
+    let pending: Promise<RunOutcome>
+    try {
+      pending = this.#supervisor.run(plan.job, tenant, signal, plan.bindings)
+    } catch (error) {
+      if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
+      throw error
+    }
     this.#store.beginExecution(tenant, record)
+    const running = this.#finish(tenant, plan, pending)
+    const inflight = `${tenant}\u0000${record.id}`
+    this.#inflight.set(inflight, running)
+    try {
+      return await running
+    } finally {
+      this.#inflight.delete(inflight)
+    }
+  }
+
+  /**
+   * The answer to a request whose idempotency key an earlier request claimed: that execution's record
+   * (awaited while it runs in this process), never a second execution; the same key with another
+   * request is a 409.
+   */
+  async #replay(
+    tenant: string,
+    earlier: { fingerprint: string; execution: string },
+    fingerprint: string,
+  ): Promise<ExecutionRecord> {
+    if (earlier.fingerprint !== fingerprint) {
+      throw new CordonError(
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        'this Idempotency-Key was used for a different request; use a new key',
+      )
+    }
+    const running = this.#inflight.get(`${tenant}\u0000${earlier.execution}`)
+    if (running !== undefined) return running
+    const record = this.#store.getExecution(tenant, earlier.execution)
+    if (record === null) {
+      throw new CordonError(
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        'the first request with this Idempotency-Key left no execution; use a new key',
+      )
+    }
+    return record
+  }
+
+  async #finish(
+    tenant: string,
+    plan: ReturnType<typeof planExecution>,
+    pending: Promise<RunOutcome>,
+  ): Promise<ExecutionRecord> {
+    const { record } = plan
     let outcome: RunOutcome
     try {
       outcome = await pending
@@ -438,6 +497,39 @@ export function containerFilesystemProblem(profile: ResolvedProfile): string | n
 interface RunnableAgent extends AgentProfiles {
   agent: AgentDeclaration
   namespace: string
+}
+
+/**
+ * What makes two execution requests the same request, for idempotency: the agent and everything of
+ * the body (input files by their content's hash), as SHA-256 of canonical JSON.
+ */
+function fingerprintOf(agent: string, request: ExecuteRequest): string {
+  const files = (request.files ?? []).map((file) => [
+    file.path,
+    createHash('sha256').update(file.data).digest('hex'),
+  ])
+  const canonical = JSON.stringify([
+    agent,
+    request.language,
+    request.code,
+    canonicalJSON(request.input),
+    request.engine ?? null,
+    files,
+  ])
+  return createHash('sha256').update(canonical).digest('hex')
+}
+
+/** JSON with object keys sorted, so that the same value always reads the same. */
+function canonicalJSON(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(canonicalJSON)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((key) => [key, canonicalJSON(value[key] as JsonValue)]),
+    )
+  }
+  return value
 }
 
 /** Where an agent's keys and kept files live: its name and incarnation. */

@@ -1,4 +1,4 @@
-import { ENGINES, LANGUAGES } from '@cordon/contracts'
+import { CordonError, ENGINES, ErrorCode, LANGUAGES } from '@cordon/contracts'
 import type { Harness } from '@cordon/harness'
 import { Hono } from 'hono'
 import { z } from 'zod'
@@ -68,7 +68,9 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const { tenant } = requireScope(c, 'invoke')
     const name = nameParam(c, 'name')
     const body = validated(ExecuteBody, await readJson(c, maxBodyBytes), 'execution request')
+    const key = idempotencyKey(c.req.header('idempotency-key'))
     // A client that goes away cancels its execution (queued or running): its worker is not held.
+    // With an Idempotency-Key it means to retry, so the execution runs on for the retry to collect.
     const record = await harness.execute(
       tenant,
       name,
@@ -82,9 +84,22 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
           data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
         })),
       },
-      c.req.raw.signal,
+      key === undefined ? c.req.raw.signal : undefined,
+      key,
     )
     return c.json(record)
   })
   return app
+}
+
+/**
+ * The `Idempotency-Key` header: 1-255 visible ASCII characters. A retried request with the same key
+ * is answered with the first one's execution, never a second one.
+ */
+function idempotencyKey(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  if (!/^[\x21-\x7e]{1,255}$/.test(header)) {
+    throw new CordonError(ErrorCode.BAD_REQUEST, 'Idempotency-Key must be 1-255 visible ASCII characters')
+  }
+  return header
 }

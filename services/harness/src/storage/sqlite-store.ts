@@ -53,6 +53,10 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE audit_heads (tenant TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
    INSERT INTO meta (name, value) VALUES ('audit-key', randomblob(32));`,
+  // Idempotency keys of execution requests: the first request's fingerprint and execution.
+  `CREATE TABLE idempotency (
+     tenant TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, execution TEXT NOT NULL,
+     created_at TEXT NOT NULL, PRIMARY KEY (tenant, key)) WITHOUT ROWID;`,
 ]
 
 const CHECKPOINTER_ENTRY = fileURLToPath(new URL('./checkpointer.ts', import.meta.url))
@@ -212,6 +216,14 @@ export class SqliteStore implements Store {
       getExecution: db.prepare<[string, string], ExecutionRow>(
         `SELECT id, agent, engine, language, status, outcome, created_at, finished_at
          FROM executions WHERE tenant = ? AND id = ?`,
+      ),
+      claimKey: db.prepare(
+        `INSERT INTO idempotency (tenant, key, fingerprint, execution, created_at)
+         VALUES (@tenant, @key, @fingerprint, @execution, @now) ON CONFLICT (tenant, key) DO NOTHING`,
+      ),
+      releaseKey: db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ? AND execution = ?'),
+      getKey: db.prepare<[string, string], { fingerprint: string; execution: string }>(
+        'SELECT fingerprint, execution FROM idempotency WHERE tenant = ? AND key = ?',
       ),
       abandonRunning: db.prepare(
         `UPDATE executions SET status = 'killed', outcome = @outcome, finished_at = @now WHERE status = 'running'`,
@@ -376,6 +388,27 @@ export class SqliteStore implements Store {
       createdAt: row.created_at,
       finishedAt: row.finished_at,
     }
+  }
+
+  claimIdempotencyKey(
+    tenant: string,
+    key: string,
+    fingerprint: string,
+    execution: string,
+  ): { fingerprint: string; execution: string } | null {
+    const claimed = this.#sql.claimKey.run({
+      tenant,
+      key,
+      fingerprint,
+      execution,
+      now: new Date().toISOString(),
+    })
+    if (claimed.changes === 1) return null
+    return this.#sql.getKey.get(tenant, key) ?? null
+  }
+
+  releaseIdempotencyKey(tenant: string, key: string, execution: string): void {
+    this.#sql.releaseKey.run(tenant, key, execution)
   }
 
   abandonRunning(reason: string): number {

@@ -45,6 +45,19 @@ export interface Store {
   /** Marks executions left `running` by a previous process as killed; returns how many. */
   abandonRunning(reason: string): number
 
+  /**
+   * Claims an idempotency key for a request: stores (key -> request fingerprint, execution id) and
+   * answers null, or answers what an earlier request with the same key stored (nothing changes).
+   */
+  claimIdempotencyKey(
+    tenant: string,
+    key: string,
+    fingerprint: string,
+    execution: string,
+  ): { fingerprint: string; execution: string } | null
+  /** Frees a key whose request was refused before anything ran (the queue was full). */
+  releaseIdempotencyKey(tenant: string, key: string, execution: string): void
+
   readonly kv: KvStore
   readonly files: FileStore
   readonly audit: AuditStore
