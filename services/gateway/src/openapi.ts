@@ -398,6 +398,25 @@ export function openAPIDocument(): Record<string, unknown> {
           responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
         },
       },
+      '/v1/executions': {
+        get: {
+          summary: 'Executions running or queued now (status=running, required; agent optional)',
+          responses: {
+            200: { description: '{ items: [{ id, agent, engine, language, createdAt }] }' },
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      '/v1/executions/{id}/cancel': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary: 'Cancel a running or queued execution; answers its final record (killed / CANCELLED)',
+          responses: {
+            200: { description: 'record', content: content('ExecutionRecord') },
+            ...errors(401, 403, 404, 409),
+          },
+        },
+      },
       '/v1/executions/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         get: {

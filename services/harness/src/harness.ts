@@ -93,6 +93,9 @@ export class Harness {
   readonly #engines: readonly EngineName[]
   /** Executions running in this process, by tenant and id: a retried idempotent request waits for its. */
   readonly #inflight = new Map<string, Promise<ExecutionRecord>>()
+  /** What cancels each of them (POST /v1/executions/{id}/cancel), and their records as they began. */
+  readonly #cancellers = new Map<string, AbortController>()
+  readonly #running = new Map<string, ExecutionRecord>()
   /** Agents with their effective profile, as executions need them; dropped on any change. */
   readonly #runnable = new Map<string, RunnableAgent>()
   readonly #handlers: BindingHandlers
@@ -300,10 +303,13 @@ export class Harness {
       const earlier = this.#store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, record.id)
       if (earlier !== null) return this.#replay(tenant, earlier, fingerprint)
     }
+    // Cancellable by the client going away (its signal) and by POST /v1/executions/{id}/cancel.
+    const canceller = new AbortController()
+    const stop = signal === undefined ? canceller.signal : AbortSignal.any([signal, canceller.signal])
     // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded (and frees the key).
     let pending: Promise<RunOutcome>
     try {
-      pending = this.#supervisor.run(plan.job, tenant, signal, plan.bindings)
+      pending = this.#supervisor.run(plan.job, tenant, stop, plan.bindings)
     } catch (error) {
       if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
       throw error
@@ -312,11 +318,59 @@ export class Harness {
     const running = this.#finish(tenant, plan, pending)
     const inflight = `${tenant}\u0000${record.id}`
     this.#inflight.set(inflight, running)
+    this.#cancellers.set(inflight, canceller)
+    this.#running.set(inflight, record)
     try {
       return await running
     } finally {
       this.#inflight.delete(inflight)
+      this.#cancellers.delete(inflight)
+      this.#running.delete(inflight)
     }
+  }
+
+  /** The tenant's executions running (or queued) in this service now, oldest first (at most `limit`). */
+  runningExecutions(
+    tenant: string,
+    filter: { agent?: string | undefined; limit: number },
+  ): Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>[] {
+    const found: Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>[] = []
+    for (const [key, record] of this.#running) {
+      if (!key.startsWith(`${tenant}\u0000`)) continue
+      if (filter.agent !== undefined && record.agent !== filter.agent) continue
+      const { id, agent, engine, language, createdAt } = record
+      found.push({ id, agent, engine, language, createdAt })
+      if (found.length >= filter.limit) break
+    }
+    return found
+  }
+
+  /**
+   * Cancels an execution running (or queued) in this service: it ends as `killed` / `CANCELLED`, and
+   * its final record is the answer. An execution that already ended is a 409; an unknown one a 404.
+   */
+  async cancelExecution(tenant: string, id: string): Promise<ExecutionRecord> {
+    const key = `${tenant}\u0000${id}`
+    const canceller = this.#cancellers.get(key)
+    const running = this.#inflight.get(key)
+    if (canceller === undefined || running === undefined) {
+      const record = this.getExecution(tenant, id)
+      throw new CordonError(
+        ErrorCode.EXECUTION_NOT_RUNNING,
+        `execution "${id}" is not running here (status ${record.status})`,
+      )
+    }
+    canceller.abort()
+    this.#store.audit.append(tenant, {
+      kind: 'execution.cancel',
+      agent: null,
+      execution: id,
+      decision: 'info',
+      code: 'CANCELLED',
+      rule: null,
+      detail: {},
+    })
+    return running
   }
 
   /**
