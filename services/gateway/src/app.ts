@@ -33,7 +33,18 @@ export function createApp(options: AppOptions): Hono<Env> {
   const app = new Hono<Env>()
 
   app.onError((error, c) => {
-    if (error instanceof CordonError) return c.json(errorBody(error), error.status)
+    if (error instanceof CordonError) {
+      // A known key that lacks the scope for what it asked is audited for its tenant.
+      const principal = c.get('principal') as Env['Variables']['principal'] | undefined
+      if (error.code === ErrorCode.FORBIDDEN && principal !== undefined) {
+        options.harness.recordAuthFailure(principal.tenant, {
+          method: c.req.method,
+          path: c.req.routePath,
+          reason: error.message,
+        })
+      }
+      return c.json(errorBody(error), error.status)
+    }
     console.error(
       `cordon: unhandled ${error instanceof Error ? error.name : 'error'} on ${c.req.method} ${c.req.routePath}`,
     )

@@ -458,6 +458,26 @@ export class Harness {
     return this.#store.audit.list(tenant, filter)
   }
 
+  /**
+   * Audits a request a tenant's key was refused (it lacks the scope): the route, never the body or
+   * the token. Requests without a valid token belong to no tenant and are not in any tenant's log.
+   */
+  recordAuthFailure(tenant: string, what: { method: string; path: string; reason: string }): void {
+    this.#store.audit.append(tenant, {
+      kind: 'auth.denied',
+      agent: null,
+      execution: null,
+      decision: 'deny',
+      code: 'FORBIDDEN',
+      rule: null,
+      detail: {
+        method: what.method.slice(0, 16),
+        route: what.path.slice(0, 200),
+        reason: what.reason.slice(0, 200),
+      },
+    })
+  }
+
   /** Checks the tenant's audit hash chain (see `AuditStore.verify`). */
   verifyAudit(tenant: string): AuditVerification {
     return this.#store.audit.verify(tenant)
