@@ -16,7 +16,13 @@ export interface TestServer {
   request(
     method: string,
     path: string,
-    options?: { body?: unknown; raw?: string; contentType?: string; auth?: string | null },
+    options?: {
+      body?: unknown
+      raw?: string
+      contentType?: string
+      auth?: string | null
+      headers?: Record<string, string>
+    },
   ): Promise<{ status: number; body: Body; headers: Headers }>
   /** POSTs an execution of `code` as `agent` and returns the response body (an execution record). */
   execute(
@@ -49,6 +55,7 @@ export async function startTestServer(options: Partial<NodeServerOptions> = {}):
   let server = await start()
   const request: TestServer['request'] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = {}
+    Object.assign(headers, opts.headers)
     if (opts.auth !== null) headers.authorization = `Bearer ${opts.auth ?? TEST_TOKEN}`
     let body: string | undefined
     if (opts.raw !== undefined) body = opts.raw

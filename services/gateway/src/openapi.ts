@@ -1,7 +1,7 @@
 import { ENGINES, ErrorCode, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } from '@cordon/contracts'
 import { AgentSchema, ProfileSchema } from '@cordon/policy'
 import { z } from 'zod'
-import { ExecuteBody } from './routes/agents.ts'
+import { ExecuteBody, InvokeToolBody } from './routes/agents.ts'
 import { SessionExecuteBody } from './routes/sessions.ts'
 
 const json = (schema: z.ZodType) => {
@@ -127,6 +127,7 @@ export function openAPIDocument(): Record<string, unknown> {
           },
         },
         SessionExecuteRequest: json(SessionExecuteBody),
+        InvokeToolRequest: json(InvokeToolBody),
         Error: {
           type: 'object',
           required: ['error'],
@@ -321,6 +322,32 @@ export function openAPIDocument(): Record<string, unknown> {
             },
           ],
           responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      '/v1/agents/{name}/tools': {
+        parameters: [nameParam('agent')],
+        get: {
+          summary: "The agent's declared tools with their input schemas",
+          responses: {
+            200: { description: '{ items: [{ name, description, input, language }] }' },
+            ...errors(401, 403, 404),
+          },
+        },
+      },
+      '/v1/agents/{name}/tools/{tool}': {
+        parameters: [
+          nameParam('agent'),
+          { name: 'tool', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        post: {
+          summary: 'Invoke a declared tool with { input }',
+          description:
+            "The input is checked against the tool's JSON Schema (422 with the failing path); the tool runs as an execution of the agent under the tool's profile (else the agent's). Takes an Idempotency-Key like executions.",
+          requestBody: { required: true, content: content('InvokeToolRequest') },
+          responses: {
+            200: { description: 'execution record', content: content('ExecutionRecord') },
+            ...errors(400, 401, 403, 404, 409, 413, 415, 422, 429),
+          },
         },
       },
       '/v1/agents/{name}/sessions': {

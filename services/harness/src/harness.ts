@@ -34,6 +34,7 @@ import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
 import { fsBinding } from './bindings/fs-binding.ts'
 import { kvBinding } from './bindings/kv-binding.ts'
+import { ToolInputValidator } from './bindings/tool-input.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
 import { AgentFiles, agentSpace } from './files.ts'
@@ -91,6 +92,8 @@ export class Harness {
   readonly #supervisor: Supervisor
   readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
+  /** Checks tool input against the tool's JSON Schema, off the main thread. */
+  readonly #toolInput = new ToolInputValidator()
   /** Executions running in this process, by tenant and id: a retried idempotent request waits for its. */
   readonly #inflight = new Map<string, Promise<ExecutionRecord>>()
   /** What cancels each of them (POST /v1/executions/{id}/cancel), and their records as they began. */
@@ -270,7 +273,73 @@ export class Harness {
     signal?: AbortSignal,
     idempotencyKey?: string,
   ): Promise<ExecutionRecord> {
-    const { agent, profile, toolProfiles, namespace } = this.#runnableAgent(tenant, agentName)
+    const runnable = this.#runnableAgent(tenant, agentName)
+    return this.#execute(tenant, agentName, runnable, runnable.profile, request, signal, idempotencyKey)
+  }
+
+  /** The agent's declared tools, as the tool API lists them. */
+  listTools(tenant: string, agentName: string): ToolView[] {
+    const { agent } = this.#runnableAgent(tenant, agentName)
+    return (agent.tools ?? []).map((tool) => ({
+      name: tool.name,
+      description: tool.description ?? null,
+      input: tool.input,
+      language: tool.language,
+    }))
+  }
+
+  /**
+   * Invokes one of the agent's declared tools: the input is validated against the tool's JSON Schema
+   * (422 naming the failing path), then the tool's code runs with it as an execution of the agent,
+   * under the tool's own profile when it declares one, else the agent's.
+   */
+  async invokeTool(
+    tenant: string,
+    agentName: string,
+    toolName: string,
+    input: JsonValue,
+    signal?: AbortSignal,
+    idempotencyKey?: string,
+  ): Promise<ExecutionRecord> {
+    const runnable = this.#runnableAgent(tenant, agentName)
+    const tool = (runnable.agent.tools ?? []).find((candidate) => candidate.name === toolName)
+    if (tool === undefined) {
+      throw new CordonError(
+        ErrorCode.TOOL_NOT_FOUND,
+        `agent "${agentName}" declares no tool "${toolName.slice(0, 64)}"`,
+      )
+    }
+    const problem = await this.#toolInput.check(tool.input, input)
+    if (problem !== null) {
+      const colon = problem.indexOf(': ')
+      throw invalid('tool input', [
+        colon > 0
+          ? { path: problem.slice(0, colon), message: problem.slice(colon + 2) }
+          : { path: '$', message: problem },
+      ])
+    }
+    const profile = runnable.toolProfiles[toolName] ?? runnable.profile
+    return this.#execute(
+      tenant,
+      agentName,
+      runnable,
+      profile,
+      { language: tool.language, code: tool.code, input, engine: undefined },
+      signal,
+      idempotencyKey === undefined ? undefined : `tool:${toolName}:${idempotencyKey}`,
+    )
+  }
+
+  async #execute(
+    tenant: string,
+    agentName: string,
+    runnable: RunnableAgent,
+    profile: ResolvedProfile,
+    request: ExecuteRequest,
+    signal: AbortSignal | undefined,
+    idempotencyKey: string | undefined,
+  ): Promise<ExecutionRecord> {
+    const { agent, toolProfiles, namespace } = runnable
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
     if (!this.#engines.includes(decision.engine)) {
@@ -566,6 +635,14 @@ export function containerFilesystemProblem(profile: ResolvedProfile): string | n
     return 'the container engine cannot hold a command to filesystem.paths or filesystem.deny (it sees all of /workspace); remove them from the profile'
   }
   return null
+}
+
+/** A declared tool as `GET /v1/agents/{name}/tools` lists it. */
+export interface ToolView {
+  name: string
+  description: string | null
+  input: Record<string, unknown>
+  language: Language
 }
 
 interface RunnableAgent extends AgentProfiles {

@@ -89,8 +89,35 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     )
     return c.json(record)
   })
+  // The tool API: the agent's declared tools, and one invoked with JSON input checked against its schema.
+  app.get('/:name/tools', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    return c.json({ items: harness.listTools(tenant, nameParam(c, 'name')) })
+  })
+  app.post('/:name/tools/:tool', async (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const name = nameParam(c, 'name')
+    const tool = c.req.param('tool')
+    if (!TOOL_NAME.test(tool)) throw new CordonError(ErrorCode.TOOL_NOT_FOUND, 'no such tool')
+    const body = validated(InvokeToolBody, await readJson(c, maxBodyBytes), 'tool request')
+    const key = idempotencyKey(c.req.header('idempotency-key'))
+    const record = await harness.invokeTool(
+      tenant,
+      name,
+      tool,
+      body.input ?? null,
+      key === undefined ? c.req.raw.signal : undefined,
+      key,
+    )
+    return c.json(record)
+  })
   return app
 }
+
+const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/
+
+/** The body of `POST /v1/agents/{name}/tools/{tool}`. */
+export const InvokeToolBody = z.strictObject({ input: z.json().optional() })
 
 /**
  * The `Idempotency-Key` header: 1-255 visible ASCII characters. A retried request with the same key
