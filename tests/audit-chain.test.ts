@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestHarness } from './helpers/harness.ts'
+import { deployQuickAgent, startTestHarness } from './helpers/harness.ts'
 import { type Body, startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 
 // The audit log is a keyed hash chain per tenant: editing or removing a stored record (in the SQLite
@@ -119,14 +119,8 @@ describe('audit chains per tenant', () => {
     const test = await startTestHarness()
     try {
       const { harness } = test
-      const profile = JSON.stringify({
-        engines: ['quickjs'],
-        languages: ['javascript'],
-        limits: { cpuMs: 1000, wallMs: 5000, memoryMb: 32, outputBytes: 4096, bindingCalls: 0 },
-      })
       for (const tenant of ['acme', 'umbrella']) {
-        harness.putProfile(tenant, 'p', profile, 'json')
-        harness.putAgent(tenant, 'a', JSON.stringify({ sandbox: 'p' }), 'json')
+        deployQuickAgent(harness, tenant)
         for (let i = 0; i < 3; i++) {
           await harness.execute(tenant, 'a', {
             language: 'javascript',

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestHarness } from './helpers/harness.ts'
+import { deployQuickAgent, startTestHarness } from './helpers/harness.ts'
 import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 
 // Idempotency-Key on execution requests: a retried request with the same key answers the original
@@ -85,16 +85,8 @@ describe('Idempotency-Key', () => {
 
   it('refuses a malformed key (400)', async () => {
     for (const key of ['', 'has space', 'x'.repeat(256), 'caf\u00e9']) {
-      const response = await fetch(`${t.server.url}/v1/agents/example/executions`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${TEST_TOKEN}`,
-          'content-type': 'application/json',
-          'idempotency-key': key,
-        },
-        body: JSON.stringify({ language: 'javascript', code: 'export default 1' }),
-      })
-      expect(response.status, JSON.stringify(key)).toBe(400)
+      const answer = await send({ language: 'javascript', code: 'export default 1' }, key)
+      expect(answer.status, JSON.stringify(key)).toBe(400)
     }
   })
 
@@ -118,15 +110,9 @@ describe('Idempotency-Key', () => {
     const test = await startTestHarness()
     try {
       const { harness } = test
-      const profile = JSON.stringify({
-        engines: ['quickjs'],
-        languages: ['javascript'],
-        limits: { cpuMs: 1000, wallMs: 5000, memoryMb: 32, outputBytes: 4096, bindingCalls: 0 },
-      })
       const ids: string[] = []
       for (const tenant of ['acme', 'umbrella']) {
-        harness.putProfile(tenant, 'p', profile, 'json')
-        harness.putAgent(tenant, 'a', JSON.stringify({ sandbox: 'p' }), 'json')
+        deployQuickAgent(harness, tenant)
         const record = await harness.execute(
           tenant,
           'a',

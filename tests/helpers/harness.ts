@@ -35,3 +35,14 @@ export async function startTestHarness(
     },
   }
 }
+
+/** Stores, for `tenant`, a QuickJS profile `p` and an agent `a` under it (for tests of several tenants). */
+export function deployQuickAgent(harness: Harness, tenant: string): void {
+  const profile = {
+    engines: ['quickjs'],
+    languages: ['javascript'],
+    limits: { cpuMs: 1000, wallMs: 5000, memoryMb: 32, outputBytes: 4096, bindingCalls: 0 },
+  }
+  harness.putProfile(tenant, 'p', JSON.stringify(profile), 'json')
+  harness.putAgent(tenant, 'a', JSON.stringify({ sandbox: 'p' }), 'json')
+}
