@@ -112,6 +112,25 @@ describe('the audit hash chain', () => {
       brokenAt: { reason: 'records after this point were removed' },
     })
   })
+
+  it('reports records removed from the end even when the stored head is rewritten to match', async () => {
+    await t.close()
+    t = await startTestServer()
+    await someRecords(4)
+    const all = await records()
+    const keep = all.at(-3) as { seq: number; hash: string }
+    await t.server.close()
+    const db = new Database(join(t.dataDir, 'cordon.sqlite'))
+    db.prepare('DELETE FROM audit WHERE seq > ?').run(keep.seq)
+    // The attacker points the head at the new last record (the head's own key is not in the file).
+    db.prepare('UPDATE audit_heads SET seq = ?, hash = ?').run(keep.seq, keep.hash)
+    db.close()
+    await t.restart()
+    expect(await verify()).toMatchObject({
+      ok: false,
+      brokenAt: { reason: 'records after this point were removed' },
+    })
+  })
 })
 
 describe('audit chains per tenant', () => {

@@ -1,3 +1,5 @@
+import { Supervisor } from '@cordon/executor'
+import { Harness, SqliteStore } from '@cordon/harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deployQuickAgent, startTestHarness } from './helpers/harness.ts'
 import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
@@ -104,6 +106,48 @@ describe('Idempotency-Key', () => {
     await t.restart()
     const again = await send({ language: 'javascript', code: 'export default 41 + 1' }, 'restart-1')
     expect(again.body).toEqual(first.body)
+  })
+
+  it('frees a key whose request the queue refused, so that the retry the refusal asks for runs', async () => {
+    const supervisor = new Supervisor({ workers: 1, queueTimeoutMs: 300 })
+    await supervisor.start()
+    const store = new SqliteStore(':memory:')
+    try {
+      const harness = new Harness({
+        store,
+        supervisor,
+        builtinProfiles: new Map(),
+        engines: ['quickjs'],
+      })
+      deployQuickAgent(harness, 'acme')
+      const busy = {
+        language: 'javascript' as const,
+        code: 'const end = Date.now() + 900; while (Date.now() < end) {}',
+        input: null,
+      }
+      const running = [harness.execute('acme', 'a', busy), harness.execute('acme', 'a', busy)]
+      await expect(
+        harness.execute(
+          'acme',
+          'a',
+          { language: 'javascript', code: 'export default 7', input: null },
+          undefined,
+          'q-1',
+        ),
+      ).rejects.toMatchObject({ code: 'QUEUE_TIMEOUT' })
+      await Promise.allSettled(running)
+      const retry = await harness.execute(
+        'acme',
+        'a',
+        { language: 'javascript', code: 'export default 7', input: null },
+        undefined,
+        'q-1',
+      )
+      expect(retry).toMatchObject({ status: 'ok', result: 7 })
+    } finally {
+      await supervisor.stop()
+      store.close()
+    }
   })
 
   it('keeps keys per tenant', async () => {

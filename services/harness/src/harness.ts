@@ -384,7 +384,13 @@ export class Harness {
       throw error
     }
     this.#store.beginExecution(tenant, record)
-    const running = this.#finish(tenant, plan, pending)
+    // Refused after it was queued (queue deadline, shutdown): nothing ran, so the key is freed for
+    // the retry the refusal asks for.
+    const release =
+      idempotencyKey === undefined
+        ? undefined
+        : () => this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
+    const running = this.#finish(tenant, plan, pending, release)
     const inflight = `${tenant}\u0000${record.id}`
     this.#inflight.set(inflight, running)
     this.#cancellers.set(inflight, canceller)
@@ -474,6 +480,7 @@ export class Harness {
     tenant: string,
     plan: ReturnType<typeof planExecution>,
     pending: Promise<RunOutcome>,
+    onRefused?: () => void,
   ): Promise<ExecutionRecord> {
     const { record } = plan
     let outcome: RunOutcome
@@ -489,6 +496,7 @@ export class Harness {
         finishedAt: new Date().toISOString(),
       }
       await this.#store.finishExecution(tenant, refused)
+      onRefused?.()
       throw error
     }
     const finished = finishPlan(plan, outcome)

@@ -27,7 +27,7 @@ export class SqliteAudit implements AuditStore {
   readonly #insert
   readonly #list
   readonly #head
-  readonly #setHead
+  readonly #setHead: { run(tenant: string, seq: number, hash: string): unknown }
   readonly #chainOf
   readonly #key: Buffer
   readonly #insertMany: (rows: Record<string, string | null>[]) => void
@@ -36,19 +36,24 @@ export class SqliteAudit implements AuditStore {
   #pending: Record<string, string | null>[] = []
   #scheduled = false
 
-  constructor(db: Database.Database, key: Buffer) {
+  /** `keyExistingHeads`: the database was just migrated to keyed heads; key the heads it has, once. */
+  constructor(db: Database.Database, keyExistingHeads: boolean, key: Buffer) {
     this.#key = key
     this.#insert = db.prepare(
       `INSERT INTO audit (tenant, at, kind, agent, execution, decision, code, rule, detail, prev, hash)
        VALUES (@tenant, @at, @kind, @agent, @execution, @decision, @code, @rule, @detail, @prev, @hash)`,
     )
-    this.#head = db.prepare<[string], { seq: number; hash: string }>(
-      'SELECT seq, hash FROM audit_heads WHERE tenant = ?',
+    this.#head = db.prepare<[string], { seq: number; hash: string; mac: string | null }>(
+      'SELECT seq, hash, mac FROM audit_heads WHERE tenant = ?',
     )
-    this.#setHead = db.prepare(
-      `INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
-       ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
+    const setHead = db.prepare(
+      `INSERT INTO audit_heads (tenant, seq, hash, mac) VALUES (?, ?, ?, ?)
+       ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac`,
     )
+    this.#setHead = {
+      run: (tenant: string, seq: number, hash: string) =>
+        setHead.run(tenant, seq, hash, this.#headMac(tenant, seq, hash)),
+    }
     this.#chainOf = db.prepare<[string, number], AuditRow>(
       `SELECT seq, at, kind, agent, execution, decision, code, rule, detail, prev, hash FROM audit
        WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT 1000`,
@@ -83,6 +88,16 @@ export class SqliteAudit implements AuditStore {
       }
     }
     this.#chainUnchained(db)
+    if (keyExistingHeads) {
+      const heads = db
+        .prepare<[], { tenant: string; seq: number; hash: string }>(
+          'SELECT tenant, seq, hash FROM audit_heads',
+        )
+        .all()
+      db.transaction(() => {
+        for (const head of heads) this.#setHead.run(head.tenant, head.seq, head.hash)
+      })()
+    }
   }
 
   /**
@@ -113,10 +128,20 @@ export class SqliteAudit implements AuditStore {
       after = (rows.at(-1) as AuditRow).seq
     }
     const head = this.#head.get(tenant)
-    if ((head?.hash ?? null) !== (last?.hash ?? null) || (head?.seq ?? null) !== (last?.seq ?? null)) {
+    const headForged = head !== undefined && head.mac !== this.#headMac(tenant, head.seq, head.hash)
+    if (
+      headForged ||
+      (head?.hash ?? null) !== (last?.hash ?? null) ||
+      (head?.seq ?? null) !== (last?.seq ?? null)
+    ) {
       return broken(count, last === null ? 0 : last.seq + 1, 'records after this point were removed')
     }
     return { ok: true, records: count, head: last }
+  }
+
+  /** The keyed MAC of a tenant's newest link: rewriting the head after removing records shows. */
+  #headMac(tenant: string, seq: number, hash: string): string {
+    return createHmac('sha256', this.#key).update(`head\n${tenant}\n${seq}\n${hash}`).digest('hex')
   }
 
   #headOf(tenant: string): string {

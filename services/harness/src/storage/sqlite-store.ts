@@ -57,7 +57,12 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE idempotency (
      tenant TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, execution TEXT NOT NULL,
      created_at TEXT NOT NULL, PRIMARY KEY (tenant, key)) WITHOUT ROWID;`,
+  // Each tenant's newest link is keyed too, so that it cannot be rewritten after records are removed.
+  `ALTER TABLE audit_heads ADD COLUMN mac TEXT;`,
 ]
+
+/** The schema version from which audit heads carry their own keyed MAC. */
+const KEYED_HEADS_VERSION = 6
 
 const CHECKPOINTER_ENTRY = fileURLToPath(new URL('./checkpointer.ts', import.meta.url))
 /** How often the checkpointer thread copies the log into the database file. */
@@ -155,13 +160,16 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL')
     this.#db.pragma('foreign_keys = ON')
     this.#db.pragma('busy_timeout = 5000')
-    this.#migrate()
+    const versionBefore = this.#migrate()
     this.#checkpointer = startCheckpointer(file, this.#db)
     const db = this.#db
     this.kv = new SqliteKv(db)
     this.files = new SqliteFiles(db)
     this.audit = new SqliteAudit(
       db,
+      // Heads stored before they were keyed are keyed once, by this migration; later, a head
+      // without its key is a broken one.
+      versionBefore < KEYED_HEADS_VERSION,
       options.auditKey ??
         (db.prepare(`SELECT value FROM meta WHERE name = 'audit-key'`).get() as { value: Buffer }).value,
     )
@@ -231,7 +239,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  #migrate(): void {
+  /** Brings the schema up to date; answers the version it found. */
+  #migrate(): number {
     const version = this.#db.pragma('user_version', { simple: true }) as number
     if (version > MIGRATIONS.length) {
       throw new Error(`database schema version ${version} is newer than this build understands`)
@@ -242,6 +251,7 @@ export class SqliteStore implements Store {
         this.#db.pragma(`user_version = ${v + 1}`)
       })()
     }
+    return version
   }
 
   putProfile(tenant: string, doc: Omit<StoredDocument, 'createdAt' | 'updatedAt'>): StoredDocument {
