@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -130,6 +131,19 @@ describe('the audit hash chain', () => {
       ok: false,
       brokenAt: { reason: 'records after this point were removed' },
     })
+  })
+})
+
+describe('the audit key', () => {
+  it('refuses to start on a log chained with another key (a lost or replaced audit-key file)', async () => {
+    await t.close()
+    t = await startTestServer()
+    await someRecords(1)
+    await t.server.close()
+    rmSync(join(t.dataDir, 'audit-key'))
+    await expect(t.restart()).rejects.toThrow(/audit key is not the one/)
+    // The test server is stopped; start a fresh one for whatever runs after.
+    t = await startTestServer()
   })
 })
 

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import type { AuditEntry, AuditFilter, AuditRecord, AuditStore, AuditVerification } from './store.ts'
 
@@ -87,6 +87,7 @@ export class SqliteAudit implements AuditStore {
         throw error
       }
     }
+    this.#checkKey(db)
     this.#chainUnchained(db)
     if (keyExistingHeads) {
       const heads = db
@@ -137,6 +138,27 @@ export class SqliteAudit implements AuditStore {
       return broken(count, last === null ? 0 : last.seq + 1, 'records after this point were removed')
     }
     return { ok: true, records: count, head: last }
+  }
+
+  /**
+   * Refuses a key other than the one the log was chained with (a lost or replaced key file): every
+   * record would then look changed, and records chained from now on would prove nothing about the
+   * old ones. The key's own identity (a hash of it, never the key) is kept in the database.
+   */
+  #checkKey(db: Database.Database): void {
+    const id = createHash('sha256').update('cordon audit key\n').update(this.#key).digest('hex').slice(0, 32)
+    const stored = db
+      .prepare<[], { value: Buffer | string }>(`SELECT value FROM meta WHERE name = 'audit-key-id'`)
+      .get()
+    if (stored === undefined) {
+      db.prepare(`INSERT INTO meta (name, value) VALUES ('audit-key-id', ?)`).run(id)
+      return
+    }
+    if (String(stored.value) !== id) {
+      throw new Error(
+        "the audit key is not the one this database's audit log was chained with: restore its audit-key file (or start on a fresh data dir)",
+      )
+    }
   }
 
   /** The keyed MAC of a tenant's newest link: rewriting the head after removing records shows. */

@@ -160,19 +160,27 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL')
     this.#db.pragma('foreign_keys = ON')
     this.#db.pragma('busy_timeout = 5000')
-    const versionBefore = this.#migrate()
-    this.#checkpointer = startCheckpointer(file, this.#db)
     const db = this.#db
+    let audit: SqliteAudit
+    try {
+      const versionBefore = this.#migrate()
+      audit = new SqliteAudit(
+        db,
+        // Heads stored before they were keyed are keyed once, by this migration; later, a head
+        // without its key is a broken one.
+        versionBefore < KEYED_HEADS_VERSION,
+        options.auditKey ??
+          (db.prepare(`SELECT value FROM meta WHERE name = 'audit-key'`).get() as { value: Buffer }).value,
+      )
+    } catch (error) {
+      // A schema this build does not know, or an audit key the log was not chained with: nothing opens.
+      db.close()
+      throw error
+    }
+    this.audit = audit
+    this.#checkpointer = startCheckpointer(file, this.#db)
     this.kv = new SqliteKv(db)
     this.files = new SqliteFiles(db)
-    this.audit = new SqliteAudit(
-      db,
-      // Heads stored before they were keyed are keyed once, by this migration; later, a head
-      // without its key is a broken one.
-      versionBefore < KEYED_HEADS_VERSION,
-      options.auditKey ??
-        (db.prepare(`SELECT value FROM meta WHERE name = 'audit-key'`).get() as { value: Buffer }).value,
-    )
     this.secrets = new SqliteSecrets(db)
     // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
     // statement alone (a constraint, say) without touching its neighbours; an error that rolls back
