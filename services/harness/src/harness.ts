@@ -15,7 +15,6 @@ import {
   type DocumentFormat,
   decideRun,
   FILESYSTEM_ROOT,
-  normalisePath,
   parseDocument,
   type ResolvedProfile,
   type ReviewReport,
@@ -42,6 +41,7 @@ import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from '.
 import { SecretsAdmin } from './secrets-admin.ts'
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, SessionManager } from './sessions.ts'
 import type { AuditFilter, AuditRecord, AuditVerification, Store, StoredDocument } from './storage/store.ts'
+import { workspacePath } from './workspace-path.ts'
 
 const MAX_CACHED_AGENTS = 10_000
 
@@ -607,14 +607,7 @@ export function inputFiles(
   const seen = new Set<string>()
   let total = 0
   return files.map((file, index) => {
-    const normalised = normalisePath(file.path, FILESYSTEM_ROOT)
-    if (!normalised.ok || !normalised.path.startsWith(`${FILESYSTEM_ROOT}/`)) {
-      throw new CordonError(
-        ErrorCode.PATH_INVALID,
-        `files[${index}].path must name a file under ${FILESYSTEM_ROOT}${normalised.ok ? '' : ` (${normalised.message})`}`,
-      )
-    }
-    const path = normalised.path.slice(FILESYSTEM_ROOT.length + 1)
+    const path = workspacePath(file.path, `files[${index}].path`)
     if (seen.has(path))
       throw invalid('execution request', [{ path: `$.files[${index}].path`, message: 'names a file twice' }])
     seen.add(path)

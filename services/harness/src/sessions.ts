@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type ExecutionRecord,
   GuestErrorCode,
+  type JsonValue,
 } from '@cordon/contracts'
 import {
   type BindingChannel,
@@ -14,11 +15,12 @@ import {
   type SessionSandbox,
   type WorkspaceEntry,
 } from '@cordon/executor'
-import { decideRun, FILESYSTEM_ROOT, normalisePath, type ResolvedProfile } from '@cordon/policy'
+import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
 import type { AgentProfiles } from './profile-catalog.ts'
 import type { Store } from './storage/store.ts'
+import { workspacePath } from './workspace-path.ts'
 
 /** How long a session lives without use unless it asks for less (CORDON_SESSION_IDLE_SECONDS). */
 export const DEFAULT_SESSION_IDLE_SECONDS = 300
@@ -55,7 +57,7 @@ export interface SessionView {
 export interface SessionExecuteRequest {
   language: 'python' | 'bash' | 'javascript' | 'typescript'
   code: string
-  input: import('@cordon/contracts').JsonValue
+  input: JsonValue
   files?: { path: string; data: Uint8Array }[] | undefined
 }
 
@@ -66,10 +68,7 @@ export interface SessionHost {
   engines: readonly EngineName[]
   sandboxes: SandboxSessions
   /** The agent with its effective profiles and storage namespace (AGENT_NOT_FOUND when none). */
-  runnable(
-    tenant: string,
-    agent: string,
-  ): AgentProfiles & { agent: import('@cordon/policy').AgentDeclaration; namespace: string }
+  runnable(tenant: string, agent: string): AgentProfiles & { agent: AgentDeclaration; namespace: string }
   env(tenant: string): Readonly<Record<string, string>>
   inputFiles(
     files: SessionExecuteRequest['files'],
@@ -88,7 +87,7 @@ interface Session {
   agent: string
   namespace: string
   profile: ResolvedProfile
-  profiles: AgentProfiles & { agent: import('@cordon/policy').AgentDeclaration }
+  profiles: AgentProfiles & { agent: AgentDeclaration }
   sandbox: SessionSandbox
   createdAt: Date
   lastUsedAt: Date
@@ -304,7 +303,7 @@ export class SessionManager {
 
   async readFile(tenant: string, id: string, path: string): Promise<Buffer> {
     const reply = await this.#file(tenant, id, (session) =>
-      session.sandbox.read(relative(path), SESSION_FILE_MAX_BYTES),
+      session.sandbox.read(workspacePath(path, 'the path'), SESSION_FILE_MAX_BYTES),
     )
     if (reply.t !== 'file') throw unexpected()
     return reply.data
@@ -326,7 +325,7 @@ export class SessionManager {
     if (data.byteLength > Math.min(SESSION_FILE_MAX_BYTES, session.profile.filesystem.quotaBytes)) {
       throw new CordonError(ErrorCode.FILE_TOO_LARGE, 'the file is larger than the workspace takes')
     }
-    const rel = relative(path)
+    const rel = workspacePath(path, 'the path')
     const reply = await this.#file(tenant, id, (session) => session.sandbox.write(rel, data))
     if (reply.t !== 'done') throw unexpected()
     return { path: `${FILESYSTEM_ROOT}/${rel}`, size: data.byteLength, created: reply.created }
@@ -334,7 +333,7 @@ export class SessionManager {
 
   async listFiles(tenant: string, id: string, path: string): Promise<WorkspaceEntry[]> {
     const reply = await this.#file(tenant, id, (session) =>
-      session.sandbox.list(path === '' ? '' : relative(path), MAX_LISTED),
+      session.sandbox.list(path === '' ? '' : workspacePath(path, 'the path'), MAX_LISTED),
     )
     if (reply.t !== 'entries') throw unexpected()
     return reply.entries
@@ -348,7 +347,9 @@ export class SessionManager {
         'the profile gives the session no writable /workspace',
       )
     }
-    const reply = await this.#file(tenant, id, (session) => session.sandbox.remove(relative(path)))
+    const reply = await this.#file(tenant, id, (session) =>
+      session.sandbox.remove(workspacePath(path, 'the path')),
+    )
     if (reply.t !== 'done') throw unexpected()
   }
 
@@ -475,18 +476,6 @@ function view(session: Session): SessionView {
     idleTimeoutSeconds: session.idleMs / 1000,
     expiresAt: new Date(session.lastUsedAt.getTime() + session.idleMs).toISOString(),
   }
-}
-
-/** A path under /workspace, normalised by the policy's rules, as the init takes it (relative). */
-function relative(input: string): string {
-  const normalised = normalisePath(input, FILESYSTEM_ROOT)
-  if (!normalised.ok || !normalised.path.startsWith(`${FILESYSTEM_ROOT}/`)) {
-    throw new CordonError(
-      ErrorCode.PATH_INVALID,
-      `the path must name something under ${FILESYSTEM_ROOT}${normalised.ok ? '' : ` (${normalised.message})`}`,
-    )
-  }
-  return normalised.path.slice(FILESYSTEM_ROOT.length + 1)
 }
 
 function unexpected(): CordonError {

@@ -296,7 +296,7 @@ class LegacyHost implements CgroupHost {
       procsFiles: created.map((dir) => join(dir, 'cgroup.procs')),
       cpuUsageMicros: () => readNumber(join(cpuacct, 'cpuacct.usage')) / 1000,
       memoryPeakBytes: () => readNumber(join(memory, 'memory.max_usage_in_bytes')),
-      oomKills: () => oomKillCount(join(memory, 'memory.oom_control')),
+      oomKills: () => statField(join(memory, 'memory.oom_control'), 'oom_kill'),
       setLimits: (limits) => setLegacyLimits(dirs, limits),
       killAllBut: async (spare) => {
         for (const dir of created) await killAll(join(dir, 'cgroup.procs'), spare)
@@ -382,10 +382,6 @@ class UnifiedHost implements CgroupHost {
       },
     }
   }
-}
-
-function oomKillCount(file: string): number {
-  return statField(file, 'oom_kill')
 }
 
 function statField(file: string, field: string): number {

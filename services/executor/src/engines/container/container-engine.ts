@@ -35,30 +35,31 @@ const COMMANDS: Readonly<Record<string, { argv: string[]; file: string }>> = {
  */
 export class ContainerEngine implements Engine {
   readonly name = 'container' as const
-  readonly #host: SandboxHost | { problem: string }
-  readonly #pool: SandboxPool | null
+  readonly #engine: { host: SandboxHost; pool: SandboxPool } | { problem: string }
   /** Used sandboxes being destroyed. */
   readonly #retiring = new Set<Promise<void>>()
 
   /** `warmSandboxes`: sandboxes kept started per workspace shape (0: each started on demand). */
   constructor(options: { name?: string; warmSandboxes?: number } = {}) {
-    this.#host = SandboxHost.open(options.name ?? String(process.pid))
-    this.#pool = 'problem' in this.#host ? null : new SandboxPool(this.#host, options.warmSandboxes ?? 0)
+    const host = SandboxHost.open(options.name ?? String(process.pid))
+    this.#engine =
+      'problem' in host ? host : { host, pool: new SandboxPool(host, options.warmSandboxes ?? 0) }
   }
 
   /** Why this engine cannot run here, or null when it can. */
   get problem(): string | null {
-    return 'problem' in this.#host ? this.#host.problem : null
+    return 'problem' in this.#engine ? this.#engine.problem : null
   }
 
   async run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
-    const host = this.#host
-    if ('problem' in host) {
+    const engine = this.#engine
+    if ('problem' in engine) {
       return outcomeOf('killed', {
         code: GuestErrorCode.ENGINE_FAULT,
-        message: `the container engine is not available here: ${host.problem}`,
+        message: `the container engine is not available here: ${engine.problem}`,
       })
     }
+    const { pool } = engine
     const command = COMMANDS[job.language]
     if (command === undefined) {
       return outcomeOf('error', {
@@ -69,7 +70,7 @@ export class ContainerEngine implements Engine {
     const shape = shapeOf(job)
     let sandbox: Sandbox
     try {
-      sandbox = await (this.#pool ?? host).take(shape)
+      sandbox = await pool.take(shape)
     } catch (error) {
       return outcomeOf('killed', {
         code: GuestErrorCode.ENGINE_FAULT,
@@ -93,7 +94,7 @@ export class ContainerEngine implements Engine {
       throw error
     } finally {
       // After the answer has gone out (the worker sends it before immediates run).
-      setImmediate(() => this.#pool?.refill(shape))
+      setImmediate(() => pool.refill(shape))
     }
   }
 
@@ -108,8 +109,9 @@ export class ContainerEngine implements Engine {
 
   /** Destroys the pooled sandboxes (the worker's graceful end). */
   async close(): Promise<void> {
-    await Promise.all([this.#pool?.close(), ...this.#retiring])
-    if (!('problem' in this.#host)) this.#host.close()
+    if ('problem' in this.#engine) return
+    await Promise.all([this.#engine.pool.close(), ...this.#retiring])
+    this.#engine.host.close()
   }
 
   dispose(): void {

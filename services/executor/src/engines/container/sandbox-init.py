@@ -69,33 +69,41 @@ def open_parent(path, create):
     return fd, parts[-1]
 
 
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_file(path, data, mode=0o644):
+    """Writes a file under /workspace; answers whether it is new. Never blocks on a FIFO a command left
+    there, never follows a link: a regular file or nothing."""
     fd, name = open_parent(path, True)
+    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        # Never blocks on a FIFO a command left there, never follows a link: a regular file or nothing.
-        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, mode, dir_fd=fd)
+        try:
+            out = os.open(name, flags | os.O_CREAT | os.O_EXCL, mode, dir_fd=fd)
+            created = True
+        except FileExistsError:
+            out = os.open(name, flags, dir_fd=fd)
+            created = False
         try:
             if not stat.S_ISREG(os.fstat(out).st_mode):
                 raise FileOperationError("PATH_INVALID", path + " is not a regular file")
             os.ftruncate(out, 0)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view):]
-            info = os.fstat(out)
+            write_all(out, data)
         finally:
             os.close(out)
     finally:
         os.close(fd)
-    return (info.st_ino, info.st_size, info.st_mtime_ns)
+    return created
 
 
 def write_private(path, data):
     """Writes the code, input and result files outside /workspace, in /.cordon/run (never collected)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -524,18 +532,12 @@ def read_operation(request):
 def write_operation(request):
     path = request["path"]
     try:
-        data = base64.b64decode(request["data"])
-        existed = True
-        try:
-            read_operation({"path": path, "max": 0})
-        except FileOperationError as error:
-            existed = error.code != "FILE_NOT_FOUND"
-        write_file(path, data)
+        created = write_file(path, base64.b64decode(request["data"]))
     except FileOperationError:
         raise
     except (OSError, ValueError) as error:
         raise file_error(error, path)
-    return {"t": "done", "created": not existed}
+    return {"t": "done", "created": created}
 
 
 def list_operation(request):

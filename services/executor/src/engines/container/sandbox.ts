@@ -253,11 +253,6 @@ export class SandboxHost {
     return this.#cgroups.version
   }
 
-  /** Starts a sandbox (see `start`): the same call as the pool's, for a host without one. */
-  take(shape: SandboxShape): Promise<Sandbox> {
-    return this.start(shape)
-  }
-
   /** Starts a sandbox and waits until its init is ready for commands. */
   async start(shape: SandboxShape): Promise<Sandbox> {
     this.#count += 1
