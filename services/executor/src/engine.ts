@@ -1,6 +1,7 @@
 import type { EngineName, Language, RunOutcome } from '@cordon/contracts'
 import type { Access, Limits } from '@cordon/policy'
 import type { BindingCall, BindingReply, GuestGrants } from './bridge/bridge.ts'
+import type { OutputListener } from './output-buffer.ts'
 
 /**
  * One unit of guest work as it travels to a worker process: plain data only. `inputJSON` is the
@@ -38,8 +39,17 @@ export type BindingChannel = (call: BindingCall) => Promise<BindingReply>
  */
 export interface Engine {
   readonly name: EngineName
-  /** `signal` stops the run early (a tool whose caller ended); its outcome is then of no interest. */
-  run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome>
+  /**
+   * `signal` stops the run early (a tool whose caller ended); its outcome is then of no interest.
+   * `output` hears the guest's stdout and stderr as they are kept, where the engine can tell (the
+   * outcome still carries all of it).
+   */
+  run(
+    job: RunJob,
+    channel?: BindingChannel,
+    signal?: AbortSignal,
+    output?: OutputListener,
+  ): Promise<RunOutcome>
   /** Releases everything the engine holds (wasm modules, isolates). */
   dispose(): void
 }

@@ -1,16 +1,22 @@
+/** Hears guest output as it is kept: the stream and the text. */
+export type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void
+
 /**
  * Collects guest stdout and stderr against one byte budget shared with the result. Appending past the
  * budget keeps what fits (cut at a character boundary) and reports the overflow.
  */
 export class OutputBuffer {
   readonly #budget: number
+  readonly #listener: OutputListener | undefined
   #used = 0
   #stdout: string[] = []
   #stderr: string[] = []
   #exceeded = false
 
-  constructor(budgetBytes: number) {
+  /** `listener` hears every piece of text the buffer keeps, as it keeps it (live streaming). */
+  constructor(budgetBytes: number, listener?: OutputListener) {
     this.#budget = budgetBytes
+    this.#listener = listener
   }
 
   /** Appends text to a stream; returns false once the budget is exhausted. */
@@ -21,16 +27,18 @@ export class OutputBuffer {
     if (this.#used + bytes <= this.#budget) {
       this.#used += bytes
       target.push(text)
+      this.#listener?.(stream, text)
       return true
     }
     const room = this.#budget - this.#used
-    if (room > 0)
-      target.push(
-        Buffer.from(text, 'utf8')
-          .subarray(0, room)
-          .toString('utf8')
-          .replace(/\uFFFD$/, ''),
-      )
+    if (room > 0) {
+      const kept = Buffer.from(text, 'utf8')
+        .subarray(0, room)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '')
+      target.push(kept)
+      if (kept.length > 0) this.#listener?.(stream, kept)
+    }
     this.#used = this.#budget
     this.#exceeded = true
     return false

@@ -1,22 +1,16 @@
-import { createHash } from 'node:crypto'
 import {
   CordonError,
   type EngineName,
   ErrorCode,
   type ExecutionRecord,
-  GuestErrorCode,
   type JsonValue,
   type Language,
-  type RunOutcome,
 } from '@cordon/contracts'
-import { engineLimitProblem, SandboxSessions, type Supervisor } from '@cordon/executor'
+import { SandboxSessions, type Supervisor } from '@cordon/executor'
 import {
   type AgentDeclaration,
   type DocumentFormat,
-  decideRun,
-  FILESYSTEM_ROOT,
   parseDocument,
-  type ResolvedProfile,
   type ReviewReport,
   type ReviewSubject,
   resolveProfile,
@@ -30,20 +24,42 @@ import {
 } from './bindings/egress/egress-options.ts'
 import { fetchBinding } from './bindings/egress/fetch-binding.ts'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
-import { finishPlan, planExecution } from './bindings/execution-plan.ts'
 import { fsBinding } from './bindings/fs-binding.ts'
 import { kvBinding } from './bindings/kv-binding.ts'
 import { ToolInputValidator } from './bindings/tool-input.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
+import {
+  containerFilesystemProblem,
+  type ExecuteRequest,
+  Executions,
+  inputFiles,
+  type ResumeRequest,
+  type RunnableAgent,
+  type StartRequest,
+} from './executions.ts'
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, SessionManager } from './sessions.ts'
-import type { AuditFilter, AuditRecord, AuditVerification, Store, StoredDocument } from './storage/store.ts'
-import { workspacePath } from './workspace-path.ts'
+import type {
+  AuditFilter,
+  AuditRecord,
+  AuditVerification,
+  InterruptedExecution,
+  Store,
+  StoredDocument,
+} from './storage/store.ts'
+
+export type { ExecuteRequest } from './executions.ts'
 
 const MAX_CACHED_AGENTS = 10_000
+/** Times an execution is resumed after crashes before it is given up (a guest that crashes the service). */
+export const MAX_RESUME_ATTEMPTS = 3
+/** Interrupted executions resumed at once after a start. */
+const RESUME_CONCURRENCY = 8
+/** How long a resumed execution the queue refused waits before asking again. */
+const RESUME_RETRY_MS = 500
 
 export interface HarnessOptions {
   store: Store
@@ -62,6 +78,11 @@ export interface HarnessOptions {
   envSecrets?: EnvSecrets
   /** Container sessions: idle timeout (seconds) and how many one tenant may hold. */
   sessions?: { idleSeconds?: number; maxSessions?: number }
+  /**
+   * Journal executions and their binding calls, so that a crash resumes them (default true); off only
+   * to measure what the journal costs.
+   */
+  journal?: boolean
 }
 
 /** Tenant -> variable name -> value. */
@@ -72,15 +93,6 @@ export type ReviewTarget =
   | { kind: 'document'; text: string; format: DocumentFormat; value: unknown }
   | { kind: 'profile'; name: string }
   | { kind: 'agent'; name: string }
-
-export interface ExecuteRequest {
-  language: Language
-  code: string
-  input: JsonValue
-  engine?: EngineName | undefined
-  /** Container engine: files put into `/workspace` before the command runs (paths under it). */
-  files?: { path: string; data: Uint8Array }[] | undefined
-}
 
 /**
  * The mediate layer's entry point: declarations in, executions out. Every method is scoped to one
@@ -94,11 +106,7 @@ export class Harness {
   readonly #engines: readonly EngineName[]
   /** Checks tool input against the tool's JSON Schema, off the main thread. */
   readonly #toolInput = new ToolInputValidator()
-  /** Executions running in this process, by tenant and id: a retried idempotent request waits for its. */
-  readonly #inflight = new Map<string, Promise<ExecutionRecord>>()
-  /** What cancels each of them (POST /v1/executions/{id}/cancel), and their records as they began. */
-  readonly #cancellers = new Map<string, AbortController>()
-  readonly #running = new Map<string, ExecutionRecord>()
+  readonly #executions: Executions
   /** Agents with their effective profile, as executions need them; dropped on any change. */
   readonly #runnable = new Map<string, RunnableAgent>()
   readonly #handlers: BindingHandlers
@@ -130,6 +138,14 @@ export class Harness {
         env: (tenant) => this.#envOf(tenant),
       }),
     }
+    this.#executions = new Executions({
+      store: this.#store,
+      supervisor: this.#supervisor,
+      engines: options.engines,
+      handlers: this.#handlers,
+      env: (tenant) => this.#envOf(tenant),
+      journal: options.journal ?? true,
+    })
     this.sessions = new SessionManager({
       store: this.#store,
       handlers: this.#handlers,
@@ -274,7 +290,23 @@ export class Harness {
     idempotencyKey?: string,
   ): Promise<ExecutionRecord> {
     const runnable = this.#runnableAgent(tenant, agentName)
-    return this.#execute(tenant, agentName, runnable, runnable.profile, request, signal, idempotencyKey)
+    return this.#executions.start({
+      tenant,
+      agent: agentName,
+      runnable,
+      profile: runnable.profile,
+      request,
+      resume: {
+        kind: 'code',
+        language: request.language,
+        code: request.code,
+        input: request.input,
+        engine: request.engine ?? null,
+        files: [],
+      },
+      signal,
+      idempotencyKey,
+    })
   }
 
   /** The agent's declared tools, as the tool API lists them. */
@@ -309,99 +341,163 @@ export class Harness {
         `agent "${agentName}" declares no tool "${toolName.slice(0, 64)}"`,
       )
     }
-    const problem = await this.#toolInput.check(tool.input, input)
-    if (problem !== null) {
-      const colon = problem.indexOf(': ')
-      throw invalid('tool input', [
-        colon > 0
-          ? { path: problem.slice(0, colon), message: problem.slice(colon + 2) }
-          : { path: '$', message: problem },
-      ])
-    }
-    const profile = runnable.toolProfiles[toolName] ?? runnable.profile
-    return this.#execute(
-      tenant,
-      agentName,
-      runnable,
-      profile,
-      { language: tool.language, code: tool.code, input, engine: undefined },
-      signal,
-      idempotencyKey === undefined ? undefined : `tool:${toolName}:${idempotencyKey}`,
-    )
-  }
-
-  async #execute(
-    tenant: string,
-    agentName: string,
-    runnable: RunnableAgent,
-    profile: ResolvedProfile,
-    request: ExecuteRequest,
-    signal: AbortSignal | undefined,
-    idempotencyKey: string | undefined,
-  ): Promise<ExecutionRecord> {
-    const { agent, toolProfiles, namespace } = runnable
-    const decision = decideRun(profile, { language: request.language, engine: request.engine })
-    if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
-    if (!this.#engines.includes(decision.engine)) {
-      throw new CordonError(
-        ErrorCode.ENGINE_UNAVAILABLE,
-        `engine "${decision.engine}" is not available in this deployment (available: ${this.#engines.join(', ')})`,
-      )
-    }
-    const limitProblem = engineLimitProblem(decision.engine, profile.limits)
-    if (limitProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, limitProblem)
-    const files = inputFiles(request.files, decision.engine, profile)
-    const plan = planExecution({
+    await this.#checkToolInput(tool, input)
+    return this.#executions.start({
       tenant,
       agent: agentName,
-      namespace,
-      profile,
-      engine: decision.engine,
-      language: request.language,
-      code: request.code,
-      input: request.input,
-      files,
-      tools: { agent, toolProfiles, depth: 0, budget: { calls: 0 } },
-      store: this.#store,
-      handlers: this.#handlers,
-      env: this.#envOf(tenant),
+      runnable,
+      profile: runnable.toolProfiles[toolName] ?? runnable.profile,
+      request: { language: tool.language, code: tool.code, input, engine: undefined },
+      resume: { kind: 'tool', tool: toolName, input },
+      signal,
+      idempotencyKey: idempotencyKey === undefined ? undefined : `tool:${toolName}:${idempotencyKey}`,
     })
-    const { record } = plan
-    const fingerprint = idempotencyKey === undefined ? '' : fingerprintOf(agentName, request)
-    if (idempotencyKey !== undefined) {
-      const earlier = this.#store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, record.id)
-      if (earlier !== null) return this.#replay(tenant, earlier, fingerprint)
+  }
+
+  async #checkToolInput(tool: Tool, input: JsonValue): Promise<void> {
+    const problem = await this.#toolInput.check(tool.input, input)
+    if (problem === null) return
+    const colon = problem.indexOf(': ')
+    throw invalid('tool input', [
+      colon > 0
+        ? { path: problem.slice(0, colon), message: problem.slice(colon + 2) }
+        : { path: '$', message: problem },
+    ])
+  }
+
+  /**
+   * Resumes the executions a previous process left running (it crashed): each runs again, in the
+   * background, with its journal, under the agent and profiles as they are now; its binding calls
+   * that completed before answer their journaled replies (see `ExecutionBindings`). One that cannot
+   * be resumed (a session's command, its agent gone or its request now refused, or interrupted
+   * {@link MAX_RESUME_ATTEMPTS} times already) ends as killed / INTERRUPTED. Answers the counts;
+   * `idle` resolves once every resumed execution has ended.
+   */
+  resumeInterrupted(): { resumed: number; abandoned: number; idle: Promise<void> } {
+    const waiting: InterruptedExecution[] = []
+    let abandoned = 0
+    for (const interrupted of this.#store.interruptedExecutions()) {
+      const { tenant, record, resume, attempts } = interrupted
+      const reason =
+        resume === null
+          ? 'the service restarted while this execution was running, and it cannot be resumed (a session command)'
+          : attempts >= MAX_RESUME_ATTEMPTS
+            ? `the service restarted while this execution was running, ${attempts + 1} times; it is not resumed again`
+            : null
+      if (reason === null) {
+        waiting.push(interrupted)
+        continue
+      }
+      abandoned++
+      this.#abandon(tenant, record, reason)
     }
-    // Cancellable by the client going away (its signal) and by POST /v1/executions/{id}/cancel.
-    const canceller = new AbortController()
-    const stop = signal === undefined ? canceller.signal : AbortSignal.any([signal, canceller.signal])
-    // Queue first: a refusal (QUEUE_FULL) throws before anything is recorded (and frees the key).
-    let pending: Promise<RunOutcome>
+    // Scratch filesystems of executions the previous process did not finish, but for those resuming
+    // (their tools' included: `exec:<id>.<seq>`).
+    const resuming = new Set(waiting.map(({ tenant, record }) => `${tenant}\u0000exec:${record.id}`))
+    this.#store.files.dropScratchSpaces((tenant, space) => {
+      const root = space.indexOf('.')
+      return resuming.has(`${tenant}\u0000${root === -1 ? space : space.slice(0, root)}`)
+    })
+    // A retried request meanwhile (its idempotency key) waits for each one's final record.
+    const queue = waiting.map((interrupted) => {
+      const { promise, resolve } = Promise.withResolvers<void>()
+      this.#executions.resuming(interrupted.tenant, interrupted.record.id, promise)
+      return { interrupted, resolve }
+    })
+    const resumeNext = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        await this.#resume(next.interrupted).finally(next.resolve)
+      }
+    }
+    const resumed = waiting.length
+    const idle = Promise.all(Array.from({ length: RESUME_CONCURRENCY }, resumeNext)).then(() => {})
+    return { resumed, abandoned, idle }
+  }
+
+  async #resume(interrupted: InterruptedExecution): Promise<void> {
+    const { tenant, record } = interrupted
+    let start: StartRequest
     try {
-      pending = this.#supervisor.run(plan.job, tenant, stop, plan.bindings)
+      start = await this.#resumeRequest(interrupted)
     } catch (error) {
-      if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
-      throw error
+      this.#abandon(
+        tenant,
+        record,
+        `the service restarted while this execution was running, and it cannot be resumed: ${messageOf(error)}`,
+      )
+      return
     }
-    this.#store.beginExecution(tenant, record)
-    // Refused after it was queued (queue deadline, shutdown): nothing ran, so the key is freed for
-    // the retry the refusal asks for.
-    const release =
-      idempotencyKey === undefined
-        ? undefined
-        : () => this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
-    const running = this.#finish(tenant, plan, pending, release)
-    const inflight = `${tenant}\u0000${record.id}`
-    this.#inflight.set(inflight, running)
-    this.#cancellers.set(inflight, canceller)
-    this.#running.set(inflight, record)
-    try {
-      return await running
-    } finally {
-      this.#inflight.delete(inflight)
-      this.#cancellers.delete(inflight)
-      this.#running.delete(inflight)
+    this.#store.countResumeAttempt(tenant, record.id)
+    this.#store.audit.append(tenant, {
+      kind: 'execution.resume',
+      agent: record.agent,
+      execution: record.id,
+      decision: 'info',
+      code: 'RESUMED',
+      rule: null,
+      detail: { attempt: interrupted.attempts + 1 },
+    })
+    for (;;) {
+      try {
+        await this.#executions.start(start)
+        return
+      } catch (error) {
+        // Refused by a shutdown, it stays running for the next start; by a full queue, it waits its turn.
+        if (isCode(error, ErrorCode.SHUTTING_DOWN)) return
+        if (isCode(error, ErrorCode.QUEUE_FULL) || isCode(error, ErrorCode.QUEUE_TIMEOUT)) {
+          await new Promise((resolve) => setTimeout(resolve, RESUME_RETRY_MS))
+          continue
+        }
+        this.#abandon(
+          tenant,
+          record,
+          `the service restarted while this execution was running, and it cannot be resumed: ${messageOf(error)}`,
+        )
+        return
+      }
     }
+  }
+
+  /** What starting an interrupted execution again takes, from its stored request and the agent as it is now. */
+  async #resumeRequest(interrupted: InterruptedExecution): Promise<StartRequest> {
+    const { tenant, record } = interrupted
+    const resume = JSON.parse(interrupted.resume ?? 'null') as ResumeRequest
+    const runnable = this.#runnableAgent(tenant, record.agent)
+    const base = { tenant, agent: record.agent, runnable, resume, interrupted: record }
+    if (resume.kind === 'code') {
+      const { language, code, input, engine } = resume
+      return {
+        ...base,
+        profile: runnable.profile,
+        request: { language, code, input, engine: engine ?? undefined },
+      }
+    }
+    const tool = (runnable.agent.tools ?? []).find((candidate) => candidate.name === resume.tool)
+    if (tool === undefined) {
+      throw new CordonError(
+        ErrorCode.TOOL_NOT_FOUND,
+        `the agent no longer declares the tool "${resume.tool}"`,
+      )
+    }
+    await this.#checkToolInput(tool, resume.input)
+    return {
+      ...base,
+      profile: runnable.toolProfiles[resume.tool] ?? runnable.profile,
+      request: { language: tool.language, code: tool.code, input: resume.input, engine: undefined },
+    }
+  }
+
+  #abandon(tenant: string, record: ExecutionRecord, reason: string): void {
+    this.#store.audit.append(tenant, {
+      kind: 'execution.resume',
+      agent: record.agent,
+      execution: record.id,
+      decision: 'error',
+      code: 'INTERRUPTED',
+      rule: null,
+      detail: { reason: reason.slice(0, 300) },
+    })
+    this.#store.abandonExecution(tenant, record.id, reason).catch(() => {})
   }
 
   /** The tenant's executions running (or queued) in this service now, oldest first (at most `limit`). */
@@ -409,99 +505,15 @@ export class Harness {
     tenant: string,
     filter: { agent?: string | undefined; limit: number },
   ): Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>[] {
-    const found: Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>[] = []
-    for (const [key, record] of this.#running) {
-      if (!key.startsWith(`${tenant}\u0000`)) continue
-      if (filter.agent !== undefined && record.agent !== filter.agent) continue
-      const { id, agent, engine, language, createdAt } = record
-      found.push({ id, agent, engine, language, createdAt })
-      if (found.length >= filter.limit) break
-    }
-    return found
+    return this.#executions.running(tenant, filter)
   }
 
   /**
    * Cancels an execution running (or queued) in this service: it ends as `killed` / `CANCELLED`, and
    * its final record is the answer. An execution that already ended is a 409; an unknown one a 404.
    */
-  async cancelExecution(tenant: string, id: string): Promise<ExecutionRecord> {
-    const key = `${tenant}\u0000${id}`
-    const canceller = this.#cancellers.get(key)
-    const running = this.#inflight.get(key)
-    if (canceller === undefined || running === undefined) {
-      const record = this.getExecution(tenant, id)
-      throw new CordonError(
-        ErrorCode.EXECUTION_NOT_RUNNING,
-        `execution "${id}" is not running here (status ${record.status})`,
-      )
-    }
-    canceller.abort()
-    this.#store.audit.append(tenant, {
-      kind: 'execution.cancel',
-      agent: null,
-      execution: id,
-      decision: 'info',
-      code: 'CANCELLED',
-      rule: null,
-      detail: {},
-    })
-    return running
-  }
-
-  /**
-   * The answer to a request whose idempotency key an earlier request claimed: that execution's record
-   * (awaited while it runs in this process), never a second execution; the same key with another
-   * request is a 409.
-   */
-  async #replay(
-    tenant: string,
-    earlier: { fingerprint: string; execution: string },
-    fingerprint: string,
-  ): Promise<ExecutionRecord> {
-    if (earlier.fingerprint !== fingerprint) {
-      throw new CordonError(
-        ErrorCode.IDEMPOTENCY_KEY_REUSED,
-        'this Idempotency-Key was used for a different request; use a new key',
-      )
-    }
-    const running = this.#inflight.get(`${tenant}\u0000${earlier.execution}`)
-    if (running !== undefined) return running
-    const record = this.#store.getExecution(tenant, earlier.execution)
-    if (record === null) {
-      throw new CordonError(
-        ErrorCode.IDEMPOTENCY_KEY_REUSED,
-        'the first request with this Idempotency-Key left no execution; use a new key',
-      )
-    }
-    return record
-  }
-
-  async #finish(
-    tenant: string,
-    plan: ReturnType<typeof planExecution>,
-    pending: Promise<RunOutcome>,
-    onRefused?: () => void,
-  ): Promise<ExecutionRecord> {
-    const { record } = plan
-    let outcome: RunOutcome
-    try {
-      outcome = await pending
-    } catch (error) {
-      // Refused after it was queued (queue deadline, shutdown): the record must not stay `running`.
-      const message = error instanceof Error ? error.message : 'refused'
-      const refused: ExecutionRecord = {
-        ...record,
-        status: 'killed',
-        error: { code: GuestErrorCode.CANCELLED, message },
-        finishedAt: new Date().toISOString(),
-      }
-      await this.#store.finishExecution(tenant, refused)
-      onRefused?.()
-      throw error
-    }
-    const finished = finishPlan(plan, outcome)
-    await this.#store.finishExecution(tenant, finished)
-    return finished
+  cancelExecution(tenant: string, id: string): Promise<ExecutionRecord> {
+    return this.#executions.cancel(tenant, id)
   }
 
   #envOf(tenant: string): Readonly<Record<string, string>> {
@@ -573,115 +585,12 @@ export class Harness {
   }
 }
 
-/**
- * A request's input files, checked: only the container engine takes them, only into a workspace the
- * profile lets the command see, each path normalised under `/workspace` (the fs binding's rules), at
- * most once each, and all of them within the workspace's quota.
- */
-export function inputFiles(
-  files: ExecuteRequest['files'],
-  engine: EngineName,
-  profile: ResolvedProfile,
-): { path: string; content: string }[] {
-  if (engine === 'container') {
-    const problem = containerFilesystemProblem(profile)
-    if (problem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, problem)
-  }
-  if (files === undefined || files.length === 0) return []
-  if (engine !== 'container') {
-    throw invalid('execution request', [
-      {
-        path: '$.files',
-        message: `input files are for the container engine (this execution runs on ${engine})`,
-      },
-    ])
-  }
-  if (profile.filesystem.access === 'none') {
-    throw invalid('execution request', [
-      {
-        path: '$.files',
-        message: 'the profile gives the command no /workspace (filesystem.access is "none")',
-      },
-    ])
-  }
-  const seen = new Set<string>()
-  let total = 0
-  return files.map((file, index) => {
-    const path = workspacePath(file.path, `files[${index}].path`)
-    if (seen.has(path))
-      throw invalid('execution request', [{ path: `$.files[${index}].path`, message: 'names a file twice' }])
-    seen.add(path)
-    total += file.data.byteLength
-    if (total > profile.filesystem.quotaBytes) {
-      throw new CordonError(
-        ErrorCode.QUOTA_EXCEEDED,
-        `the input files exceed the workspace quota of ${profile.filesystem.quotaBytes} bytes`,
-      )
-    }
-    return { path, content: Buffer.from(file.data).toString('base64') }
-  })
-}
-
-/**
- * What of a profile's filesystem section the container engine cannot honour, or null: its command
- * sees the whole of /workspace with the profile's access (no per-path globs), and its workspace lives
- * and dies with its sandbox (no kept agent files). Refusing beats quietly granting more.
- */
-export function containerFilesystemProblem(profile: ResolvedProfile): string | null {
-  const fs = profile.filesystem
-  if (fs.scope === 'agent') {
-    return 'the container engine does not keep an agent\'s files (filesystem.scope "agent"); use scope "execution"'
-  }
-  if (fs.deny.length > 0 || fs.paths.some((glob) => glob !== `${FILESYSTEM_ROOT}/**`)) {
-    return 'the container engine cannot hold a command to filesystem.paths or filesystem.deny (it sees all of /workspace); remove them from the profile'
-  }
-  return null
-}
-
 /** A declared tool as `GET /v1/agents/{name}/tools` lists it. */
 export interface ToolView {
   name: string
   description: string | null
   input: Record<string, unknown>
   language: Language
-}
-
-interface RunnableAgent extends AgentProfiles {
-  agent: AgentDeclaration
-  namespace: string
-}
-
-/**
- * What makes two execution requests the same request, for idempotency: the agent and everything of
- * the body (input files by their content's hash), as SHA-256 of canonical JSON.
- */
-function fingerprintOf(agent: string, request: ExecuteRequest): string {
-  const files = (request.files ?? []).map((file) => [
-    file.path,
-    createHash('sha256').update(file.data).digest('hex'),
-  ])
-  const canonical = JSON.stringify([
-    agent,
-    request.language,
-    request.code,
-    canonicalJSON(request.input),
-    request.engine ?? null,
-    files,
-  ])
-  return createHash('sha256').update(canonical).digest('hex')
-}
-
-/** JSON with object keys sorted, so that the same value always reads the same. */
-function canonicalJSON(value: JsonValue): JsonValue {
-  if (Array.isArray(value)) return value.map(canonicalJSON)
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((key) => [key, canonicalJSON(value[key] as JsonValue)]),
-    )
-  }
-  return value
 }
 
 /** Where an agent's keys and kept files live: its name and incarnation. */
@@ -706,4 +615,14 @@ function withName(document: unknown, name: string): unknown {
     throw new CordonError(ErrorCode.NAME_MISMATCH, `the body names ${given} but the URL names "${name}"`)
   }
   return { ...named, name }
+}
+
+type Tool = NonNullable<AgentDeclaration['tools']>[number]
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof CordonError && error.code === code
+}
+
+function messageOf(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 300)
 }

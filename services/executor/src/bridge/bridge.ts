@@ -60,6 +60,8 @@ export type NestedRunner = (job: RunJob, host: BindingHost) => Promise<RunOutcom
 /** Where a worker sends guest calls. The signal aborts when the execution ends, however it ends. */
 export interface BindingHost {
   call(call: BindingCall, signal: AbortSignal, nest: NestedRunner): Promise<BindingReply>
+  /** Hears the job's stdout and stderr as it writes them (where its engine can tell). */
+  output?(stream: 'stdout' | 'stderr', text: string): void
 }
 
 /**

@@ -7,7 +7,7 @@ import type { FromWorker, ToWorker } from '../worker/protocol.ts'
 import { FairQueue } from './fair-queue.ts'
 import { ProcessProbe } from './process-info.ts'
 import { resolveOptions, type SupervisorOptions } from './supervisor-options.ts'
-import { endNested, handleCall, type NestingOptions } from './worker-calls.ts'
+import { endNested, handleCall, handleOutput, type NestingOptions } from './worker-calls.ts'
 import { forkWorker, type WorkerSettings, workerSettings } from './worker-process.ts'
 import type { Task, Worker } from './worker-records.ts'
 
@@ -237,6 +237,7 @@ export class Supervisor {
         } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
+        else if (message.type === 'output') handleOutput(worker, message.id, message.stream, message.text)
         else if (message.type === 'nested-done') {
           if (message.retiring === true) retiring(worker)
           endNested(worker, message.id, message.outcome, true)

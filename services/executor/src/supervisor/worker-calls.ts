@@ -119,3 +119,18 @@ function runNested(
     worker.process.send({ type: 'nested', id, job, parent: parent.id } satisfies ToWorker)
   })
 }
+
+/**
+ * A running job's output, streamed by its worker, for its host. A worker runs guest code, so what it
+ * says is checked: only the client's job it runs now, a known stream, text, and never more in all
+ * than the job's output limit allows (in characters, each at least a byte).
+ */
+export function handleOutput(worker: Worker, id: number, stream: unknown, text: unknown): void {
+  const task = worker.task
+  if (task === null || task.id !== id || worker.killedFor !== null) return
+  if ((stream !== 'stdout' && stream !== 'stderr') || typeof text !== 'string') return
+  const streamed = (task.streamed ?? 0) + text.length
+  if (streamed > task.job.limits.outputBytes) return
+  task.streamed = streamed
+  task.host?.output?.(stream, text)
+}

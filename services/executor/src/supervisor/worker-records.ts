@@ -30,6 +30,8 @@ export interface Task {
   host: BindingHost | undefined
   /** Binding calls the job made, counted here whatever the worker says. */
   calls: number
+  /** Output characters the worker streamed for the job, counted against its output limit. */
+  streamed?: number
   /** Aborts the host work of the job's calls when the job ends. */
   controller: AbortController
 }

@@ -27,7 +27,8 @@ export type ToWorker =
  * A `retiring` worker (the flag on `done` or `nested-done`) takes no further job and exits: jobs it
  * holds are the supervisor's to requeue.
  * `call` carries a guest binding call of the running (or nested) job `id`; the supervisor answers it
- * with a `reply` of the same `seq`, and drops replies for a job that has ended.
+ * with a `reply` of the same `seq`, and drops replies for a job that has ended. `output` carries the
+ * running job's stdout or stderr as it is written (batched; its outcome still carries all of it).
  */
 export type FromWorker =
   | { type: 'ready' }
@@ -46,3 +47,4 @@ export type FromWorker =
   | { type: 'nested-done'; id: number; outcome: RunOutcome; retiring?: true }
   | { type: 'started'; id: number }
   | { type: 'call'; id: number; seq: number; call: BindingCall }
+  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }

@@ -97,6 +97,14 @@ function abandonCalls(id: number): void {
   }
 }
 
+// The supervisor's process is gone (killed, crashed): nothing can use this worker's answers any more,
+// so it ends its sandboxes and exits rather than live on as an orphan holding guests and memory.
+process.on('disconnect', () => {
+  stopping = true
+  const exit = () => process.exit(0)
+  void (container?.close() ?? Promise.resolve()).then(exit, exit)
+})
+
 process.on('message', (message: ToWorker) => {
   if (message?.type === 'stop') {
     // The service is shutting down: sandboxes started ahead are ended here, by their parent, so that
@@ -214,6 +222,45 @@ async function runAll(first: Run | undefined): Promise<void> {
   running = false
 }
 
+/** How long output may wait to be sent with more, and how much of it may wait. */
+const OUTPUT_DELAY_MS = 20
+const OUTPUT_BATCH_CHARS = 16 * 1024
+
+/**
+ * Sends a job's output to the supervisor in batches: whatever was written within 20 ms (or 16 Ki
+ * characters) goes in one message. A guest that writes in a busy loop never lets a timer fire, so the
+ * batch is also sent from the write itself once it is due.
+ */
+class OutputSender {
+  readonly #id: number
+  #stream: 'stdout' | 'stderr' = 'stdout'
+  #text = ''
+  #since = 0
+  #timer: NodeJS.Timeout | null = null
+
+  constructor(id: number) {
+    this.#id = id
+  }
+
+  readonly listener = (stream: 'stdout' | 'stderr', text: string): void => {
+    if (stream !== this.#stream) this.flush()
+    this.#stream = stream
+    if (this.#text.length === 0) this.#since = performance.now()
+    this.#text += text
+    if (this.#text.length >= OUTPUT_BATCH_CHARS || performance.now() - this.#since >= OUTPUT_DELAY_MS)
+      this.flush()
+    else this.#timer ??= setTimeout(() => this.flush(), OUTPUT_DELAY_MS)
+  }
+
+  flush(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    if (this.#text.length === 0) return
+    send({ type: 'output', id: this.#id, stream: this.#stream, text: this.#text })
+    this.#text = ''
+  }
+}
+
 const reported = new Set<string>()
 
 async function runSafely(
@@ -223,7 +270,13 @@ async function runSafely(
   const engine = engineFor(job.engine)
   try {
     if (engine === undefined) throw new Error(`engine ${job.engine} is not available in this worker`)
-    return await engine.run(job, channelFor(id), signal)
+    // A client's job streams its output; a tool's (nested, with a signal) ends up in its record only.
+    const output = signal === undefined ? new OutputSender(id) : null
+    try {
+      return await engine.run(job, channelFor(id), signal, output?.listener)
+    } finally {
+      output?.flush()
+    }
   } catch (error) {
     // The engine itself failed (not the guest): say why on stderr, once per reason, for the operator.
     const reason = error instanceof Error ? error.message : String(error)

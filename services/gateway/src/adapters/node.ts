@@ -58,7 +58,10 @@ if (server.tokenGenerated) {
 for (const [engine, problem] of Object.entries(server.unavailableEngines)) {
   console.log(`cordon: the ${engine} engine is unavailable here: ${problem}`)
 }
-if (server.abandoned > 0) console.log(`cordon: marked ${server.abandoned} interrupted execution(s) as killed`)
+const { resumed, abandoned } = server.interrupted
+if (resumed > 0) console.log(`cordon: resuming ${resumed} execution(s) the previous process left running`)
+if (abandoned > 0)
+  console.log(`cordon: ${abandoned} interrupted execution(s) could not be resumed (killed / INTERRUPTED)`)
 
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -2,6 +2,7 @@ import type { EngineName, JsonValue } from '@cordon/contracts'
 import type { BindingReply, MAX_REPLY_BYTES_PER_RUN, NestedRunner } from '@cordon/executor'
 import type { AgentDeclaration, ResolvedProfile } from '@cordon/policy'
 import type { AuditDecision, Store } from '../storage/store.ts'
+import type { CallJournal } from './call-journal.ts'
 import type { SecretBroker } from './secrets.ts'
 
 /** What every binding handler knows about the call's execution. */
@@ -37,6 +38,15 @@ export interface BindingContext {
   readonly signal: AbortSignal
   /** Runs a tool's job beside this execution, in its worker. */
   readonly nest: NestedRunner
+  /** The execution's journal, or null (not journaled: a session's, or the journal is off). */
+  readonly journal: CallJournal | null
+  /** This call's place in the order the execution made its calls (a tool's execution is `<id>.<seq>`). */
+  readonly seq: number
+  /**
+   * Whether the run this one resumes had begun this call and not finished it (a replay-safe tool runs
+   * again, resuming its own journal).
+   */
+  readonly resumed: boolean
 }
 
 /** What tool calls need: the declaration, the tools' own profiles, and the bounds of nesting. */
@@ -66,7 +76,14 @@ export interface Handled {
   detail: { [key: string]: JsonValue }
 }
 
-export type BindingHandler = (context: BindingContext, op: string, args: JsonValue[]) => Promise<Handled>
+export type BindingHandler = (
+  context: BindingContext,
+  op: string,
+  args: JsonValue[],
+) => Handled | Promise<Handled>
+
+/** A binding on the store itself: it answers at once, so its write can share a transaction. */
+export type LocalBindingHandler = (context: BindingContext, op: string, args: JsonValue[]) => Handled
 
 /** A refused or failed call, for the guest and the audit log alike. */
 export function refused(

@@ -3,9 +3,10 @@ import { MAX_REPLY_BYTES_PER_RUN, type RunJob } from '@cordon/executor'
 import { decideTool, type ResolvedProfile } from '@cordon/policy'
 import { agentSpace } from '../files.ts'
 import { newExecutionId } from '../ids.ts'
-import type { Store } from '../storage/store.ts'
-import type { BindingContext, ToolScope } from './binding-context.ts'
-import { type BindingHandlers, ExecutionBindings } from './execution-bindings.ts'
+import type { JournalEntry, Store } from '../storage/store.ts'
+import type { ToolScope } from './binding-context.ts'
+import { CallJournal } from './call-journal.ts'
+import { type BindingHandlers, ExecutionBindings, type ExecutionContext } from './execution-bindings.ts'
 import { SecretBroker } from './secrets.ts'
 
 /** One execution, ready to run: its record (not yet started), the job, and the host side of its bindings. */
@@ -13,7 +14,7 @@ export interface ExecutionPlan {
   readonly record: ExecutionRecord
   readonly job: RunJob
   readonly bindings: ExecutionBindings
-  readonly context: Omit<BindingContext, 'signal' | 'nest'>
+  readonly context: ExecutionContext
 }
 
 export interface PlanRequest {
@@ -33,6 +34,15 @@ export interface PlanRequest {
   handlers: BindingHandlers
   /** Values `env:` secrets may take. */
   env: Readonly<Record<string, string>>
+  /** The execution's id when it has one already (resumed, or a tool's: `<caller>.<seq>`); else a new one. */
+  id?: string | undefined
+  /** When it was first started (a resumed execution keeps its own). */
+  createdAt?: string | undefined
+  /**
+   * Journal its binding calls under the client's execution `root`; `replay` holds what an interrupted
+   * run journaled (empty for a first run). Without it, nothing is journaled.
+   */
+  journal?: { root: string; replay: ReadonlyMap<number, JournalEntry> } | undefined
 }
 
 /**
@@ -43,8 +53,8 @@ export interface PlanRequest {
  */
 export function planExecution(request: PlanRequest): ExecutionPlan {
   const { tenant, agent, profile, store } = request
-  const id = newExecutionId()
-  const context = {
+  const id = request.id ?? newExecutionId()
+  const context: ExecutionContext = {
     tenant,
     agent,
     namespace: request.namespace,
@@ -59,6 +69,15 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
     }),
     tools: request.tools,
     replyBudget: { bytes: MAX_REPLY_BYTES_PER_RUN },
+    journal:
+      request.journal === undefined
+        ? null
+        : new CallJournal({
+            store: store.journal,
+            scope: { tenant, root: request.journal.root, execution: id },
+            replay: request.journal.replay,
+            tools: request.tools.agent.tools,
+          }),
   }
   const tools = (request.tools.agent.tools ?? [])
     .map((tool) => tool.name)
@@ -76,7 +95,7 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
       stderr: '',
       error: null,
       usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-      createdAt: new Date().toISOString(),
+      createdAt: request.createdAt ?? new Date().toISOString(),
       finishedAt: null,
     },
     job: {

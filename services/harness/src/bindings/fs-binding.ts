@@ -4,8 +4,8 @@ import { FILE_MAX_BYTES, type FileFailure, SPACE_MAX_ENTRIES } from '../storage/
 import {
   auditText,
   type BindingContext,
-  type BindingHandler,
   type Handled,
+  type LocalBindingHandler,
   refused,
 } from './binding-context.ts'
 
@@ -31,7 +31,7 @@ type Detail = { [key: string]: JsonValue }
  * and its 4 MiB per file, each checked with the write in one transaction. The audit detail holds the
  * path (at most 200 characters) and sizes, never file content.
  */
-export const fsBinding: BindingHandler = async (context, op, args) => {
+export const fsBinding: LocalBindingHandler = (context, op, args) => {
   // A call that arrives after its execution ended must not write into a scratch space already dropped.
   if (context.signal.aborted) return refused('ABORTED', 'the execution ended', { decision: 'error' })
   const operation = OPERATION.get(op)

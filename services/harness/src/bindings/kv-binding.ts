@@ -3,8 +3,8 @@ import { decideKv, type KvOperation, ruleRef } from '@cordon/policy'
 import {
   auditText,
   type BindingContext,
-  type BindingHandler,
   type Handled,
+  type LocalBindingHandler,
   refused,
 } from './binding-context.ts'
 
@@ -20,7 +20,7 @@ const OPERATION: Record<string, KvOperation> = { get: 'read', set: 'write', dele
  * data (a key `__proto__` is a row like any other; nothing is looked up on an object by key);
  * values are JSON. `list` answers only keys the profile lets the guest read.
  */
-export const kvBinding: BindingHandler = async (context, op, args) => {
+export const kvBinding: LocalBindingHandler = (context, op, args) => {
   const operation = OPERATION[op]
   if (operation === undefined) return refused('INVALID_ARGUMENT', `kv has no operation "${op}"`)
   if (op === 'list') return list(context, args)

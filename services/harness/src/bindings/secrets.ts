@@ -41,6 +41,18 @@ export class SecretBroker {
     return Object.fromEntries(this.#placeholders)
   }
 
+  /**
+   * `text` with each placeholder written as its secret's name (`cdn-secret-NAME`): the same on every
+   * run of an execution, though the placeholders are fresh each time (the journal's fingerprints).
+   */
+  stable(text: string): string {
+    if (!text.includes('cdn-secret-')) return text
+    let out = text
+    for (const [name, placeholder] of this.#placeholders)
+      out = out.replaceAll(placeholder, `cdn-secret-${name}`)
+    return out
+  }
+
   /** Names of the secrets whose placeholders occur in `text`. */
   find(text: string): string[] {
     if (!text.includes('cdn-secret-')) return []

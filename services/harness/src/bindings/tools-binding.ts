@@ -117,7 +117,20 @@ async function runTool(
     tool: Tool
   },
 ): Promise<ExecutionRecord> {
+  // A tool's execution is named by its call (`<caller>.<seq>`), so that a resumed caller's tool,
+  // run again, finds its own journal; it journals under the client's execution.
+  const id = `${context.execution}.${context.seq}`
+  const { journal } = context
   const plan = planExecution({
+    id,
+    ...(journal === null
+      ? {}
+      : {
+          journal: {
+            root: journal.scope.root,
+            replay: context.resumed ? journal.store.entries(context.tenant, id) : new Map(),
+          },
+        }),
     tenant: context.tenant,
     agent: context.agent,
     namespace: context.namespace,

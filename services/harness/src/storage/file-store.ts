@@ -86,8 +86,9 @@ export interface FileStore {
   /** Removes a whole space (an execution's, once it ended; an agent's, once the agent is deleted). */
   dropSpace(tenant: string, space: string): number
   /**
-   * Removes every execution's scratch space (`exec:*`) of every tenant: for a start after a crash,
-   * when no execution can be running and any such space is left over. Answers the entries removed.
+   * Removes every execution's scratch space (`exec:*`) of every tenant but those `keep` names (of
+   * executions to be resumed): for a start after a crash, when no execution can be running and any
+   * other such space is left over. Answers the entries removed.
    */
-  dropScratchSpaces(): number
+  dropScratchSpaces(keep?: (tenant: string, space: string) => boolean): number
 }

@@ -91,9 +91,19 @@ export class SqliteFiles implements FileStore {
     const scratch = "space >= 'exec:' AND space < 'exec;'"
     const dropScratchFiles = db.prepare(`DELETE FROM files WHERE ${scratch}`)
     const dropScratchUsage = db.prepare(`DELETE FROM file_spaces WHERE ${scratch}`)
-    this.#dropScratch = db.transaction(() => {
-      dropScratchUsage.run()
-      return dropScratchFiles.run().changes
+    const scratchSpaces = db.prepare<[], { tenant: string; space: string }>(
+      `SELECT DISTINCT tenant, space FROM files WHERE ${scratch}`,
+    )
+    this.#dropScratch = db.transaction((keep?: (tenant: string, space: string) => boolean) => {
+      if (keep === undefined) {
+        dropScratchUsage.run()
+        return dropScratchFiles.run().changes
+      }
+      let removed = 0
+      for (const { tenant, space } of scratchSpaces.all()) {
+        if (!keep(tenant, space)) removed += this.#drop(tenant, space)
+      }
+      return removed
     })
     this.#write = db.transaction(this.#writeNow.bind(this))
     this.#remove = db.transaction(this.#removeNow.bind(this))
@@ -226,8 +236,8 @@ export class SqliteFiles implements FileStore {
     return this.#drop(tenant, space)
   }
 
-  dropScratchSpaces(): number {
-    return this.#dropScratch()
+  dropScratchSpaces(keep?: (tenant: string, space: string) => boolean): number {
+    return this.#dropScratch(keep)
   }
 }
 

@@ -106,16 +106,22 @@ describe('SqliteStore group commit', () => {
     store.close()
     const reopened = new SqliteStore(file)
     expect(reopened.getExecution('t', 'ex4')?.status).toBe('ok')
-    expect(reopened.abandonRunning('restart')).toBe(0)
+    expect(reopened.interruptedExecutions()).toEqual([])
     reopened.close()
   })
 
-  it('marks executions left running by a previous process as killed/INTERRUPTED', () => {
+  it('lists executions left running by a previous process, with their requests, and can end them as killed/INTERRUPTED', async () => {
     const { store, file } = open()
-    store.beginExecution('t', record('ex5'))
+    store.beginExecution('t', record('ex5'), '{"kind":"code"}')
     store.close()
     const reopened = new SqliteStore(file)
-    expect(reopened.abandonRunning('the service restarted')).toBe(1)
+    expect(reopened.interruptedExecutions()).toMatchObject([
+      { tenant: 't', record: { id: 'ex5' }, resume: '{"kind":"code"}', attempts: 0 },
+    ])
+    reopened.countResumeAttempt('t', 'ex5')
+    expect(reopened.interruptedExecutions()[0]?.attempts).toBe(1)
+    await reopened.abandonExecution('t', 'ex5', 'the service restarted')
+    expect(reopened.interruptedExecutions()).toEqual([])
     expect(reopened.getExecution('t', 'ex5')).toMatchObject({
       status: 'killed',
       error: { code: 'INTERRUPTED' },

@@ -7,9 +7,10 @@ import { type ExecutionRecord, GuestErrorCode, type RunOutcome } from '@cordon/c
 import Database from 'better-sqlite3'
 import { SqliteAudit } from './sqlite-audit.ts'
 import { SqliteFiles } from './sqlite-files.ts'
+import { SqliteJournal } from './sqlite-journal.ts'
 import { SqliteKv } from './sqlite-kv.ts'
 import { SqliteSecrets } from './sqlite-secrets.ts'
-import type { Store, StoredDocument } from './store.ts'
+import type { InterruptedExecution, Store, StoredDocument } from './store.ts'
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE profiles (
@@ -59,6 +60,16 @@ const MIGRATIONS: readonly string[] = [
      created_at TEXT NOT NULL, PRIMARY KEY (tenant, key)) WITHOUT ROWID;`,
   // Each tenant's newest link is keyed too, so that it cannot be rewritten after records are removed.
   `ALTER TABLE audit_heads ADD COLUMN mac TEXT;`,
+  // The execution journal: what resuming a running execution needs, and the binding calls it made.
+  `ALTER TABLE executions ADD COLUMN resume TEXT;
+   ALTER TABLE executions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX executions_running ON executions (created_at) WHERE status = 'running';
+   -- One B-tree (a tool's execution, <root>.<seq>, sorts right after its root's): each entry is a
+   -- single page write, committed with the kv or fs write it journals.
+   CREATE TABLE journal (
+     tenant TEXT NOT NULL, execution TEXT NOT NULL, seq INTEGER NOT NULL,
+     call TEXT NOT NULL, fingerprint TEXT NOT NULL, reply TEXT,
+     PRIMARY KEY (tenant, execution, seq)) WITHOUT ROWID;`,
 ]
 
 /** The schema version from which audit heads carry their own keyed MAC. */
@@ -97,9 +108,9 @@ function startCheckpointer(file: string, db: Database.Database): Worker | null {
 /** How long a running record may wait for other writes to share its commit. */
 const BEGIN_COMMIT_MS = 2
 
-/** A queued execution write; `key` is tenant and id. */
+/** A queued write; `key` is the execution's tenant and id (journal writes have none). */
 interface PendingWrite {
-  kind: 'begin' | 'finish'
+  kind: 'begin' | 'finish' | 'journal'
   key: string
   run: () => void
 }
@@ -126,6 +137,12 @@ interface ExecutionRow {
   finished_at: string | null
 }
 
+interface InterruptedRow extends ExecutionRow {
+  tenant: string
+  resume: string | null
+  attempts: number
+}
+
 /**
  * The embedded store: one SQLite file (WAL, synchronous=NORMAL) under the data directory.
  * Statements are prepared once; the schema is versioned with `user_version`. Execution writes are
@@ -147,6 +164,7 @@ export class SqliteStore implements Store {
   readonly files: SqliteFiles
   readonly audit: SqliteAudit
   readonly secrets: SqliteSecrets
+  readonly journal: SqliteJournal
 
   /**
    * `auditKey` keys the audit log's hash chain (the service keeps it in a file of its own, beside the
@@ -182,6 +200,12 @@ export class SqliteStore implements Store {
     this.kv = new SqliteKv(db)
     this.files = new SqliteFiles(db)
     this.secrets = new SqliteSecrets(db)
+    this.journal = new SqliteJournal(db, {
+      queue: (run) => {
+        this.#write({ kind: 'journal', key: '', run }).catch(() => {})
+      },
+      flush: () => this.#flush(),
+    })
     // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
     // statement alone (a constraint, say) without touching its neighbours; an error that rolls back
     // the whole transaction (a full disk) fails the whole batch.
@@ -220,14 +244,15 @@ export class SqliteStore implements Store {
         'SELECT incarnation FROM agents WHERE tenant = ? AND name = ?',
       ),
       beginExecution: db.prepare(
-        `INSERT INTO executions (id, tenant, agent, engine, language, status, created_at)
-         VALUES (@id, @tenant, @agent, @engine, @language, 'running', @createdAt)`,
+        `INSERT INTO executions (id, tenant, agent, engine, language, status, created_at, resume)
+         VALUES (@id, @tenant, @agent, @engine, @language, 'running', @createdAt, @resume)
+         ON CONFLICT (id) DO NOTHING`,
       ),
       finishExecution: db.prepare(
         `INSERT INTO executions (id, tenant, agent, engine, language, status, outcome, created_at, finished_at)
          VALUES (@id, @tenant, @agent, @engine, @language, @status, @outcome, @createdAt, @finishedAt)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, outcome = excluded.outcome,
-           finished_at = excluded.finished_at WHERE executions.tenant = excluded.tenant`,
+           finished_at = excluded.finished_at, resume = NULL WHERE executions.tenant = excluded.tenant`,
       ),
       getExecution: db.prepare<[string, string], ExecutionRow>(
         `SELECT id, agent, engine, language, status, outcome, created_at, finished_at
@@ -241,9 +266,14 @@ export class SqliteStore implements Store {
       getKey: db.prepare<[string, string], { fingerprint: string; execution: string }>(
         'SELECT fingerprint, execution FROM idempotency WHERE tenant = ? AND key = ?',
       ),
-      abandonRunning: db.prepare(
-        `UPDATE executions SET status = 'killed', outcome = @outcome, finished_at = @now WHERE status = 'running'`,
+      reclaimKey: db.prepare(
+        'UPDATE idempotency SET execution = @to, created_at = @now WHERE tenant = @tenant AND key = @key AND execution = @from',
       ),
+      interrupted: db.prepare<[], InterruptedRow>(
+        `SELECT id, tenant, agent, engine, language, status, outcome, created_at, finished_at, resume, attempts
+         FROM executions WHERE status = 'running' ORDER BY created_at`,
+      ),
+      countAttempt: db.prepare('UPDATE executions SET attempts = attempts + 1 WHERE tenant = ? AND id = ?'),
     }
   }
 
@@ -307,11 +337,13 @@ export class SqliteStore implements Store {
     return fromRow(statements.get.get(tenant, doc.name)) as StoredDocument
   }
 
-  beginExecution(tenant: string, record: ExecutionRecord): void {
+  beginExecution(tenant: string, record: ExecutionRecord, resume?: string): void {
     const { id, agent, engine, language, createdAt } = record
     // A failed begin is not fatal: it rolls back alone, and finishExecution writes the whole row.
+    // A resumed execution's row is there already and stays as it is.
     const key = `${tenant}\u0000${id}`
-    const run = () => this.#sql.beginExecution.run({ tenant, id, agent, engine, language, createdAt })
+    const row = { tenant, id, agent, engine, language, createdAt, resume: resume ?? null }
+    const run = () => this.#sql.beginExecution.run(row)
     this.#write({ kind: 'begin', key, run }).catch(() => {})
   }
 
@@ -350,7 +382,7 @@ export class SqliteStore implements Store {
   #write(write: PendingWrite): Promise<void> {
     this.#pending.push(write)
     const committed = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))
-    if (write.kind === 'finish') {
+    if (write.kind !== 'begin') {
       if (!this.#flushScheduled) {
         this.#flushScheduled = true
         setImmediate(() => this.#flush())
@@ -388,24 +420,35 @@ export class SqliteStore implements Store {
   getExecution(tenant: string, id: string): ExecutionRecord | null {
     this.#flush()
     const row = this.#sql.getExecution.get(tenant, id)
-    if (row === undefined) return null
-    const outcome: Partial<RunOutcome> = row.outcome === null ? {} : (JSON.parse(row.outcome) as RunOutcome)
-    return {
-      id: row.id,
-      agent: row.agent,
-      engine: row.engine,
-      language: row.language,
-      status: row.status as ExecutionRecord['status'],
-      result: outcome.result ?? null,
-      stdout: outcome.stdout ?? '',
-      stderr: outcome.stderr ?? '',
-      error: outcome.error ?? null,
-      usage: outcome.usage ?? { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-      ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
-      ...(outcome.files === undefined ? {} : { files: outcome.files }),
-      createdAt: row.created_at,
-      finishedAt: row.finished_at,
-    }
+    return row === undefined ? null : recordOf(row)
+  }
+
+  interruptedExecutions(): InterruptedExecution[] {
+    this.#flush()
+    return this.#sql.interrupted.all().map((row) => ({
+      tenant: row.tenant,
+      record: recordOf(row),
+      resume: row.resume,
+      attempts: row.attempts,
+    }))
+  }
+
+  countResumeAttempt(tenant: string, id: string): void {
+    this.#flush()
+    this.#sql.countAttempt.run(tenant, id)
+  }
+
+  abandonExecution(tenant: string, id: string, reason: string): Promise<void> {
+    this.#flush()
+    const row = this.#sql.getExecution.get(tenant, id)
+    if (row === undefined) return Promise.resolve()
+    this.journal.drop(tenant, id)
+    return this.finishExecution(tenant, {
+      ...recordOf(row),
+      status: 'killed',
+      error: { code: GuestErrorCode.INTERRUPTED, message: reason },
+      finishedAt: new Date().toISOString(),
+    })
   }
 
   claimIdempotencyKey(
@@ -429,18 +472,9 @@ export class SqliteStore implements Store {
     this.#sql.releaseKey.run(tenant, key, execution)
   }
 
-  abandonRunning(reason: string): number {
-    this.#flush()
-    const outcome: RunOutcome = {
-      status: 'killed',
-      result: null,
-      stdout: '',
-      stderr: '',
-      error: { code: GuestErrorCode.INTERRUPTED, message: reason },
-      usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-    }
-    return this.#sql.abandonRunning.run({ outcome: JSON.stringify(outcome), now: new Date().toISOString() })
-      .changes
+  reclaimIdempotencyKey(tenant: string, key: string, from: string, to: string): boolean {
+    const now = new Date().toISOString()
+    return this.#sql.reclaimKey.run({ tenant, key, from, to, now }).changes === 1
   }
 
   close(): void {
@@ -460,5 +494,26 @@ function fromRow(row: DocumentRow | undefined): StoredDocument | null {
     format: row.format,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  }
+}
+
+/** An execution row as its record. */
+function recordOf(row: ExecutionRow): ExecutionRecord {
+  const outcome: Partial<RunOutcome> = row.outcome === null ? {} : (JSON.parse(row.outcome) as RunOutcome)
+  return {
+    id: row.id,
+    agent: row.agent,
+    engine: row.engine,
+    language: row.language,
+    status: row.status as ExecutionRecord['status'],
+    result: outcome.result ?? null,
+    stdout: outcome.stdout ?? '',
+    stderr: outcome.stderr ?? '',
+    error: outcome.error ?? null,
+    usage: outcome.usage ?? { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+    ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
+    ...(outcome.files === undefined ? {} : { files: outcome.files }),
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
   }
 }

@@ -35,15 +35,21 @@ export interface Store {
   agentIncarnation(tenant: string, name: string): string | null
 
   /**
-   * Records an execution that is about to run (status `running`). The write may be grouped with
-   * others into one transaction; it is committed no later than the execution's `finishExecution`.
+   * Records an execution that is about to run (status `running`), with what resuming it after a crash
+   * needs (`resume`, JSON text) when it can be resumed. The write may be grouped with others into one
+   * transaction; it is committed no later than the execution's `finishExecution` or the first intent
+   * its journal commits.
    */
-  beginExecution(tenant: string, record: ExecutionRecord): void
+  beginExecution(tenant: string, record: ExecutionRecord, resume?: string): void
   /** Stores the final record of an execution (whether or not its begin was stored); resolves once committed. */
   finishExecution(tenant: string, record: ExecutionRecord): Promise<void>
   getExecution(tenant: string, id: string): ExecutionRecord | null
-  /** Marks executions left `running` by a previous process as killed; returns how many. */
-  abandonRunning(reason: string): number
+  /** Executions left `running` by a previous process (it crashed or was stopped), oldest first. */
+  interruptedExecutions(): InterruptedExecution[]
+  /** Counts one more attempt at resuming an execution; committed when it returns. */
+  countResumeAttempt(tenant: string, id: string): void
+  /** Ends an execution left running as killed / INTERRUPTED, its journal dropped. */
+  abandonExecution(tenant: string, id: string, reason: string): Promise<void>
 
   /**
    * Claims an idempotency key for a request: stores (key -> request fingerprint, execution id) and
@@ -57,13 +63,71 @@ export interface Store {
   ): { fingerprint: string; execution: string } | null
   /** Frees a key whose request was refused before anything ran (the queue was full). */
   releaseIdempotencyKey(tenant: string, key: string, execution: string): void
+  /**
+   * Moves a key to a new execution when the one it named left no record (the process died before
+   * recording it, so it never did anything); answers whether this caller got it.
+   */
+  reclaimIdempotencyKey(tenant: string, key: string, from: string, to: string): boolean
 
   readonly kv: KvStore
   readonly files: FileStore
   readonly audit: AuditStore
   readonly secrets: SecretStore
+  readonly journal: JournalStore
 
   close(): void
+}
+
+/** An execution a previous process left running, and what resuming it needs. */
+export interface InterruptedExecution {
+  tenant: string
+  record: ExecutionRecord
+  /** The request (JSON text, see `beginExecution`), or null: it cannot be resumed. */
+  resume: string | null
+  /** How many times resuming it was started before. */
+  attempts: number
+}
+
+/** One journaled binding call of an execution, by its place in the order the guest made its calls. */
+export interface JournalEntry {
+  seq: number
+  /** `kind.op`, as the audit log names it. */
+  call: string
+  /** SHA-256 of the call and its arguments (see `CallJournal`): the same call made again matches. */
+  fingerprint: string
+  /** The reply the guest got (JSON text), or null: the call began and its outcome is unknown. */
+  reply: string | null
+}
+
+/** Where a journal entry belongs: the client's execution (`root`) and the execution that made it. */
+export interface JournalScope {
+  tenant: string
+  root: string
+  execution: string
+}
+
+/**
+ * The execution journal: binding calls of running executions, each with its reply once known. A
+ * root execution's entries (its tools' included) are dropped with its final record.
+ */
+export interface JournalStore {
+  /** The journaled calls of an execution, by seq. */
+  entries(tenant: string, execution: string): Map<number, JournalEntry>
+  /** Commits that a call is about to run, with every write queued before it; durable when it returns. */
+  intend(scope: JournalScope, entry: Omit<JournalEntry, 'reply'>): void
+  /** Records a call's reply; committed with the next group commit (at the latest, the end of this turn). */
+  record(scope: JournalScope, entry: JournalEntry): void
+  /**
+   * Runs `apply` (a write to the store itself: kv, fs) and records the reply it computes in one
+   * transaction, so that its outcome is never unknown: either both happened or neither did.
+   */
+  atomically<T>(
+    scope: JournalScope,
+    entry: Omit<JournalEntry, 'reply'>,
+    apply: () => { value: T; reply: string },
+  ): T
+  /** Drops a root execution's entries; committed with its final record. */
+  drop(tenant: string, root: string): void
 }
 
 /**

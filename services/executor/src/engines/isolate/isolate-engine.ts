@@ -1,7 +1,7 @@
 import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import { NO_GRANTS } from '../../bridge/bridge.ts'
 import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
-import { OutputBuffer } from '../../output-buffer.ts'
+import { OutputBuffer, type OutputListener } from '../../output-buffer.ts'
 import { stripTypes } from '../../typescript.ts'
 import {
   classifyFailure,
@@ -85,10 +85,15 @@ export class IsolateEngine implements Engine {
     return this.#poisoned || this.#runs >= this.#maxRuns
   }
 
-  async run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
+  async run(
+    job: RunJob,
+    channel?: BindingChannel,
+    signal?: AbortSignal,
+    listener?: OutputListener,
+  ): Promise<RunOutcome> {
     this.#runs++
     const started = performance.now()
-    const output = new OutputBuffer(job.limits.outputBytes)
+    const output = new OutputBuffer(job.limits.outputBytes, listener)
     const prepared = this.#pool.take(job.limits.memoryMb)
     let cpuNanos = 0n
     let memoryBytes = 0

@@ -2,7 +2,7 @@ import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { QuickJSHandle } from 'quickjs-emscripten-core'
 import { NO_GRANTS } from '../../bridge/bridge.ts'
 import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
-import { OutputBuffer } from '../../output-buffer.ts'
+import { OutputBuffer, type OutputListener } from '../../output-buffer.ts'
 import { stripTypes } from '../../typescript.ts'
 import {
   classifyFailure,
@@ -52,10 +52,15 @@ export class QuickJSEngine implements Engine {
     this.#modules.warm(memoryMb)
   }
 
-  async run(job: RunJob, channel?: BindingChannel, signal?: AbortSignal): Promise<RunOutcome> {
+  async run(
+    job: RunJob,
+    channel?: BindingChannel,
+    signal?: AbortSignal,
+    listener?: OutputListener,
+  ): Promise<RunOutcome> {
     const started = performance.now()
     const cpuStart = process.threadCpuUsage()
-    const output = new OutputBuffer(job.limits.outputBytes)
+    const output = new OutputBuffer(job.limits.outputBytes, listener)
     const finish = (outcome: Outcome, memoryBytes = 0): RunOutcome => {
       const cpu = process.threadCpuUsage(cpuStart)
       return {
