@@ -131,8 +131,7 @@ describe('Idempotency-Key', () => {
           'acme',
           'a',
           { language: 'javascript', code: 'export default 7', input: null },
-          undefined,
-          'q-1',
+          { idempotencyKey: 'q-1' },
         ),
       ).rejects.toMatchObject({ code: 'QUEUE_TIMEOUT' })
       await Promise.allSettled(running)
@@ -140,8 +139,7 @@ describe('Idempotency-Key', () => {
         'acme',
         'a',
         { language: 'javascript', code: 'export default 7', input: null },
-        undefined,
-        'q-1',
+        { idempotencyKey: 'q-1' },
       )
       expect(retry).toMatchObject({ status: 'ok', result: 7 })
     } finally {
@@ -161,8 +159,7 @@ describe('Idempotency-Key', () => {
           tenant,
           'a',
           { language: 'javascript', code: 'export default 1', input: null },
-          undefined,
-          'shared-key',
+          { idempotencyKey: 'shared-key' },
         )
         ids.push(record.id)
       }

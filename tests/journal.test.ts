@@ -43,6 +43,15 @@ beforeAll(async () => {
   expect(profile.status).toBe(200)
   const held = (name: string) =>
     `export default async ({ base, k }) => (await fetch(base + '/hold/${name}-' + k, { method: 'POST' })).json()`
+  const boxed = await first.request('PUT', '/v1/profiles/boxed', {
+    body: {
+      engines: ['container'],
+      languages: ['bash'],
+      limits: { cpuMs: 5000, wallMs: 60_000, memoryMb: 64, outputBytes: 65_536, bindingCalls: 50 },
+    },
+  })
+  expect(boxed.status).toBe(200)
+  expect((await first.request('PUT', '/v1/agents/boxed', { body: { sandbox: 'boxed' } })).status).toBe(200)
   for (const name of ['journ', 'gone']) {
     const agent = await first.request('PUT', `/v1/agents/${name}`, {
       body: {
@@ -50,10 +59,15 @@ beforeAll(async () => {
         tools: [
           {
             name: 'peek',
-            description: 'declared replay-safe',
+            description: 'declared replay-safe: counts its runs in kv, then reads (GET)',
             replay: 'safe',
             language: 'javascript',
-            code: held('peek'),
+            code: `export default async ({ base, k }) => {
+              const runs = (await kv.get('peeks-' + k)) ?? 0
+              await kv.set('peeks-' + k, runs + 1)
+              const r = await (await fetch(base + '/hold/peek-' + k)).json()
+              return { r, runs: await kv.get('peeks-' + k) }
+            }`,
           },
           { name: 'poke', description: 'not replay-safe', language: 'javascript', code: held('poke') },
         ],
@@ -152,10 +166,11 @@ describe('resuming an execution from its journal', () => {
         result: { r: { path: '/hold/get-a', nth: 2 }, count: 1 },
       })
       expect(seen('/hold/get-a')).toBe(2)
-      // The safe tool ran again; the unsafe one did not, and the guest was told.
+      // The safe tool ran again, resuming its own journal (its kv write replayed, not made twice);
+      // the unsafe one did not, and the guest was told.
       expect(await finalRecord(resumed, peek)).toMatchObject({
         status: 'ok',
-        result: { path: '/hold/peek-b', nth: 2 },
+        result: { r: { path: '/hold/peek-b', nth: 2 }, runs: 1 },
       })
       expect(seen('/hold/peek-b')).toBe(2)
       expect(await finalRecord(resumed, poke)).toMatchObject({
@@ -202,21 +217,46 @@ describe('resuming an execution from its journal', () => {
     }
   })
 
-  it('gives up, as killed / INTERRUPTED, an execution interrupted three times, one whose agent is gone, and a session command', async () => {
+  it('gives up, as killed / INTERRUPTED, an execution interrupted three times, one without a request, a container command and one whose agent was stored again', async () => {
     const code = `export default async ({ base, k }) => (await fetch(base + '/hold/x-' + k, { method: 'POST' })).json()`
     const thrice = await start(code, 'e')
     const orphan = await start(code, 'f', 'gone')
-    await expect.poll(() => ['/hold/x-e', '/hold/x-f'].map(seen)).toEqual([1, 1])
+    const reborn = await start(code, 'h')
+    // The container engine's command reaches out through tunnels no journal sees: it is never resumed.
+    void first.request('POST', '/v1/agents/boxed/executions', {
+      body: { language: 'bash', code: 'sleep 20' },
+    })
+    let boxed: string | undefined
+    await expect
+      .poll(
+        async () => {
+          boxed = (await first.request('GET', '/v1/executions?status=running&agent=boxed')).body.items[0]?.id
+          return boxed
+        },
+        { timeout: 20_000 },
+      )
+      .toBeDefined()
+    await expect.poll(() => ['/hold/x-e', '/hold/x-f', '/hold/x-h'].map(seen)).toEqual([1, 1, 1])
     const dir = await crashCopy((db) => {
       db.prepare('UPDATE executions SET attempts = 3 WHERE id = ?').run(thrice)
-      db.prepare(`DELETE FROM agents WHERE name = 'gone'`).run()
       // A session's command is recorded without a request: nothing to run it again from.
       db.prepare('UPDATE executions SET resume = NULL WHERE id = ?').run(orphan)
+      // Deleted and stored again under the same name: another agent, which must not inherit the run.
+      db.prepare(`UPDATE agents SET incarnation = 'another' WHERE name = 'journ'`).run()
+      expect(db.prepare('SELECT resume FROM executions WHERE id = ?').get(boxed)).toEqual({ resume: null })
     })
     await cancelAll()
     const resumed = await startTestServer({ dataDir: dir })
     try {
-      expect(resumed.server.interrupted).toMatchObject({ resumed: 0, abandoned: 2 })
+      expect(resumed.server.interrupted).toMatchObject({ resumed: 1, abandoned: 3 })
+      expect(await finalRecord(resumed, reborn)).toMatchObject({
+        status: 'killed',
+        error: { code: 'INTERRUPTED', message: expect.stringContaining('deleted and stored again') },
+      })
+      expect(await finalRecord(resumed, boxed as string)).toMatchObject({
+        status: 'killed',
+        error: { code: 'INTERRUPTED', message: expect.stringContaining('cannot be resumed') },
+      })
       expect(await finalRecord(resumed, thrice)).toMatchObject({
         status: 'killed',
         error: { code: 'INTERRUPTED', message: expect.stringContaining('4 times') },
@@ -225,7 +265,7 @@ describe('resuming an execution from its journal', () => {
         status: 'killed',
         error: { code: 'INTERRUPTED', message: expect.stringContaining('cannot be resumed') },
       })
-      expect(seen('/hold/x-e') + seen('/hold/x-f')).toBe(2)
+      expect(seen('/hold/x-e') + seen('/hold/x-f') + seen('/hold/x-h')).toBe(3)
     } finally {
       await resumed.close()
     }
@@ -249,6 +289,36 @@ describe('resuming an execution from its journal', () => {
       expect(seen('/hold/y-g')).toBe(1)
     } finally {
       await resumed.close()
+    }
+  })
+
+  it('journals nothing for a call that ends after its execution (never awaited): the journal is empty once all have ended', async () => {
+    const code = `export default ({ base, k }) => {
+      fetch(base + '/hold/late-' + k, { method: 'POST' })
+      return 'returned at once'
+    }`
+    const record = await first.execute(
+      code,
+      { input: { base: `http://127.0.0.1:${counter.port}`, k: 'i' } },
+      'journ',
+    )
+    expect(record.body).toMatchObject({ status: 'ok', result: 'returned at once' })
+    const db = new Database(join(first.dataDir, 'cordon.sqlite'), { readonly: true })
+    try {
+      const rows = () =>
+        (
+          db.prepare(`SELECT COUNT(*) AS n FROM journal WHERE execution = ?`).get(record.body.id) as {
+            n: number
+          }
+        ).n
+      // The call was cut off when its execution ended; its reply (ABORTED) came after the journal's drop.
+      await expect
+        .poll(() => counter.seen.find((request) => request.url === '/hold/late-i')?.closed)
+        .toBe(true)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(rows()).toBe(0)
+    } finally {
+      db.close()
     }
   })
 })

@@ -14,6 +14,12 @@ const json = (schema: z.ZodType) => {
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const content = (name: string) => ({ 'application/json': { schema: ref(name) } })
+/** An execution's server-sent events (see `GET /v1/executions/{id}/events`). */
+const EVENT_STREAM = {
+  'text/event-stream': {
+    schema: { type: 'string', description: 'server-sent events: started, stdout, stderr, end' },
+  },
+}
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((s) => [String(s), { description: 'error', content: content('Error') }]))
 const nameParam = (what: string) => ({
@@ -237,7 +243,7 @@ export function openAPIDocument(): Record<string, unknown> {
         post: {
           summary: 'Run code as the agent',
           description:
-            'Answers 200 with the execution record whatever the guest did; 403 when the profile refuses the run. With an `Idempotency-Key` header, a retry of the same request answers the original execution (409 IDEMPOTENCY_KEY_REUSED for another request with that key).',
+            "Answers 200 with the execution record whatever the guest did; 403 when the profile refuses the run. With an `Idempotency-Key` header, a retry of the same request answers the original execution (409 IDEMPOTENCY_KEY_REUSED for another request with that key). With `Accept: text/event-stream` the answer is the execution's event stream (see `GET /v1/executions/{id}/events`); a client that goes away does not stop it. A request refused before it runs is a JSON error either way.",
           parameters: [
             {
               name: 'Idempotency-Key',
@@ -249,7 +255,10 @@ export function openAPIDocument(): Record<string, unknown> {
           ],
           requestBody: { required: true, content: content('ExecuteRequest') },
           responses: {
-            200: { description: 'execution record', content: content('ExecutionRecord') },
+            200: {
+              description: 'execution record, or its event stream',
+              content: { ...content('ExecutionRecord'), ...EVENT_STREAM },
+            },
             ...errors(400, 401, 403, 404, 413, 415, 422, 429),
           },
         },
@@ -342,10 +351,13 @@ export function openAPIDocument(): Record<string, unknown> {
         post: {
           summary: 'Invoke a declared tool with { input }',
           description:
-            "The input is checked against the tool's JSON Schema (422 with the failing path); the tool runs as an execution of the agent under the tool's profile (else the agent's). Takes an Idempotency-Key like executions.",
+            "The input is checked against the tool's JSON Schema (422 with the failing path); the tool runs as an execution of the agent under the tool's profile (else the agent's). Takes an Idempotency-Key and `Accept: text/event-stream` like executions.",
           requestBody: { required: true, content: content('InvokeToolRequest') },
           responses: {
-            200: { description: 'execution record', content: content('ExecutionRecord') },
+            200: {
+              description: 'execution record, or its event stream',
+              content: { ...content('ExecutionRecord'), ...EVENT_STREAM },
+            },
             ...errors(400, 401, 403, 404, 409, 413, 415, 422, 429),
           },
         },
@@ -441,6 +453,27 @@ export function openAPIDocument(): Record<string, unknown> {
           responses: {
             200: { description: 'record', content: content('ExecutionRecord') },
             ...errors(401, 403, 404, 409),
+          },
+        },
+      },
+      '/v1/executions/{id}/events': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: "Follow an execution's event stream, or reattach to it after a disconnect",
+          description:
+            "Events: `started` (id, agent, engine, language, createdAt), `stdout` and `stderr` ({ text }: chunks as the guest writes them, secret values redacted; they add up to the record's output), `end` (the final record). Each has an `id` counting up from 1; with `Last-Event-ID`, only later events are sent. While the execution runs, and for 5 minutes after the end of a stream a client watched, the events are the live ones; after that they are rebuilt from the stored record (with `Last-Event-ID`, only `end`). At most 16 streams per execution (429 TOO_MANY_STREAMS). Idle streams get a `: keep-alive` comment every 15 s.",
+          parameters: [
+            {
+              name: 'Last-Event-ID',
+              in: 'header',
+              required: false,
+              description: 'The id of the last event the client has (a whole number)',
+              schema: { type: 'string' },
+            },
+          ],
+          responses: {
+            200: { description: 'the event stream', content: EVENT_STREAM },
+            ...errors(400, 401, 403, 404, 409, 429),
           },
         },
       },

@@ -13,6 +13,7 @@ import { engineLimitProblem, type Supervisor } from '@cordon/executor'
 import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
+import { type EventLog, ExecutionStreams } from './execution-events.ts'
 import { newExecutionId } from './ids.ts'
 import { type AgentProfiles, invalid } from './profile-catalog.ts'
 import type { JournalEntry, Store } from './storage/store.ts'
@@ -31,6 +32,8 @@ export interface ExecuteRequest {
 export interface RunnableAgent extends AgentProfiles {
   agent: AgentDeclaration
   namespace: string
+  /** Which agent of its name this is (see `Store.agentIncarnation`). */
+  incarnation: string
 }
 
 /**
@@ -50,6 +53,14 @@ export type ResumeRequest =
     }
   | { kind: 'tool'; tool: string; input: JsonValue }
 
+/** A resume request as stored: what it asks for, and what it ran against (to resume only that). */
+export type StoredResume = ResumeRequest & {
+  /** The agent's incarnation: a resumed run never runs as an agent deleted and stored again. */
+  incarnation: string
+  /** A tool's code, as SHA-256: a tool changed meanwhile would not repeat its calls. */
+  codeHash?: string
+}
+
 /** One execution to start: a client's request, or an interrupted one to resume. */
 export interface StartRequest {
   tenant: string
@@ -62,6 +73,11 @@ export interface StartRequest {
   idempotencyKey?: string | undefined
   /** Resuming: the interrupted execution's record (its id and creation time carry on). */
   interrupted?: ExecutionRecord | undefined
+  /**
+   * Hears the id of the execution that answers this request, once it runs (or runs already: an
+   * earlier request's with the same idempotency key), so that its events can be followed.
+   */
+  onStart?: ((id: string) => void) | undefined
 }
 
 export interface ExecutionsOptions {
@@ -88,8 +104,8 @@ export class Executions {
   /** What cancels each of them (POST /v1/executions/{id}/cancel), and their records as they began. */
   readonly #cancellers = new Map<string, AbortController>()
   readonly #running = new Map<string, ExecutionRecord>()
-  /** Interrupted executions waiting to be resumed, each until it has ended (or been given up). */
-  readonly #resuming = new Map<string, Promise<void>>()
+  /** The event streams of executions running here (and of watched ones that ended lately). */
+  readonly #streams = new ExecutionStreams()
 
   constructor(options: ExecutionsOptions) {
     this.#options = options
@@ -117,7 +133,17 @@ export class Executions {
       start.resume.kind === 'code' && interrupted !== undefined
         ? start.resume.files
         : inputFiles(request.files, decision.engine, profile)
-    const resume: ResumeRequest = start.resume.kind === 'code' ? { ...start.resume, files } : start.resume
+    // What resuming it after a crash takes; none for the container engine (its command's TLS
+    // tunnels carry what no journal sees, so running it again could repeat any of it) or without a
+    // journal: such an execution ends as INTERRUPTED instead.
+    const resume: StoredResume | null =
+      decision.engine === 'container' || !this.#options.journal
+        ? null
+        : {
+            ...(start.resume.kind === 'code' ? { ...start.resume, files } : start.resume),
+            incarnation: runnable.incarnation,
+            ...(start.resume.kind === 'tool' ? { codeHash: codeHash(request.code) } : {}),
+          }
     const id = interrupted?.id ?? newExecutionId()
     const replay: ReadonlyMap<number, JournalEntry> =
       interrupted === undefined ? new Map() : this.#store.journal.entries(tenant, interrupted.id)
@@ -145,7 +171,10 @@ export class Executions {
       const earlier = this.#store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, record.id)
       if (earlier !== null) {
         const answer = this.#earlier(tenant, idempotencyKey, earlier, fingerprint, record.id)
-        if (answer !== null) return answer
+        if (answer !== null) {
+          if (this.#streams.get(tenant, earlier.execution) !== undefined) start.onStart?.(earlier.execution)
+          return answer
+        }
       }
     }
     // Cancellable by the client going away (its signal) and by POST /v1/executions/{id}/cancel.
@@ -160,7 +189,11 @@ export class Executions {
       if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
       throw error
     }
-    this.#store.beginExecution(tenant, record, JSON.stringify(resume))
+    this.#store.beginExecution(tenant, record, resume === null ? undefined : JSON.stringify(resume))
+    // A resumed run counts as one more attempt once it is queued (a crash loop ends; see Harness).
+    if (interrupted !== undefined) this.#store.countResumeAttempt(tenant, record.id)
+    const log = this.#streams.get(tenant, record.id) ?? this.#streams.open(tenant, record)
+    plan.bindings.streamOutput((stream, text) => log.chunk(stream, text))
     // Refused after it was queued (queue deadline, shutdown): nothing ran, so the key is freed for
     // the retry the refusal asks for. A resumed execution refused by a shutdown stays running, to be
     // resumed by the next start.
@@ -169,11 +202,12 @@ export class Executions {
       if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
       return true
     }
-    const running = this.#finish(tenant, plan, pending, refused)
+    const running = this.#finish(tenant, plan, pending, refused, log)
     const inflight = `${tenant}\u0000${record.id}`
     this.#inflight.set(inflight, running)
     this.#cancellers.set(inflight, canceller)
     this.#running.set(inflight, record)
+    start.onStart?.(record.id)
     try {
       return await running
     } finally {
@@ -187,10 +221,33 @@ export class Executions {
    * Marks an interrupted execution as about to be resumed, until `done` settles: a request retried
    * with its idempotency key meanwhile waits for its final record.
    */
-  resuming(tenant: string, id: string, done: Promise<void>): void {
-    const key = `${tenant}\u0000${id}`
-    const settled = done.finally(() => this.#resuming.delete(key))
-    this.#resuming.set(key, settled)
+  resuming(tenant: string, record: ExecutionRecord, done: Promise<void>): AbortSignal {
+    const key = `${tenant}\u0000${record.id}`
+    const log = this.#streams.open(tenant, record)
+    // Listed, cancellable and awaited (by a retry with its idempotency key) like a queued execution.
+    const canceller = new AbortController()
+    const final = done.then(() => this.#store.getExecution(tenant, record.id) ?? record)
+    this.#inflight.set(key, final)
+    this.#cancellers.set(key, canceller)
+    this.#running.set(key, record)
+    void final.then((stored) => {
+      if (this.#inflight.get(key) === final) {
+        this.#inflight.delete(key)
+        this.#cancellers.delete(key)
+        this.#running.delete(key)
+      }
+      // Given up, or left for the next start: its stream ends with the record as it stands.
+      if (!log.ended) this.#streams.end(tenant, stored)
+    })
+    return canceller.signal
+  }
+
+  /**
+   * An execution's event stream while it runs here (and a while after its end, if a client watched
+   * it); undefined when there is none (the stored record says how it ended).
+   */
+  events(tenant: string, id: string): EventLog | undefined {
+    return this.#streams.get(tenant, id)
   }
 
   /** The tenant's executions running (or queued) in this service now, oldest first (at most `limit`). */
@@ -257,14 +314,6 @@ export class Executions {
     }
     const running = this.#inflight.get(`${tenant}\u0000${earlier.execution}`)
     if (running !== undefined) return running
-    const resuming = this.#resuming.get(`${tenant}\u0000${earlier.execution}`)
-    if (resuming !== undefined) {
-      return resuming.then(() => {
-        const record = this.#store.getExecution(tenant, earlier.execution)
-        if (record === null) throw new CordonError(ErrorCode.EXECUTION_NOT_FOUND, 'the execution is gone')
-        return record
-      })
-    }
     const record = this.#store.getExecution(tenant, earlier.execution)
     if (record !== null) return Promise.resolve(record)
     if (this.#store.reclaimIdempotencyKey(tenant, key, earlier.execution, id)) return null
@@ -278,6 +327,7 @@ export class Executions {
     plan: ReturnType<typeof planExecution>,
     pending: Promise<RunOutcome>,
     refused: (error: unknown) => boolean,
+    log: EventLog,
   ): Promise<ExecutionRecord> {
     const { record } = plan
     let outcome: RunOutcome
@@ -288,19 +338,29 @@ export class Executions {
       // unless it is to be resumed.
       if (refused(error)) {
         const message = error instanceof Error ? error.message : 'refused'
-        this.#store.journal.drop(tenant, record.id)
-        await this.#store.finishExecution(tenant, {
+        const killed: ExecutionRecord = {
           ...record,
           status: 'killed',
           error: { code: GuestErrorCode.CANCELLED, message },
           finishedAt: new Date().toISOString(),
-        })
+        }
+        plan.context.journal?.close()
+        this.#store.journal.drop(tenant, record.id)
+        await this.#store.finishExecution(tenant, killed)
+        this.#streams.end(tenant, killed)
       }
       throw error
     }
     const finished = finishPlan(plan, outcome)
+    plan.context.journal?.close()
     this.#store.journal.drop(tenant, record.id)
     await this.#store.finishExecution(tenant, finished)
+    // The stream's chunks add up to the record's output: what the redactors held back, and all of a
+    // stream the engine could not send as it was written (the container engine's).
+    const streamed = plan.bindings.endOutput()
+    if (!streamed.stdout) log.chunk('stdout', finished.stdout)
+    if (!streamed.stderr) log.chunk('stderr', finished.stderr)
+    this.#streams.end(tenant, finished)
     return finished
   }
 }
@@ -405,4 +465,9 @@ function canonicalJSON(value: JsonValue): JsonValue {
     )
   }
   return value
+}
+
+/** A tool's code as SHA-256 (hex). */
+export function codeHash(code: string): string {
+  return createHash('sha256').update(code).digest('hex')
 }

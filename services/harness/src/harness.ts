@@ -3,6 +3,7 @@ import {
   type EngineName,
   ErrorCode,
   type ExecutionRecord,
+  GuestErrorCode,
   type JsonValue,
   type Language,
 } from '@cordon/contracts'
@@ -29,14 +30,16 @@ import { kvBinding } from './bindings/kv-binding.ts'
 import { ToolInputValidator } from './bindings/tool-input.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
+import type { EventLog } from './execution-events.ts'
 import {
+  codeHash,
   containerFilesystemProblem,
   type ExecuteRequest,
   Executions,
   inputFiles,
-  type ResumeRequest,
   type RunnableAgent,
   type StartRequest,
+  type StoredResume,
 } from './executions.ts'
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
@@ -52,6 +55,15 @@ import type {
 } from './storage/store.ts'
 
 export type { ExecuteRequest } from './executions.ts'
+
+/** How a client runs an execution or a tool: its cancel signal, idempotency key, and start listener. */
+export interface RunOptions {
+  /** Aborted when the client goes away: the execution is cancelled. */
+  signal?: AbortSignal | undefined
+  idempotencyKey?: string | undefined
+  /** Hears the execution's id once it runs (see `executionEvents`). */
+  onStart?: ((id: string) => void) | undefined
+}
 
 const MAX_CACHED_AGENTS = 10_000
 /** Times an execution is resumed after crashes before it is given up (a guest that crashes the service). */
@@ -286,11 +298,11 @@ export class Harness {
     tenant: string,
     agentName: string,
     request: ExecuteRequest,
-    signal?: AbortSignal,
-    idempotencyKey?: string,
+    options: RunOptions = {},
   ): Promise<ExecutionRecord> {
     const runnable = this.#runnableAgent(tenant, agentName)
     return this.#executions.start({
+      ...options,
       tenant,
       agent: agentName,
       runnable,
@@ -304,8 +316,6 @@ export class Harness {
         engine: request.engine ?? null,
         files: [],
       },
-      signal,
-      idempotencyKey,
     })
   }
 
@@ -330,9 +340,9 @@ export class Harness {
     agentName: string,
     toolName: string,
     input: JsonValue,
-    signal?: AbortSignal,
-    idempotencyKey?: string,
+    options: RunOptions = {},
   ): Promise<ExecutionRecord> {
+    const { idempotencyKey } = options
     const runnable = this.#runnableAgent(tenant, agentName)
     const tool = (runnable.agent.tools ?? []).find((candidate) => candidate.name === toolName)
     if (tool === undefined) {
@@ -343,13 +353,13 @@ export class Harness {
     }
     await this.#checkToolInput(tool, input)
     return this.#executions.start({
+      ...options,
       tenant,
       agent: agentName,
       runnable,
       profile: runnable.toolProfiles[toolName] ?? runnable.profile,
       request: { language: tool.language, code: tool.code, input, engine: undefined },
       resume: { kind: 'tool', tool: toolName, input },
-      signal,
       idempotencyKey: idempotencyKey === undefined ? undefined : `tool:${toolName}:${idempotencyKey}`,
     })
   }
@@ -376,6 +386,8 @@ export class Harness {
   resumeInterrupted(): { resumed: number; abandoned: number; idle: Promise<void> } {
     const waiting: InterruptedExecution[] = []
     let abandoned = 0
+    // Entries of executions that ended (a call that outlived its execution, a crash before the drop).
+    this.#store.journal.sweep()
     for (const interrupted of this.#store.interruptedExecutions()) {
       const { tenant, record, resume, attempts } = interrupted
       const reason =
@@ -389,7 +401,7 @@ export class Harness {
         continue
       }
       abandoned++
-      this.#abandon(tenant, record, reason)
+      void this.#abandon(tenant, record, reason)
     }
     // Scratch filesystems of executions the previous process did not finish, but for those resuming
     // (their tools' included: `exec:<id>.<seq>`).
@@ -401,12 +413,12 @@ export class Harness {
     // A retried request meanwhile (its idempotency key) waits for each one's final record.
     const queue = waiting.map((interrupted) => {
       const { promise, resolve } = Promise.withResolvers<void>()
-      this.#executions.resuming(interrupted.tenant, interrupted.record.id, promise)
-      return { interrupted, resolve }
+      const signal = this.#executions.resuming(interrupted.tenant, interrupted.record, promise)
+      return { interrupted, signal, resolve }
     })
     const resumeNext = async (): Promise<void> => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        await this.#resume(next.interrupted).finally(next.resolve)
+        await this.#resume(next.interrupted, next.signal).finally(next.resolve)
       }
     }
     const resumed = waiting.length
@@ -414,20 +426,23 @@ export class Harness {
     return { resumed, abandoned, idle }
   }
 
-  async #resume(interrupted: InterruptedExecution): Promise<void> {
+  async #resume(interrupted: InterruptedExecution, signal: AbortSignal): Promise<void> {
     const { tenant, record } = interrupted
+    if (signal.aborted) {
+      await this.#abandon(tenant, record, 'cancelled before it was resumed', GuestErrorCode.CANCELLED)
+      return
+    }
     let start: StartRequest
     try {
-      start = await this.#resumeRequest(interrupted)
+      start = { ...(await this.#resumeRequest(interrupted)), signal }
     } catch (error) {
-      this.#abandon(
+      await this.#abandon(
         tenant,
         record,
         `the service restarted while this execution was running, and it cannot be resumed: ${messageOf(error)}`,
       )
       return
     }
-    this.#store.countResumeAttempt(tenant, record.id)
     this.#store.audit.append(tenant, {
       kind: 'execution.resume',
       agent: record.agent,
@@ -448,7 +463,7 @@ export class Harness {
           await new Promise((resolve) => setTimeout(resolve, RESUME_RETRY_MS))
           continue
         }
-        this.#abandon(
+        await this.#abandon(
           tenant,
           record,
           `the service restarted while this execution was running, and it cannot be resumed: ${messageOf(error)}`,
@@ -461,8 +476,14 @@ export class Harness {
   /** What starting an interrupted execution again takes, from its stored request and the agent as it is now. */
   async #resumeRequest(interrupted: InterruptedExecution): Promise<StartRequest> {
     const { tenant, record } = interrupted
-    const resume = JSON.parse(interrupted.resume ?? 'null') as ResumeRequest
+    const resume = JSON.parse(interrupted.resume ?? 'null') as StoredResume
     const runnable = this.#runnableAgent(tenant, record.agent)
+    if (runnable.incarnation !== resume.incarnation) {
+      throw new CordonError(
+        ErrorCode.AGENT_NOT_FOUND,
+        `the agent "${record.agent}" was deleted and stored again`,
+      )
+    }
     const base = { tenant, agent: record.agent, runnable, resume, interrupted: record }
     if (resume.kind === 'code') {
       const { language, code, input, engine } = resume
@@ -479,6 +500,9 @@ export class Harness {
         `the agent no longer declares the tool "${resume.tool}"`,
       )
     }
+    if (codeHash(tool.code) !== resume.codeHash) {
+      throw new CordonError(ErrorCode.TOOL_NOT_FOUND, `the tool "${resume.tool}" has changed since`)
+    }
     await this.#checkToolInput(tool, resume.input)
     return {
       ...base,
@@ -487,17 +511,23 @@ export class Harness {
     }
   }
 
-  #abandon(tenant: string, record: ExecutionRecord, reason: string): void {
+  /** Ends an interrupted execution that is not resumed (killed, INTERRUPTED unless said otherwise). */
+  async #abandon(
+    tenant: string,
+    record: ExecutionRecord,
+    reason: string,
+    code: GuestErrorCode = GuestErrorCode.INTERRUPTED,
+  ): Promise<void> {
     this.#store.audit.append(tenant, {
       kind: 'execution.resume',
       agent: record.agent,
       execution: record.id,
       decision: 'error',
-      code: 'INTERRUPTED',
+      code,
       rule: null,
       detail: { reason: reason.slice(0, 300) },
     })
-    this.#store.abandonExecution(tenant, record.id, reason).catch(() => {})
+    await this.#store.abandonExecution(tenant, record.id, reason, code).catch(() => {})
   }
 
   /** The tenant's executions running (or queued) in this service now, oldest first (at most `limit`). */
@@ -526,7 +556,12 @@ export class Harness {
     if (entry === undefined) {
       const agent = this.getAgent(tenant, name)
       const incarnation = this.#store.agentIncarnation(tenant, name) ?? ''
-      entry = { agent, namespace: agentNamespace(name, incarnation), ...this.profilesFor(tenant, agent) }
+      entry = {
+        agent,
+        namespace: agentNamespace(name, incarnation),
+        incarnation,
+        ...this.profilesFor(tenant, agent),
+      }
       if (this.#runnable.size >= MAX_CACHED_AGENTS) this.#runnable.clear()
       this.#runnable.set(key, entry)
     }
@@ -570,6 +605,15 @@ export class Harness {
   /** Checks the tenant's audit hash chain (see `AuditStore.verify`). */
   verifyAudit(tenant: string): AuditVerification {
     return this.#store.audit.verify(tenant)
+  }
+
+  /**
+   * An execution's event stream, to follow: its live log while it runs here (and a while after its
+   * end, if a client watched it), else its stored record (404 for an unknown id).
+   */
+  executionEvents(tenant: string, id: string): { log: EventLog } | { record: ExecutionRecord } {
+    const log = this.#executions.events(tenant, id)
+    return log === undefined ? { record: this.getExecution(tenant, id) } : { log }
   }
 
   getExecution(tenant: string, id: string): ExecutionRecord {

@@ -6,12 +6,14 @@ export {
   systemResolver,
 } from './bindings/egress/egress-options.ts'
 export { type BuiltinProfile, loadBuiltinProfiles } from './builtins.ts'
+export { type EventLog, type ExecutionEvent, MAX_LISTENERS } from './execution-events.ts'
 export {
   type EnvSecrets,
   type ExecuteRequest,
   Harness,
   type HarnessOptions,
   type ReviewTarget,
+  type RunOptions,
 } from './harness.ts'
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export {

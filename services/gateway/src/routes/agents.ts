@@ -4,6 +4,7 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { type Env, nameParam, readDocument, readJson, requireScope } from '../http.ts'
 import { validated } from '../validate.ts'
+import { streamExecution, wantsEventStream } from './event-stream.ts'
 
 /** Input files one execution request may carry. */
 export const MAX_INPUT_FILES = 256
@@ -69,25 +70,26 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const name = nameParam(c, 'name')
     const body = validated(ExecuteBody, await readJson(c, maxBodyBytes), 'execution request')
     const key = idempotencyKey(c.req.header('idempotency-key'))
+    const request = {
+      language: body.language,
+      code: body.code,
+      input: body.input ?? null,
+      engine: body.engine,
+      files: body.files?.map((file) => ({
+        path: file.path,
+        data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
+      })),
+    }
+    // An event stream's client may go away and reattach: the execution runs on.
+    if (wantsEventStream(c)) {
+      return streamExecution(c, harness, tenant, (onStart) =>
+        harness.execute(tenant, name, request, { idempotencyKey: key, onStart }),
+      )
+    }
     // A client that goes away cancels its execution (queued or running): its worker is not held.
     // With an Idempotency-Key it means to retry, so the execution runs on for the retry to collect.
-    const record = await harness.execute(
-      tenant,
-      name,
-      {
-        language: body.language,
-        code: body.code,
-        input: body.input ?? null,
-        engine: body.engine,
-        files: body.files?.map((file) => ({
-          path: file.path,
-          data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
-        })),
-      },
-      key === undefined ? c.req.raw.signal : undefined,
-      key,
-    )
-    return c.json(record)
+    const signal = key === undefined ? c.req.raw.signal : undefined
+    return c.json(await harness.execute(tenant, name, request, { signal, idempotencyKey: key }))
   })
   // The tool API: the agent's declared tools, and one invoked with JSON input checked against its schema.
   app.get('/:name/tools', (c) => {
@@ -101,15 +103,14 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     if (!TOOL_NAME.test(tool)) throw new CordonError(ErrorCode.TOOL_NOT_FOUND, 'no such tool')
     const body = validated(InvokeToolBody, await readJson(c, maxBodyBytes), 'tool request')
     const key = idempotencyKey(c.req.header('idempotency-key'))
-    const record = await harness.invokeTool(
-      tenant,
-      name,
-      tool,
-      body.input ?? null,
-      key === undefined ? c.req.raw.signal : undefined,
-      key,
-    )
-    return c.json(record)
+    const input = body.input ?? null
+    if (wantsEventStream(c)) {
+      return streamExecution(c, harness, tenant, (onStart) =>
+        harness.invokeTool(tenant, name, tool, input, { idempotencyKey: key, onStart }),
+      )
+    }
+    const signal = key === undefined ? c.req.raw.signal : undefined
+    return c.json(await harness.invokeTool(tenant, name, tool, input, { signal, idempotencyKey: key }))
   })
   return app
 }

@@ -2,6 +2,7 @@ import { CordonError, ErrorCode } from '@cordon/contracts'
 import type { Harness } from '@cordon/harness'
 import { Hono } from 'hono'
 import { type Env, requireScope } from '../http.ts'
+import { eventStream, lastEventId } from './event-stream.ts'
 
 export function executionRoutes(harness: Harness): Hono<Env> {
   const app = new Hono<Env>()
@@ -15,6 +16,12 @@ export function executionRoutes(harness: Harness): Hono<Env> {
     if (agent !== undefined && agent.length > 63)
       throw new CordonError(ErrorCode.BAD_REQUEST, 'agent is too long')
     return c.json({ items: harness.runningExecutions(tenant, { agent, limit: 1000 }) })
+  })
+  // Its event stream: reattach after a disconnect (Last-Event-ID), or follow it from the start.
+  app.get('/:id/events', (c) => {
+    const { tenant } = requireScope(c, 'invoke')
+    const after = lastEventId(c)
+    return eventStream(c, harness.executionEvents(tenant, c.req.param('id')), after)
   })
   app.get('/:id', (c) => {
     const { tenant } = requireScope(c, 'invoke')

@@ -38,6 +38,12 @@ export class CallJournal {
   readonly #replay: ReadonlyMap<number, JournalEntry>
   readonly #tools: AgentDeclaration['tools']
   #diverged: { seq: number; call: string } | null = null
+  /**
+   * Shared by the client's execution and its tools' executions: closed when the client's execution
+   * has ended, after which nothing is journaled (a call the guest never awaited, a tool still
+   * winding down), so that no entry outlives the journal's drop.
+   */
+  readonly lifetime: { open: boolean }
 
   constructor(options: {
     store: JournalStore
@@ -45,11 +51,24 @@ export class CallJournal {
     /** The interrupted run's entries (resuming), or an empty map (a first run). */
     replay: ReadonlyMap<number, JournalEntry>
     tools: AgentDeclaration['tools']
+    /** The caller's, for a tool's execution. */
+    lifetime?: { open: boolean } | undefined
   }) {
     this.store = options.store
     this.scope = options.scope
     this.#replay = options.replay
     this.#tools = options.tools
+    this.lifetime = options.lifetime ?? { open: true }
+  }
+
+  /** Whether entries are still written (the client's execution has not ended). */
+  get open(): boolean {
+    return this.lifetime.open
+  }
+
+  /** Ends journaling for the client's execution and every tool execution under it. */
+  close(): void {
+    this.lifetime.open = false
   }
 
   /** Whether this run replays an interrupted one. */

@@ -12,6 +12,7 @@ import type { AuditEntry } from '../storage/store.ts'
 import type { BindingContext, BindingHandler, Handled, LocalBindingHandler } from './binding-context.ts'
 import { refused } from './binding-context.ts'
 import type { CallJournal, JournalStep } from './call-journal.ts'
+import type { SecretBroker } from './secrets.ts'
 
 /** The handlers of one deployment, by binding: those of the store's own bindings answer at once. */
 export interface BindingHandlers {
@@ -46,6 +47,9 @@ export class ExecutionBindings implements BindingHost {
   readonly #audit: (entry: AuditEntry) => void
   /** The place of the next call in the order the guest makes them. */
   #seq = 0
+  /** Where the guest's output goes as it is written, redacted, if anywhere; and what went there. */
+  #output: ((stream: 'stdout' | 'stderr', text: string) => void) | null = null
+  readonly #redactors: Partial<Record<'stdout' | 'stderr', ReturnType<SecretBroker['streamRedactor']>>> = {}
 
   constructor(options: {
     context: ExecutionContext
@@ -69,6 +73,27 @@ export class ExecutionBindings implements BindingHost {
     }
   }
 
+  /** Sends the guest's output, as it is written and with every used secret redacted, to `listener`. */
+  streamOutput(listener: (stream: 'stdout' | 'stderr', text: string) => void): void {
+    this.#output = listener
+  }
+
+  output(stream: 'stdout' | 'stderr', text: string): void {
+    if (this.#output === null) return
+    this.#redactors[stream] ??= this.#context.secrets.streamRedactor()
+    const redacted = this.#redactors[stream].push(text)
+    if (redacted.length > 0) this.#output(stream, redacted)
+  }
+
+  /** Sends what the redactors held back; answers which streams sent anything at all. */
+  endOutput(): { stdout: boolean; stderr: boolean } {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = this.#redactors[stream]?.end() ?? ''
+      if (rest.length > 0) this.#output?.(stream, rest)
+    }
+    return { stdout: this.#redactors.stdout !== undefined, stderr: this.#redactors.stderr !== undefined }
+  }
+
   async call(call: BindingCall, signal: AbortSignal, nest: NestedRunner): Promise<BindingReply> {
     const started = performance.now()
     const seq = this.#seq++
@@ -86,7 +111,7 @@ export class ExecutionBindings implements BindingHost {
       resumed: step?.before !== undefined,
     }
     const handled =
-      journal === null || step === null
+      journal === null || step === null || !journal.open
         ? await this.#handle(call, context)
         : await this.#journaled(journal, step, call, context)
     const durationMs = Math.round((performance.now() - started) * 10) / 10
@@ -144,7 +169,7 @@ export class ExecutionBindings implements BindingHost {
           step,
           `the service restarted while ${step.call} was running, so whether it took effect is unknown; it is not replay-safe, so it was not run again`,
         )
-        journal.store.record(journal.scope, { ...entryOf(step), reply: JSON.stringify(handled.reply) })
+        this.#record(journal, step, handled)
         return handled
       }
       // Replay-safe and its outcome unknown: it runs again.
@@ -161,10 +186,21 @@ export class ExecutionBindings implements BindingHost {
         return this.#failed(call, context, error)
       }
     }
-    if (!step.replaySafe) journal.store.intend(journal.scope, entry)
+    // A tool call's intent is kept even when it is replay-safe: the tool's execution, run again,
+    // then resumes its own journal (`<id>.<seq>`) instead of repeating its calls.
+    if (!step.replaySafe || call.kind === 'tools') journal.store.intend(journal.scope, entry)
     const handled = await this.#handle(call, context)
-    journal.store.record(journal.scope, { ...entry, reply: JSON.stringify(this.#guestReply(handled.reply)) })
+    this.#record(journal, step, handled)
     return handled
+  }
+
+  /** Journals a call's reply, unless the execution has ended meanwhile (its journal is dropped). */
+  #record(journal: CallJournal, step: JournalStep, handled: Handled): void {
+    if (!journal.open) return
+    journal.store.record(journal.scope, {
+      ...entryOf(step),
+      reply: JSON.stringify(this.#guestReply(handled.reply)),
+    })
   }
 
   async #handle(call: BindingCall, context: BindingContext): Promise<Handled> {

@@ -42,7 +42,9 @@ export interface PlanRequest {
    * Journal its binding calls under the client's execution `root`; `replay` holds what an interrupted
    * run journaled (empty for a first run). Without it, nothing is journaled.
    */
-  journal?: { root: string; replay: ReadonlyMap<number, JournalEntry> } | undefined
+  journal?:
+    | { root: string; replay: ReadonlyMap<number, JournalEntry>; lifetime?: { open: boolean } }
+    | undefined
 }
 
 /**
@@ -77,6 +79,7 @@ export function planExecution(request: PlanRequest): ExecutionPlan {
             scope: { tenant, root: request.journal.root, execution: id },
             replay: request.journal.replay,
             tools: request.tools.agent.tools,
+            lifetime: request.journal.lifetime,
           }),
   }
   const tools = (request.tools.agent.tools ?? [])

@@ -155,6 +155,55 @@ export class SecretBroker {
     }
   }
 
+  /**
+   * Redacts a text written in pieces (a stream of guest output): each piece is answered redacted,
+   * except for its end, held back for as long as the next piece could complete a value there; `end`
+   * answers what is left. The pieces answered add up to the whole text, redacted.
+   */
+  streamRedactor(): { push(text: string): string; end(): string } {
+    let pending = ''
+    return {
+      push: (text) => {
+        pending += text
+        const cut = this.#safeCut(pending)
+        const out = pending.slice(0, cut)
+        pending = pending.slice(cut)
+        return this.redactText(out)
+      },
+      end: () => {
+        const out = this.redactText(pending)
+        pending = ''
+        return out
+      },
+    }
+  }
+
+  /**
+   * Where `text` may be cut without cutting through a value (in any redacted form) or a value's
+   * start that the rest of the stream could complete: before the last (longest form - 1) characters,
+   * and before any occurrence the cut would run through, never between the halves of a surrogate pair.
+   */
+  #safeCut(text: string): number {
+    const longest = this.#patterns[0]?.text.length ?? 0
+    let cut = Math.max(0, text.length - Math.max(0, longest - 1))
+    for (let moved = true; moved && cut > 0; ) {
+      moved = false
+      for (const { text: form } of this.#patterns) {
+        for (let at = text.indexOf(form, Math.max(0, cut - form.length + 1)); at >= 0 && at < cut; ) {
+          if (at + form.length > cut) {
+            cut = at
+            moved = true
+            break
+          }
+          at = text.indexOf(form, at + 1)
+        }
+      }
+    }
+    const code = text.charCodeAt(cut - 1)
+    if (cut > 0 && code >= 0xd800 && code <= 0xdbff) cut--
+    return cut
+  }
+
   /** Bytes with every used secret redacted (a body the guest will read). */
   redactBytes(bytes: Buffer): Buffer {
     if (this.#patterns.length === 0) return bytes

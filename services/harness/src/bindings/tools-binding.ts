@@ -129,6 +129,7 @@ async function runTool(
           journal: {
             root: journal.scope.root,
             replay: context.resumed ? journal.store.entries(context.tenant, id) : new Map(),
+            lifetime: journal.lifetime,
           },
         }),
     tenant: context.tenant,

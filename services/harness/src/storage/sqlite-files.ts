@@ -92,7 +92,7 @@ export class SqliteFiles implements FileStore {
     const dropScratchFiles = db.prepare(`DELETE FROM files WHERE ${scratch}`)
     const dropScratchUsage = db.prepare(`DELETE FROM file_spaces WHERE ${scratch}`)
     const scratchSpaces = db.prepare<[], { tenant: string; space: string }>(
-      `SELECT DISTINCT tenant, space FROM files WHERE ${scratch}`,
+      `SELECT tenant, space FROM files WHERE ${scratch} UNION SELECT tenant, space FROM file_spaces WHERE ${scratch}`,
     )
     this.#dropScratch = db.transaction((keep?: (tenant: string, space: string) => boolean) => {
       if (keep === undefined) {

@@ -21,6 +21,7 @@ export class SqliteJournal implements JournalStore {
   readonly #entries
   readonly #put
   readonly #drop
+  readonly #sweep
 
   constructor(db: Database.Database, commits: CommitQueue) {
     this.#db = db
@@ -35,6 +36,11 @@ export class SqliteJournal implements JournalStore {
          fingerprint = excluded.fingerprint, reply = excluded.reply`,
     )
     // The root's entries and its tools' (`<root>.<seq>`, between "<root>." and "<root>/").
+    this.#sweep = db.prepare(
+      `DELETE FROM journal WHERE NOT EXISTS (
+         SELECT 1 FROM executions e WHERE e.tenant = journal.tenant AND e.status = 'running'
+           AND (journal.execution = e.id OR substr(journal.execution, 1, length(e.id) + 1) = e.id || '.'))`,
+    )
     this.#drop = db.prepare<[string, string, string, string]>(
       'DELETE FROM journal WHERE tenant = ? AND (execution = ? OR (execution > ? AND execution < ?))',
     )
@@ -47,7 +53,14 @@ export class SqliteJournal implements JournalStore {
 
   intend(scope: JournalScope, entry: Omit<JournalEntry, 'reply'>): void {
     this.#commits.flush()
-    this.#put.run({ tenant: scope.tenant, execution: scope.execution, ...entry, reply: null })
+    // This one commit syncs the log to disk (the store otherwise leaves that to its checkpoints):
+    // the call it announces is about to leave the machine, and a power loss must not forget it.
+    this.#db.pragma('synchronous = FULL')
+    try {
+      this.#put.run({ tenant: scope.tenant, execution: scope.execution, ...entry, reply: null })
+    } finally {
+      this.#db.pragma('synchronous = NORMAL')
+    }
   }
 
   record(scope: JournalScope, entry: JournalEntry): void {
@@ -66,6 +79,11 @@ export class SqliteJournal implements JournalStore {
       this.#put.run({ tenant: scope.tenant, execution: scope.execution, ...entry, reply })
       return value
     })()
+  }
+
+  sweep(): number {
+    this.#commits.flush()
+    return this.#sweep.run().changes
   }
 
   drop(tenant: string, root: string): void {

@@ -438,7 +438,12 @@ export class SqliteStore implements Store {
     this.#sql.countAttempt.run(tenant, id)
   }
 
-  abandonExecution(tenant: string, id: string, reason: string): Promise<void> {
+  abandonExecution(
+    tenant: string,
+    id: string,
+    reason: string,
+    code: GuestErrorCode = GuestErrorCode.INTERRUPTED,
+  ): Promise<void> {
     this.#flush()
     const row = this.#sql.getExecution.get(tenant, id)
     if (row === undefined) return Promise.resolve()
@@ -446,7 +451,7 @@ export class SqliteStore implements Store {
     return this.finishExecution(tenant, {
       ...recordOf(row),
       status: 'killed',
-      error: { code: GuestErrorCode.INTERRUPTED, message: reason },
+      error: { code, message: reason },
       finishedAt: new Date().toISOString(),
     })
   }

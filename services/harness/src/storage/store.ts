@@ -1,4 +1,4 @@
-import type { ExecutionRecord, JsonValue } from '@cordon/contracts'
+import type { ExecutionRecord, GuestErrorCode, JsonValue } from '@cordon/contracts'
 import type { DocumentFormat } from '@cordon/policy'
 import type { FileStore } from './file-store.ts'
 
@@ -49,7 +49,7 @@ export interface Store {
   /** Counts one more attempt at resuming an execution; committed when it returns. */
   countResumeAttempt(tenant: string, id: string): void
   /** Ends an execution left running as killed / INTERRUPTED, its journal dropped. */
-  abandonExecution(tenant: string, id: string, reason: string): Promise<void>
+  abandonExecution(tenant: string, id: string, reason: string, code?: GuestErrorCode): Promise<void>
 
   /**
    * Claims an idempotency key for a request: stores (key -> request fingerprint, execution id) and
@@ -113,7 +113,10 @@ export interface JournalScope {
 export interface JournalStore {
   /** The journaled calls of an execution, by seq. */
   entries(tenant: string, execution: string): Map<number, JournalEntry>
-  /** Commits that a call is about to run, with every write queued before it; durable when it returns. */
+  /**
+   * Commits that a call is about to run, with every write queued before it; durable when it returns
+   * (on disk, not only written: a power loss after the call went out must not lose it).
+   */
   intend(scope: JournalScope, entry: Omit<JournalEntry, 'reply'>): void
   /** Records a call's reply; committed with the next group commit (at the latest, the end of this turn). */
   record(scope: JournalScope, entry: JournalEntry): void
@@ -128,6 +131,8 @@ export interface JournalStore {
   ): T
   /** Drops a root execution's entries; committed with its final record. */
   drop(tenant: string, root: string): void
+  /** Drops every entry whose client's execution is not running (for a start); answers how many. */
+  sweep(): number
 }
 
 /**

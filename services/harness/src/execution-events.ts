@@ -1,0 +1,127 @@
+import type { ExecutionRecord } from '@cordon/contracts'
+
+/**
+ * What an execution's event stream carries, in order: `started` once it is recorded, `stdout` and
+ * `stderr` chunks as the guest writes them (secret values redacted; together they add up to the
+ * final record's stdout and stderr), and `end` with the final record. Each has the next `id` of its
+ * execution (1, 2, ...), for `Last-Event-ID`.
+ */
+export type ExecutionEvent =
+  | {
+      id: number
+      event: 'started'
+      data: Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>
+    }
+  | { id: number; event: 'stdout' | 'stderr'; data: { text: string } }
+  | { id: number; event: 'end'; data: ExecutionRecord }
+
+type Listener = (event: ExecutionEvent) => void
+
+/** Listeners one execution's stream may have at once (clients reattached to it). */
+export const MAX_LISTENERS = 16
+
+/** One execution's events, kept while it runs and for a while after, for clients to (re)attach. */
+export class EventLog {
+  readonly #events: ExecutionEvent[] = []
+  readonly #listeners = new Set<Listener>()
+  /** Whether a client ever attached (a stream nobody watched is not kept after its end). */
+  watched = false
+
+  get ended(): boolean {
+    return this.#events.at(-1)?.event === 'end'
+  }
+
+  get listeners(): number {
+    return this.#listeners.size
+  }
+
+  started(record: ExecutionRecord): void {
+    const { id, agent, engine, language, createdAt } = record
+    this.#push({ id: 0, event: 'started', data: { id, agent, engine, language, createdAt } })
+  }
+
+  chunk(stream: 'stdout' | 'stderr', text: string): void {
+    if (text.length === 0 || this.ended) return
+    // Consecutive pieces of one stream that nobody has been sent yet go out as one event.
+    const last = this.#events.at(-1)
+    if (this.#listeners.size === 0 && last?.event === stream && !this.watched) {
+      last.data = { text: last.data.text + text }
+      return
+    }
+    this.#push({ id: 0, event: stream, data: { text } })
+  }
+
+  end(record: ExecutionRecord): void {
+    if (!this.ended) this.#push({ id: 0, event: 'end', data: record })
+    this.#listeners.clear()
+  }
+
+  /**
+   * Sends every event after `after` to `listener`, then each new one as it comes, until the end
+   * event (included) or until the returned function is called.
+   */
+  attach(after: number, listener: Listener): () => void {
+    this.watched = true
+    for (const event of this.#events) if (event.id > after) listener(event)
+    if (this.ended) return () => {}
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #push(event: ExecutionEvent): void {
+    event.id = this.#events.length + 1
+    this.#events.push(event)
+    for (const listener of this.#listeners) listener(event)
+  }
+}
+
+/** How long, and how many, ended streams that a client watched are kept for reattaching. */
+const KEEP_ENDED_MS = 5 * 60_000
+const KEEP_ENDED = 256
+
+/**
+ * The event logs of executions running in this process (and of watched ones that ended not long
+ * ago), by tenant and id. A stream no longer here is answered from the stored record (see
+ * `Harness.events`).
+ */
+export class ExecutionStreams {
+  readonly #logs = new Map<string, EventLog>()
+  /** Ended, watched logs in the order they ended, with when. */
+  readonly #ended: { key: string; at: number }[] = []
+
+  open(tenant: string, record: ExecutionRecord): EventLog {
+    const log = new EventLog()
+    log.started(record)
+    this.#logs.set(`${tenant}\u0000${record.id}`, log)
+    return log
+  }
+
+  get(tenant: string, id: string): EventLog | undefined {
+    this.#expire()
+    return this.#logs.get(`${tenant}\u0000${id}`)
+  }
+
+  /** Ends an execution's stream; a watched one is kept a while for clients that reattach. */
+  end(tenant: string, record: ExecutionRecord): void {
+    const key = `${tenant}\u0000${record.id}`
+    const log = this.#logs.get(key)
+    if (log === undefined) return
+    log.end(record)
+    if (!log.watched) {
+      this.#logs.delete(key)
+      return
+    }
+    this.#ended.push({ key, at: Date.now() })
+    this.#expire()
+  }
+
+  #expire(): void {
+    const now = Date.now()
+    while (this.#ended.length > 0) {
+      const oldest = this.#ended[0] as { key: string; at: number }
+      if (this.#ended.length <= KEEP_ENDED && now - oldest.at < KEEP_ENDED_MS) break
+      this.#ended.shift()
+      if (this.#logs.get(oldest.key)?.ended === true) this.#logs.delete(oldest.key)
+    }
+  }
+}
