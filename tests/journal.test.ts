@@ -311,11 +311,9 @@ describe('resuming an execution from its journal', () => {
             n: number
           }
         ).n
-      // The call was cut off when its execution ended; its reply (ABORTED) came after the journal's drop.
-      await expect
-        .poll(() => counter.seen.find((request) => request.url === '/hold/late-i')?.closed)
-        .toBe(true)
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      // The call is cut off when its execution ends (before or after it reached the server); its reply
+      // (ABORTED) comes after the journal's drop. Let it come.
+      await new Promise((resolve) => setTimeout(resolve, 500))
       expect(rows()).toBe(0)
     } finally {
       db.close()

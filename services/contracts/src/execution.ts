@@ -41,7 +41,11 @@ export const GuestErrorCode = {
   KILLED_BY_SIGNAL: 'KILLED_BY_SIGNAL',
   /** A container-engine command wrote a file beyond the largest file size the profile allows. */
   FILE_SIZE_LIMIT: 'FILE_SIZE_LIMIT',
-  /** The service restarted while the execution was running. */
+  /**
+   * The service restarted while the execution was running and it could not be resumed; also the
+   * code of a binding call a resumed execution may not repeat (its outcome was left unknown and it is
+   * not replay-safe, or the run left its journal).
+   */
   INTERRUPTED: 'INTERRUPTED',
   CANCELLED: 'CANCELLED',
 } as const

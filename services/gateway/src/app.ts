@@ -10,6 +10,7 @@ import { agentRoutes } from './routes/agents.ts'
 import { auditRoutes } from './routes/audit.ts'
 import { executionRoutes } from './routes/executions.ts'
 import { fileRoutes } from './routes/files.ts'
+import { mcpRoutes } from './routes/mcp.ts'
 import { profileRoutes } from './routes/profiles.ts'
 import { secretRoutes } from './routes/secrets.ts'
 import { sessionRoutes } from './routes/sessions.ts'
@@ -64,7 +65,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.get('/openapi.json', (c) => c.json(openapi))
   app.get('/docs', (c) => c.html(docs))
 
-  app.use('/v1/*', async (c, next) => {
+  const authenticate: MiddlewareHandler<Env> = async (c, next) => {
     const header = c.req.header('authorization') ?? ''
     const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)
     if (match?.[1] === undefined) {
@@ -81,9 +82,12 @@ export function createApp(options: AppOptions): Hono<Env> {
     }
     c.set('principal', principal)
     await next()
-  })
-  app.use('/v1/*', limitBody(maxBodyBytes))
-  app.use('/v1/*', refuseDotSegments)
+  }
+  for (const path of ['/v1/*', '/mcp/*']) {
+    app.use(path, authenticate)
+    app.use(path, limitBody(maxBodyBytes))
+    app.use(path, refuseDotSegments)
+  }
 
   app.route('/v1/profiles', profileRoutes(options.harness))
   app.route('/v1/agents', agentRoutes(options.harness, maxBodyBytes))
@@ -94,6 +98,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.route('/v1/executions', executionRoutes(options.harness))
   app.route('/v1/secrets', secretRoutes(options.harness, maxBodyBytes))
   app.route('/v1/audit', auditRoutes(options.harness))
+  app.route('/mcp', mcpRoutes(options.harness, maxBodyBytes))
   return app
 }
 

@@ -456,6 +456,19 @@ export function openAPIDocument(): Record<string, unknown> {
           },
         },
       },
+      '/mcp/{agent}': {
+        parameters: [nameParam('agent')],
+        post: {
+          summary: 'The agent as an MCP server (Streamable HTTP transport, stateless, JSON answers)',
+          description:
+            "JSON-RPC 2.0 as MCP defines it (initialize, tools/list, tools/call). `tools/list`: the agent's declared tools with their input schemas, and `execute_code` ({ language, code, input?, engine? }) unless the agent declares a tool of that name. `tools/call` runs them under the agent's profile like the HTTP API; the result has the execution's result (and output) as text and its record as `structuredContent`; a refusal, invalid input, a guest error or a limit is a result with `isError: true`, never a transport failure. Same bearer tokens (`invoke` scope). A request with an `Origin` header other than the service's own is refused (403).",
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+          responses: {
+            200: { description: 'the JSON-RPC response' },
+            ...errors(400, 401, 403, 404, 413, 415),
+          },
+        },
+      },
       '/v1/executions/{id}/events': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         get: {
