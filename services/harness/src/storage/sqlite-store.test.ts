@@ -128,4 +128,23 @@ describe('SqliteStore group commit', () => {
     })
     reopened.close()
   })
+
+  it('forgets idempotency keys after 24 hours: a retry that late runs as a new request', () => {
+    const { store, file } = open()
+    expect(store.claimIdempotencyKey('t', 'old', 'f', 'ex-old')).toBeNull()
+    store.close()
+    const db = new Database(file)
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000).toISOString()
+    db.prepare('UPDATE idempotency SET created_at = ?').run(twoDaysAgo)
+    db.close()
+    const reopened = new SqliteStore(file)
+    // The first claim after a start sweeps: the old key is gone, and a claim of it is new again.
+    expect(reopened.claimIdempotencyKey('t', 'fresh', 'g', 'ex-fresh')).toBeNull()
+    expect(reopened.claimIdempotencyKey('t', 'old', 'f', 'ex-new')).toBeNull()
+    expect(reopened.claimIdempotencyKey('t', 'fresh', 'g', 'ex-other')).toEqual({
+      fingerprint: 'g',
+      execution: 'ex-fresh',
+    })
+    reopened.close()
+  })
 })

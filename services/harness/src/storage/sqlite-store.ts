@@ -70,6 +70,8 @@ const MIGRATIONS: readonly string[] = [
      tenant TEXT NOT NULL, execution TEXT NOT NULL, seq INTEGER NOT NULL,
      call TEXT NOT NULL, fingerprint TEXT NOT NULL, reply TEXT,
      PRIMARY KEY (tenant, execution, seq)) WITHOUT ROWID;`,
+  // Idempotency keys expire: found by age.
+  `CREATE INDEX idempotency_by_age ON idempotency (created_at);`,
 ]
 
 /** The schema version from which audit heads carry their own keyed MAC. */
@@ -104,6 +106,11 @@ function startCheckpointer(file: string, db: Database.Database): Worker | null {
   })
   return worker
 }
+
+/** How long an idempotency key holds: a retry later than this runs as a new request. */
+export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000
+/** How often expired idempotency keys are removed (on a claim, at most this often). */
+const KEY_SWEEP_MS = 60_000
 
 /** How long a running record may wait for other writes to share its commit. */
 const BEGIN_COMMIT_MS = 2
@@ -158,6 +165,7 @@ export class SqliteStore implements Store {
   #waiters: { resolve: () => void; reject: (error: unknown) => void }[] = []
   #flushScheduled = false
   #beginTimer: NodeJS.Timeout | null = null
+  #keysSweptAt = 0
   readonly #checkpointer: Worker | null
   readonly #commitBatch: (statements: (() => void)[], failures: Map<number, unknown>) => void
   readonly kv: SqliteKv
@@ -263,6 +271,7 @@ export class SqliteStore implements Store {
          VALUES (@tenant, @key, @fingerprint, @execution, @now) ON CONFLICT (tenant, key) DO NOTHING`,
       ),
       releaseKey: db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ? AND execution = ?'),
+      expireKeys: db.prepare<[string]>('DELETE FROM idempotency WHERE created_at < ?'),
       getKey: db.prepare<[string, string], { fingerprint: string; execution: string }>(
         'SELECT fingerprint, execution FROM idempotency WHERE tenant = ? AND key = ?',
       ),
@@ -462,6 +471,11 @@ export class SqliteStore implements Store {
     fingerprint: string,
     execution: string,
   ): { fingerprint: string; execution: string } | null {
+    const now = Date.now()
+    if (now - this.#keysSweptAt >= KEY_SWEEP_MS) {
+      this.#keysSweptAt = now
+      this.#sql.expireKeys.run(new Date(now - IDEMPOTENCY_KEY_TTL_MS).toISOString())
+    }
     const claimed = this.#sql.claimKey.run({
       tenant,
       key,
