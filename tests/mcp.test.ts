@@ -22,7 +22,7 @@ beforeAll(async () => {
         allow: [{ host: '127.0.0.1', schemes: ['http'], ports: [upstream.port], methods: ['GET'] }],
         allowPrivateAddresses: true,
       },
-      tools: ['add'],
+      tools: ['add', 'shout'],
     },
   })
   expect(profile.status).toBe(200)
@@ -41,6 +41,13 @@ beforeAll(async () => {
           },
           language: 'javascript',
           code: `export default ({ a, b }) => { console.log('adding'); return { sum: a + b } }`,
+        },
+        {
+          name: 'shout',
+          description: 'takes a string, not an object',
+          input: { type: 'string', maxLength: 20 },
+          language: 'javascript',
+          code: `export default (word) => word.toUpperCase()`,
         },
       ],
     },
@@ -71,12 +78,19 @@ describe('MCP at /mcp/{agent}', () => {
   it("lists the agent's tools with their schemas, and execute_code", async () => {
     const client = await connect()
     const { tools } = await client.listTools()
-    expect(tools.map((tool) => tool.name)).toEqual(['add', 'execute_code'])
+    expect(tools.map((tool) => tool.name)).toEqual(['add', 'shout', 'execute_code'])
     expect(tools[0]).toMatchObject({
       description: 'adds two numbers',
       inputSchema: { type: 'object', required: ['a', 'b'] },
     })
-    expect(tools[1]?.inputSchema).toMatchObject({
+    // MCP tools take an object: a string input is wrapped as { input }.
+    expect(tools[1]?.inputSchema).toEqual({
+      type: 'object',
+      properties: { input: { type: 'string', maxLength: 20 } },
+      required: ['input'],
+      additionalProperties: false,
+    })
+    expect(tools[2]?.inputSchema).toMatchObject({
       type: 'object',
       properties: { language: { enum: ['javascript'] } },
       required: ['language', 'code'],
@@ -92,6 +106,17 @@ describe('MCP at /mcp/{agent}', () => {
     // The same execution the HTTP API keeps.
     const id = (result.structuredContent as { id: string }).id
     expect((await t.request('GET', `/v1/executions/${id}`)).body).toEqual(result.structuredContent)
+  })
+
+  it('calls a tool whose input is not an object through its { input } wrapper', async () => {
+    const client = await connect()
+    const result = await client.callTool({ name: 'shout', arguments: { input: 'hey' } })
+    expect(result).toMatchObject({ structuredContent: { status: 'ok', result: 'HEY' } })
+    const tooLong = await client.callTool({ name: 'shout', arguments: { input: 'x'.repeat(21) } })
+    expect(tooLong).toMatchObject({
+      isError: true,
+      structuredContent: { error: { code: 'VALIDATION_FAILED' } },
+    })
   })
 
   it('runs code with execute_code under the agent profile, its fetch included', async () => {
@@ -166,14 +191,19 @@ describe('MCP at /mcp/{agent}', () => {
     await expect(connect('no-such-agent')).rejects.toThrow(/404|AGENT_NOT_FOUND/)
   })
 
-  it('attack: a web page on another origin driving the endpoint with a token (DNS rebinding) is refused', async () => {
+  it.each([
+    ['another site', 'http://evil.example'],
+    // DNS rebinding: the page's origin and the Host header name the same (rebound) host.
+    ['the same origin after DNS rebinding', 'SELF'],
+  ])('attack: a web page (%s) driving the endpoint with a token is refused', async (_, origin) => {
+    const self = new URL(t.server.url)
     const response = await fetch(`${t.server.url}/mcp/mcp-agent`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${TEST_TOKEN}`,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
-        origin: 'http://evil.example',
+        origin: origin === 'SELF' ? self.origin : origin,
       },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     })

@@ -317,4 +317,62 @@ describe('executions as server-sent events', () => {
       expect((await stream.rest()).at(-1)).toMatchObject({ event: 'end', data: { result: 'released' } })
     }
   })
+
+  it('tells a client that has the whole of an ended stream to stop reconnecting (204)', async () => {
+    const stream = await openStream('/v1/agents/streamy/executions', {
+      method: 'POST',
+      body: { language: 'javascript', code: `console.log('x'); export default 1` },
+    })
+    const events = await stream.rest()
+    const end = events.at(-1) as SSEvent
+    expect(end.event).toBe('end')
+    const again = await fetch(`${t.server.url}/v1/executions/${end.data.id}/events`, {
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'last-event-id': end.id },
+    })
+    expect(again.status).toBe(204)
+    const ahead = await t.request('GET', `/v1/executions/${end.data.id}/events`, {
+      headers: { 'last-event-id': String(Number(end.id) + 5) },
+    })
+    expect(ahead.status).toBe(204)
+  })
+
+  it('attack: a guest switching between stdout and stderr on every write cannot flood the stream with events', async () => {
+    const stream = await openStream('/v1/agents/streamy/executions', {
+      method: 'POST',
+      body: {
+        language: 'javascript',
+        code: `for (let i = 0; i < 5000; i++) { console.log('o' + i); console.error('e' + i) } export default 'flooded'`,
+      },
+    })
+    const events = await stream.rest()
+    const end = events.at(-1) as SSEvent
+    expect(end.data).toMatchObject({ status: 'ok', result: 'flooded' })
+    // Batches of 20 ms, each stream's part in one event: far fewer events than the 10 000 writes.
+    expect(events.length).toBeLessThan(500)
+    expect(output(events, 'stdout')).toBe(end.data.stdout)
+    expect(output(events, 'stderr')).toBe(end.data.stderr)
+    expect(end.data.stdout.split('\n')).toHaveLength(5001)
+  })
+
+  it('a cancelled execution keeps in its record what it wrote before, as its stream showed it', async () => {
+    const stream = await openStream('/v1/agents/streamy/executions', {
+      method: 'POST',
+      body: {
+        language: 'javascript',
+        code: `export default async ({ base }) => {
+          console.log('printed before')
+          await fetch(base + '/hold/cancelled')
+          console.log('never')
+        }`,
+        input: { base: base() },
+      },
+    })
+    const id = (await stream.next())?.data.id as string
+    expect(await stream.next()).toMatchObject({ event: 'stdout', data: { text: 'printed before\n' } })
+    await until(() => holds.has('/hold/cancelled'))
+    expect((await t.request('POST', `/v1/executions/${id}/cancel`)).status).toBe(200)
+    const end = (await stream.rest()).at(-1)
+    expect(end).toMatchObject({ event: 'end', data: { status: 'killed', stdout: 'printed before\n' } })
+    holds.get('/hold/cancelled')?.()
+  })
 })

@@ -4,13 +4,15 @@ import type { ExecutionRecord } from '@cordon/contracts'
  * What an execution's event stream carries, in order: `started` once it is recorded, `stdout` and
  * `stderr` chunks as the guest writes them (secret values redacted; together they add up to the
  * final record's stdout and stderr), and `end` with the final record. Each has the next `id` of its
- * execution (1, 2, ...), for `Last-Event-ID`.
+ * execution (1, 2, ...), for `Last-Event-ID`. An execution resumed after a crash streams again from
+ * its start: a `started` that says `resumed` (the attempt), with ids from 1 000 000 × the attempt,
+ * so that a client's Last-Event-ID from before the crash asks for all of it.
  */
 export type ExecutionEvent =
   | {
       id: number
       event: 'started'
-      data: Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'>
+      data: Pick<ExecutionRecord, 'id' | 'agent' | 'engine' | 'language' | 'createdAt'> & { resumed?: number }
     }
   | { id: number; event: 'stdout' | 'stderr'; data: { text: string } }
   | { id: number; event: 'end'; data: ExecutionRecord }
@@ -20,12 +22,31 @@ type Listener = (event: ExecutionEvent) => void
 /** Listeners one execution's stream may have at once (clients reattached to it). */
 export const MAX_LISTENERS = 16
 
+/** The first event id of a resumed execution's stream: 1 000 000 × the attempt, plus 1. */
+export const RESUMED_ID_BASE = 1_000_000
+
 /** One execution's events, kept while it runs and for a while after, for clients to (re)attach. */
 export class EventLog {
   readonly #events: ExecutionEvent[] = []
   readonly #listeners = new Set<Listener>()
+  readonly #firstId: number
   /** Whether a client ever attached (a stream nobody watched is not kept after its end). */
   watched = false
+  /** Characters of output held. */
+  bytes = 0
+
+  /** 0 for a first run, n for its n-th resumption after a crash. */
+  readonly attempt: number
+
+  constructor(attempt = 0) {
+    this.attempt = attempt
+    this.#firstId = attempt * RESUMED_ID_BASE + 1
+  }
+
+  /** The id of the newest event (one before the first when there is none). */
+  get lastId(): number {
+    return this.#firstId + this.#events.length - 1
+  }
 
   get ended(): boolean {
     return this.#events.at(-1)?.event === 'end'
@@ -37,11 +58,13 @@ export class EventLog {
 
   started(record: ExecutionRecord): void {
     const { id, agent, engine, language, createdAt } = record
-    this.#push({ id: 0, event: 'started', data: { id, agent, engine, language, createdAt } })
+    const resumed = this.attempt > 0 ? { resumed: this.attempt } : {}
+    this.#push({ id: 0, event: 'started', data: { id, agent, engine, language, createdAt, ...resumed } })
   }
 
   chunk(stream: 'stdout' | 'stderr', text: string): void {
     if (text.length === 0 || this.ended) return
+    this.bytes += text.length
     // Consecutive pieces of one stream that nobody has been sent yet go out as one event.
     const last = this.#events.at(-1)
     if (this.#listeners.size === 0 && last?.event === stream && !this.watched) {
@@ -69,15 +92,16 @@ export class EventLog {
   }
 
   #push(event: ExecutionEvent): void {
-    event.id = this.#events.length + 1
+    event.id = this.#firstId + this.#events.length
     this.#events.push(event)
     for (const listener of this.#listeners) listener(event)
   }
 }
 
-/** How long, and how many, ended streams that a client watched are kept for reattaching. */
+/** How long, how many, and how much output of ended streams that a client watched is kept for reattaching. */
 const KEEP_ENDED_MS = 5 * 60_000
 const KEEP_ENDED = 256
+const KEEP_ENDED_BYTES = 64 * 1024 * 1024
 
 /**
  * The event logs of executions running in this process (and of watched ones that ended not long
@@ -86,11 +110,12 @@ const KEEP_ENDED = 256
  */
 export class ExecutionStreams {
   readonly #logs = new Map<string, EventLog>()
-  /** Ended, watched logs in the order they ended, with when. */
-  readonly #ended: { key: string; at: number }[] = []
+  /** Ended, watched logs in the order they ended, with when and their size. */
+  readonly #ended: { key: string; at: number; bytes: number }[] = []
+  #endedBytes = 0
 
-  open(tenant: string, record: ExecutionRecord): EventLog {
-    const log = new EventLog()
+  open(tenant: string, record: ExecutionRecord, attempt = 0): EventLog {
+    const log = new EventLog(attempt)
     log.started(record)
     this.#logs.set(`${tenant}\u0000${record.id}`, log)
     return log
@@ -111,16 +136,22 @@ export class ExecutionStreams {
       this.#logs.delete(key)
       return
     }
-    this.#ended.push({ key, at: Date.now() })
+    // Its output counts twice: in its chunks and in the record of its end.
+    this.#ended.push({ key, at: Date.now(), bytes: 2 * log.bytes })
+    this.#endedBytes += 2 * log.bytes
     this.#expire()
   }
 
   #expire(): void {
     const now = Date.now()
-    while (this.#ended.length > 0) {
-      const oldest = this.#ended[0] as { key: string; at: number }
-      if (this.#ended.length <= KEEP_ENDED && now - oldest.at < KEEP_ENDED_MS) break
+    for (let oldest = this.#ended[0]; oldest !== undefined; oldest = this.#ended[0]) {
+      const keep =
+        this.#ended.length <= KEEP_ENDED &&
+        this.#endedBytes <= KEEP_ENDED_BYTES &&
+        now - oldest.at < KEEP_ENDED_MS
+      if (keep) break
       this.#ended.shift()
+      this.#endedBytes -= oldest.bytes
       if (this.#logs.get(oldest.key)?.ended === true) this.#logs.delete(oldest.key)
     }
   }

@@ -195,10 +195,10 @@ export class Executions {
     const log = this.#streams.get(tenant, record.id) ?? this.#streams.open(tenant, record)
     plan.bindings.streamOutput((stream, text) => log.chunk(stream, text))
     // Refused after it was queued (queue deadline, shutdown): nothing ran, so the key is freed for
-    // the retry the refusal asks for. A resumed execution refused by a shutdown stays running, to be
-    // resumed by the next start.
-    const refused = (error: unknown): boolean => {
-      if (interrupted !== undefined) return !isCode(error, ErrorCode.SHUTTING_DOWN)
+    // the retry the refusal asks for. A resumed execution stays running, journal and all: its resume
+    // asks again (queue deadline), or the next start does (shutdown).
+    const refused = (): boolean => {
+      if (interrupted !== undefined) return false
       if (idempotencyKey !== undefined) this.#store.releaseIdempotencyKey(tenant, idempotencyKey, record.id)
       return true
     }
@@ -221,9 +221,9 @@ export class Executions {
    * Marks an interrupted execution as about to be resumed, until `done` settles: a request retried
    * with its idempotency key meanwhile waits for its final record.
    */
-  resuming(tenant: string, record: ExecutionRecord, done: Promise<void>): AbortSignal {
+  resuming(tenant: string, record: ExecutionRecord, attempt: number, done: Promise<void>): AbortSignal {
     const key = `${tenant}\u0000${record.id}`
-    const log = this.#streams.open(tenant, record)
+    const log = this.#streams.open(tenant, record, attempt)
     // Listed, cancellable and awaited (by a retry with its idempotency key) like a queued execution.
     const canceller = new AbortController()
     const final = done.then(() => this.#store.getExecution(tenant, record.id) ?? record)
@@ -363,10 +363,6 @@ export class Executions {
     this.#streams.end(tenant, finished)
     return finished
   }
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return error instanceof CordonError && error.code === code
 }
 
 /**

@@ -413,7 +413,12 @@ export class Harness {
     // A retried request meanwhile (its idempotency key) waits for each one's final record.
     const queue = waiting.map((interrupted) => {
       const { promise, resolve } = Promise.withResolvers<void>()
-      const signal = this.#executions.resuming(interrupted.tenant, interrupted.record, promise)
+      const signal = this.#executions.resuming(
+        interrupted.tenant,
+        interrupted.record,
+        interrupted.attempts + 1,
+        promise,
+      )
       return { interrupted, signal, resolve }
     })
     const resumeNext = async (): Promise<void> => {

@@ -237,7 +237,7 @@ export class Supervisor {
         } else if (message.type === 'started') this.#startedAhead(worker, message.id)
         else if (message.type === 'call')
           handleCall(worker, message.id, message.seq, message.call, this.#nesting)
-        else if (message.type === 'output') handleOutput(worker, message.id, message.stream, message.text)
+        else if (message.type === 'output') handleOutput(worker, message.id, message.stdout, message.stderr)
         else if (message.type === 'nested-done') {
           if (message.retiring === true) retiring(worker)
           endNested(worker, message.id, message.outcome, true)
@@ -483,6 +483,9 @@ export class Supervisor {
       const reason = worker.killedFor ?? { status: 'killed' as const, error: crashed() }
       settle(task, {
         ...outcomeOf(reason.status, reason.error),
+        // What the guest wrote before the kill, as far as its worker streamed it.
+        stdout: task.streamed?.stdout ?? '',
+        stderr: task.streamed?.stderr ?? '',
         usage: {
           cpuMs: worker.taskCpuLast - worker.taskCpuStart,
           wallMs: Math.round(performance.now() - worker.taskStartedAt),

@@ -122,15 +122,24 @@ function runNested(
 
 /**
  * A running job's output, streamed by its worker, for its host. A worker runs guest code, so what it
- * says is checked: only the client's job it runs now, a known stream, text, and never more in all
- * than the job's output limit allows (in characters, each at least a byte).
+ * says is checked: only the client's job it runs now, text, and never more in all than the job's
+ * output limit allows (in characters, each at least a byte). It is kept too: should the worker be
+ * killed, the job's record has what it wrote.
  */
-export function handleOutput(worker: Worker, id: number, stream: unknown, text: unknown): void {
+export function handleOutput(worker: Worker, id: number, stdout: unknown, stderr: unknown): void {
   const task = worker.task
   if (task === null || task.id !== id || worker.killedFor !== null) return
-  if ((stream !== 'stdout' && stream !== 'stderr') || typeof text !== 'string') return
-  const streamed = (task.streamed ?? 0) + text.length
-  if (streamed > task.job.limits.outputBytes) return
+  if (typeof stdout !== 'string' || typeof stderr !== 'string') return
+  const streamed = task.streamed ?? { stdout: '', stderr: '' }
+  if (
+    streamed.stdout.length + streamed.stderr.length + stdout.length + stderr.length >
+    task.job.limits.outputBytes
+  ) {
+    return
+  }
+  streamed.stdout += stdout
+  streamed.stderr += stderr
   task.streamed = streamed
-  task.host?.output?.(stream, text)
+  if (stdout.length > 0) task.host?.output?.('stdout', stdout)
+  if (stderr.length > 0) task.host?.output?.('stderr', stderr)
 }

@@ -30,8 +30,8 @@ export interface Task {
   host: BindingHost | undefined
   /** Binding calls the job made, counted here whatever the worker says. */
   calls: number
-  /** Output characters the worker streamed for the job, counted against its output limit. */
-  streamed?: number
+  /** What the worker streamed of the job's output (within its output limit): a killed job's record keeps it. */
+  streamed?: { stdout: string; stderr: string }
   /** Aborts the host work of the job's calls when the job ends. */
   controller: AbortController
 }

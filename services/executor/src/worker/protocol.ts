@@ -28,7 +28,8 @@ export type ToWorker =
  * holds are the supervisor's to requeue.
  * `call` carries a guest binding call of the running (or nested) job `id`; the supervisor answers it
  * with a `reply` of the same `seq`, and drops replies for a job that has ended. `output` carries the
- * running job's stdout or stderr as it is written (batched; its outcome still carries all of it).
+ * running job's stdout and stderr as they are written (batched by time: what the guest wrote within
+ * 20 ms, each stream's part together; its outcome still carries all of it).
  */
 export type FromWorker =
   | { type: 'ready' }
@@ -47,4 +48,4 @@ export type FromWorker =
   | { type: 'nested-done'; id: number; outcome: RunOutcome; retiring?: true }
   | { type: 'started'; id: number }
   | { type: 'call'; id: number; seq: number; call: BindingCall }
-  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'output'; id: number; stdout: string; stderr: string }

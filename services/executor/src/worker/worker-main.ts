@@ -227,15 +227,17 @@ const OUTPUT_DELAY_MS = 20
 const OUTPUT_BATCH_CHARS = 16 * 1024
 
 /**
- * Sends a job's output to the supervisor in batches: whatever was written within 20 ms (or 16 Ki
- * characters) goes in one message. A guest that writes in a busy loop never lets a timer fire, so the
- * batch is also sent from the write itself once it is due.
+ * Sends a job's output to the supervisor in batches, at most one message per 20 ms (or per 16 Ki
+ * characters): each batch holds what the guest wrote meanwhile, each stream's part together, however
+ * often it switched between them. A write after a quiet spell goes at once; one that follows closely
+ * waits for its batch, sent by a timer, or by a later write once due (a guest computing in a busy
+ * loop never lets a timer fire).
  */
 class OutputSender {
   readonly #id: number
-  #stream: 'stdout' | 'stderr' = 'stdout'
-  #text = ''
-  #since = 0
+  #stdout = ''
+  #stderr = ''
+  #sentAt = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | null = null
 
   constructor(id: number) {
@@ -243,21 +245,21 @@ class OutputSender {
   }
 
   readonly listener = (stream: 'stdout' | 'stderr', text: string): void => {
-    if (stream !== this.#stream) this.flush()
-    this.#stream = stream
-    if (this.#text.length === 0) this.#since = performance.now()
-    this.#text += text
-    if (this.#text.length >= OUTPUT_BATCH_CHARS || performance.now() - this.#since >= OUTPUT_DELAY_MS)
-      this.flush()
+    if (stream === 'stdout') this.#stdout += text
+    else this.#stderr += text
+    const due = performance.now() - this.#sentAt >= OUTPUT_DELAY_MS
+    if (due || this.#stdout.length + this.#stderr.length >= OUTPUT_BATCH_CHARS) this.flush()
     else this.#timer ??= setTimeout(() => this.flush(), OUTPUT_DELAY_MS)
   }
 
   flush(): void {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    if (this.#text.length === 0) return
-    send({ type: 'output', id: this.#id, stream: this.#stream, text: this.#text })
-    this.#text = ''
+    if (this.#stdout.length + this.#stderr.length === 0) return
+    send({ type: 'output', id: this.#id, stdout: this.#stdout, stderr: this.#stderr })
+    this.#stdout = ''
+    this.#stderr = ''
+    this.#sentAt = performance.now()
   }
 }
 

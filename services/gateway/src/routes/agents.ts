@@ -1,5 +1,5 @@
 import { CordonError, ENGINES, ErrorCode, LANGUAGES } from '@cordon/contracts'
-import type { Harness } from '@cordon/harness'
+import type { ExecuteRequest, Harness } from '@cordon/harness'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { type Env, nameParam, readDocument, readJson, requireScope } from '../http.ts'
@@ -33,6 +33,20 @@ export const ExecuteBody = z.strictObject({
     .max(MAX_INPUT_FILES, `must list at most ${MAX_INPUT_FILES} files`)
     .optional(),
 })
+
+/** An execution request as the harness takes it (input files decoded). */
+export function executeRequest(body: z.infer<typeof ExecuteBody>): ExecuteRequest {
+  return {
+    language: body.language,
+    code: body.code,
+    input: body.input ?? null,
+    engine: body.engine,
+    files: body.files?.map((file) => ({
+      path: file.path,
+      data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
+    })),
+  }
+}
 
 export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
   const app = new Hono<Env>()
@@ -70,16 +84,7 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const name = nameParam(c, 'name')
     const body = validated(ExecuteBody, await readJson(c, maxBodyBytes), 'execution request')
     const key = idempotencyKey(c.req.header('idempotency-key'))
-    const request = {
-      language: body.language,
-      code: body.code,
-      input: body.input ?? null,
-      engine: body.engine,
-      files: body.files?.map((file) => ({
-        path: file.path,
-        data: Buffer.from(file.content, file.encoding === 'base64' ? 'base64' : 'utf8'),
-      })),
-    }
+    const request = executeRequest(body)
     // An event stream's client may go away and reattach: the execution runs on.
     if (wantsEventStream(c)) {
       return streamExecution(c, harness, tenant, (onStart) =>

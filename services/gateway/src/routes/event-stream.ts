@@ -52,6 +52,16 @@ export function eventStream(
   source: { log: EventLog } | { record: ExecutionRecord },
   after: number,
 ): Response {
+  if ('log' in source && after >= source.log.lastId && source.log.ended) {
+    // A client that has the whole of an ended stream (EventSource reconnects by itself): 204 stops it.
+    return c.body(null, 204)
+  }
+  if ('log' in source && after > source.log.lastId) {
+    throw new CordonError(
+      ErrorCode.BAD_REQUEST,
+      `Last-Event-ID ${after} is past this stream's newest event (${source.log.lastId})`,
+    )
+  }
   if ('log' in source && !source.log.ended && source.log.listeners >= MAX_LISTENERS) {
     throw new CordonError(
       ErrorCode.TOO_MANY_STREAMS,

@@ -11,7 +11,7 @@ import {
 import { Hono } from 'hono'
 import { type Env, nameParam, requireScope } from '../http.ts'
 import { validated } from '../validate.ts'
-import { ExecuteBody } from './agents.ts'
+import { ExecuteBody, executeRequest } from './agents.ts'
 
 /** The code-execution tool every agent's MCP server offers beside the agent's own tools. */
 export const EXECUTE_CODE = 'execute_code'
@@ -29,10 +29,13 @@ export function mcpRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
   app.all('/:name', async (c) => {
     const { tenant } = requireScope(c, 'invoke')
     const agent = nameParam(c, 'name')
-    // A browser page must not drive this with a user's credentials (DNS rebinding, cross-site).
-    const origin = c.req.header('origin')
-    if (origin !== undefined && !sameOrigin(origin, c.req.url, c.req.header('host'))) {
-      throw new CordonError(ErrorCode.FORBIDDEN, 'requests from another origin are refused')
+    // No web page may drive an agent (cross-site, or its own origin after DNS rebinding): browsers
+    // send an Origin header, MCP clients do not.
+    if (c.req.header('origin') !== undefined) {
+      throw new CordonError(
+        ErrorCode.FORBIDDEN,
+        'requests from a web page (with an Origin header) are refused',
+      )
     }
     // The agent must exist before anything is said about it.
     harness.getAgent(tenant, agent)
@@ -59,20 +62,17 @@ function agentServer(harness: Harness, tenant: string, agent: string, signal: Ab
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     const { name, arguments: args = {} } = request.params
     try {
-      const declared = harness.listTools(tenant, agent).some((tool) => tool.name === name)
-      if (declared)
-        return answer(await harness.invokeTool(tenant, agent, name, args as JsonValue, { signal }))
+      const declared = harness.listTools(tenant, agent).find((tool) => tool.name === name)
+      if (declared !== undefined) {
+        // A tool whose input is not an object was listed with it wrapped as { input }.
+        const input = (isObjectSchema(declared.input) ? args : args.input) as JsonValue | undefined
+        return answer(await harness.invokeTool(tenant, agent, name, input ?? null, { signal }))
+      }
       if (name !== EXECUTE_CODE) {
         throw new CordonError(ErrorCode.TOOL_NOT_FOUND, `agent "${agent}" has no tool "${name.slice(0, 64)}"`)
       }
       const body = validated(ExecuteBody, args, `${EXECUTE_CODE} arguments`)
-      const record = await harness.execute(
-        tenant,
-        agent,
-        { language: body.language, code: body.code, input: body.input ?? null, engine: body.engine },
-        { signal },
-      )
-      return answer(record)
+      return answer(await harness.execute(tenant, agent, executeRequest(body), { signal }))
     } catch (error) {
       if (error instanceof CordonError) {
         const { code, message, issues } = error
@@ -80,7 +80,11 @@ function agentServer(harness: Harness, tenant: string, agent: string, signal: Ab
           error: { code, message, ...(issues === undefined ? {} : { issues }) },
         })
       }
-      throw error
+      // Not the client's doing: said without the host's details, and logged for the operator.
+      console.error(`cordon: MCP tools/call failed: ${error instanceof Error ? error.name : 'error'}`)
+      return failure('INTERNAL: the call failed', {
+        error: { code: ErrorCode.INTERNAL, message: 'the call failed' },
+      })
     }
   })
   return server
@@ -92,7 +96,14 @@ function listTools(harness: Harness, tenant: string, agent: string): Tool[] {
   const tools: Tool[] = declared.map((tool) => ({
     name: tool.name,
     ...(tool.description === null ? {} : { description: tool.description }),
-    inputSchema: objectSchema(tool.input),
+    inputSchema: isObjectSchema(tool.input)
+      ? (tool.input as Tool['inputSchema'])
+      : {
+          type: 'object',
+          properties: { input: tool.input },
+          required: ['input'],
+          additionalProperties: false,
+        },
   }))
   if (declared.some((tool) => tool.name === EXECUTE_CODE)) return tools
   const { profile } = harness.profilesFor(tenant, harness.getAgent(tenant, agent))
@@ -109,6 +120,19 @@ function listTools(harness: Harness, tenant: string, agent: string): Tool[] {
         code: { type: 'string', description: 'the program' },
         input: { description: 'any JSON value, given to the program' },
         engine: { type: 'string', enum: [...profile.engines] },
+        files: {
+          type: 'array',
+          description: 'container engine: files put into /workspace first',
+          items: {
+            type: 'object',
+            properties: {
+              path: { type: 'string' },
+              content: { type: 'string' },
+              encoding: { type: 'string', enum: ['utf8', 'base64'] },
+            },
+            required: ['path', 'content'],
+          },
+        },
       },
       required: ['language', 'code'],
       additionalProperties: false,
@@ -117,9 +141,9 @@ function listTools(harness: Harness, tenant: string, agent: string): Tool[] {
   return tools
 }
 
-/** MCP wants an object schema for a tool's input; a declared schema of another type is wrapped as it is. */
-function objectSchema(schema: Record<string, unknown>): Tool['inputSchema'] {
-  return schema.type === 'object' ? (schema as Tool['inputSchema']) : { type: 'object', ...schema }
+/** MCP tools take an object: a tool declared with another input is listed with it wrapped as { input }. */
+function isObjectSchema(schema: Record<string, unknown>): boolean {
+  return schema.type === 'object'
 }
 
 /** An execution as a tool result: its result as text (and its output), the whole record as structured content. */
@@ -149,15 +173,4 @@ function failure(
   more: CallToolResult['content'] = [],
 ): CallToolResult {
   return { isError: true, content: [{ type: 'text', text }, ...more], structuredContent }
-}
-
-/** Whether `origin` is the origin the request was sent to. */
-function sameOrigin(origin: string, url: string, host: string | undefined): boolean {
-  try {
-    const from = new URL(origin)
-    const to = new URL(url)
-    return from.protocol === to.protocol && from.host === (host ?? to.host)
-  } catch {
-    return false
-  }
 }
