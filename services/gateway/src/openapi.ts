@@ -461,7 +461,7 @@ export function openAPIDocument(): Record<string, unknown> {
         post: {
           summary: 'The agent as an MCP server (Streamable HTTP transport, stateless, JSON answers)',
           description:
-            "JSON-RPC 2.0 as MCP defines it (initialize, tools/list, tools/call). `tools/list`: the agent's declared tools with their input schemas, and `execute_code` ({ language, code, input?, engine? }) unless the agent declares a tool of that name. `tools/call` runs them under the agent's profile like the HTTP API; the result has the execution's result (and output) as text and its record as `structuredContent`; a refusal, invalid input, a guest error or a limit is a result with `isError: true`, never a transport failure. Same bearer tokens (`invoke` scope). A request with an `Origin` header other than the service's own is refused (403).",
+            "JSON-RPC 2.0 as MCP defines it (initialize, tools/list, tools/call). `tools/list`: the agent's declared tools with their input schemas, and `execute_code` ({ language, code, input?, engine? }) unless the agent declares a tool of that name. `tools/call` runs them under the agent's profile like the HTTP API; the result has the execution's result (and output) as text and its record as `structuredContent`; a refusal, invalid input, a guest error or a limit is a result with `isError: true`, never a transport failure. Same bearer tokens (`invoke` scope). A request with an `Origin` header (a web page, DNS rebinding included) is refused (403). A declared tool whose input is not an object is listed with it wrapped as `{ input }`.",
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
           responses: {
             200: { description: 'the JSON-RPC response' },
@@ -474,7 +474,7 @@ export function openAPIDocument(): Record<string, unknown> {
         get: {
           summary: "Follow an execution's event stream, or reattach to it after a disconnect",
           description:
-            "Events: `started` (id, agent, engine, language, createdAt), `stdout` and `stderr` ({ text }: chunks as the guest writes them, secret values redacted; they add up to the record's output), `end` (the final record). Each has an `id` counting up from 1; with `Last-Event-ID`, only later events are sent. While the execution runs, and for 5 minutes after the end of a stream a client watched, the events are the live ones; after that they are rebuilt from the stored record (with `Last-Event-ID`, only `end`). At most 16 streams per execution (429 TOO_MANY_STREAMS). Idle streams get a `: keep-alive` comment every 15 s.",
+            "Events: `started` (id, agent, engine, language, createdAt), `stdout` and `stderr` ({ text }: chunks as the guest writes them, secret values redacted; they add up to the record's output), `end` (the final record). Each has an `id` counting up from 1; with `Last-Event-ID`, only later events are sent. While the execution runs, and for 5 minutes after the end of a stream a client watched, the events are the live ones (204 for a client that has the end already); after that they are rebuilt from the stored record (with `Last-Event-ID`, only `end`). An execution resumed after a crash streams again from its start: `started` says `resumed: n` and ids start at 1 000 000 × n + 1. At most 16 streams per execution (429 TOO_MANY_STREAMS). Idle streams get a `: keep-alive` comment every 15 s.",
           parameters: [
             {
               name: 'Last-Event-ID',
@@ -486,6 +486,9 @@ export function openAPIDocument(): Record<string, unknown> {
           ],
           responses: {
             200: { description: 'the event stream', content: EVENT_STREAM },
+            204: {
+              description: 'the client has the whole of an ended stream (Last-Event-ID): stop reconnecting',
+            },
             ...errors(400, 401, 403, 404, 409, 429),
           },
         },
