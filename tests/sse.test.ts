@@ -19,7 +19,10 @@ beforeAll(async () => {
   upstream = await startRecordingServer({
     handler: (request, res) => {
       if (request.url.startsWith('/hold/')) {
-        holds.set(request.url, () => res.end('released'))
+        // Released once; a response its client already closed (a cancelled run) is left alone.
+        holds.set(request.url, () => {
+          if (!res.writableEnded && !res.destroyed) res.end('released')
+        })
         return
       }
       res.end('ok')
