@@ -1,6 +1,7 @@
 // Fails when imports between workspace packages break the one-way order of the layers
 // (contracts <- policy <- executor <- harness <- gateway <- cli), form a cycle, reach into another package's
-// files instead of its index, or use a package that package.json does not declare.
+// files instead of its index (or an entry its package.json exports), or use a package that
+// package.json does not declare.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
@@ -18,6 +19,18 @@ function sourceFiles(dir: string): string[] {
 
 const IMPORT =
   /(?:^|\n)\s*(?:import|export)\s[\w\s{},*$]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+
+/** The entries each package exports (`@cordon/harness`, `@cordon/harness/store`, ...). */
+const exported = new Set(
+  ORDER.flatMap((name) => {
+    const manifest = JSON.parse(readFileSync(join(root, 'services', name, 'package.json'), 'utf8')) as {
+      exports?: Record<string, string>
+    }
+    return Object.keys(manifest.exports ?? { '.': '' }).map((entry) =>
+      entry === '.' ? `@cordon/${name}` : `@cordon/${name}/${entry.replace(/^\.\//, '')}`,
+    )
+  }),
+)
 
 for (const [rank, name] of ORDER.entries()) {
   const pkgDir = join(root, 'services', name)
@@ -42,7 +55,8 @@ for (const [rank, name] of ORDER.entries()) {
       if (pkg.startsWith('@cordon/')) {
         const other = pkg.slice('@cordon/'.length)
         const otherRank = ORDER.indexOf(other as (typeof ORDER)[number])
-        if (spec !== pkg) problems.push(`${where}: deep import "${spec}"; import "${pkg}" instead`)
+        if (spec !== pkg && !exported.has(spec))
+          problems.push(`${where}: deep import "${spec}"; import "${pkg}" instead`)
         if (otherRank < 0) problems.push(`${where}: unknown package ${pkg}`)
         else if (otherRank >= rank)
           problems.push(`${where}: ${name} may not depend on ${other} (layers point one way)`)

@@ -57,6 +57,23 @@ describe('scripts/check-deps.ts', () => {
     expect(result.stderr).toContain('deep import')
   })
 
+  it("passes an import of an entry the other package's package.json exports", () => {
+    const dir = workspace(
+      { gateway: "import { x } from '@cordon/harness/store'\n" },
+      { gateway: ['@cordon/harness'] },
+    )
+    writeFileSync(
+      join(dir, 'services', 'harness', 'package.json'),
+      JSON.stringify({ exports: { '.': './src/index.ts', './store': './src/store.ts' } }),
+    )
+    expect(check(dir).status).toBe(0)
+    writeFileSync(
+      join(dir, 'services', 'harness', 'package.json'),
+      JSON.stringify({ exports: { '.': './src/index.ts' } }),
+    )
+    expect(check(dir).stderr).toContain('deep import "@cordon/harness/store"')
+  })
+
   it('fails an import of an undeclared dependency', () => {
     const result = check(workspace({ policy: "import YAML from 'yaml'\n" }))
     expect(result.stderr).toContain('does not declare')

@@ -23,6 +23,8 @@ export {
   SESSION_FILE_MAX_BYTES,
   type SessionView,
 } from './sessions.ts'
+export type { SqlDatabase, SqlStatement } from './storage/sql.ts'
+export { SqlStore } from './storage/sql-store.ts'
 export { SqliteStore } from './storage/sqlite-store.ts'
 export type {
   AuditFilter,

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto'
-import type Database from 'better-sqlite3'
+import type { SqlDatabase } from './sql.ts'
 import type { AuditEntry, AuditFilter, AuditRecord, AuditStore, AuditVerification } from './store.ts'
 
 interface AuditRow {
@@ -37,11 +37,12 @@ export class SqliteAudit implements AuditStore {
   #scheduled = false
 
   /** `keyExistingHeads`: the database was just migrated to keyed heads; key the heads it has, once. */
-  constructor(db: Database.Database, keyExistingHeads: boolean, key: Buffer) {
+  constructor(db: SqlDatabase, keyExistingHeads: boolean, key: Buffer) {
     this.#key = key
-    this.#insert = db.prepare(
+    this.#insert = db.prepare<Record<string, string | null>, { seq: number }>(
       `INSERT INTO audit (tenant, at, kind, agent, execution, decision, code, rule, detail, prev, hash)
-       VALUES (@tenant, @at, @kind, @agent, @execution, @decision, @code, @rule, @detail, @prev, @hash)`,
+       VALUES (@tenant, @at, @kind, @agent, @execution, @decision, @code, @rule, @detail, @prev, @hash)
+       RETURNING seq`,
     )
     this.#head = db.prepare<[string], { seq: number; hash: string; mac: string | null }>(
       'SELECT seq, hash, mac FROM audit_heads WHERE tenant = ?',
@@ -72,9 +73,10 @@ export class SqliteAudit implements AuditStore {
         const tenant = row.tenant as string
         const prev = this.#headOf(tenant)
         const hash = this.#link(prev, row)
-        const { lastInsertRowid } = this.#insert.run({ ...row, prev, hash })
+        const inserted = this.#insert.get({ ...row, prev, hash })
+        if (inserted === undefined) throw new Error('the audit record was not stored')
         this.#heads.set(tenant, hash)
-        touched.set(tenant, { seq: Number(lastInsertRowid), hash })
+        touched.set(tenant, { seq: inserted.seq, hash })
       }
       for (const [tenant, head] of touched) this.#setHead.run(tenant, head.seq, head.hash)
     })
@@ -145,7 +147,7 @@ export class SqliteAudit implements AuditStore {
    * record would then look changed, and records chained from now on would prove nothing about the
    * old ones. The key's own identity (a hash of it, never the key) is kept in the database.
    */
-  #checkKey(db: Database.Database): void {
+  #checkKey(db: SqlDatabase): void {
     const id = createHash('sha256').update('cordon audit key\n').update(this.#key).digest('hex').slice(0, 32)
     const stored = db
       .prepare<[], { value: Buffer | string }>(`SELECT value FROM meta WHERE name = 'audit-key-id'`)
@@ -194,7 +196,7 @@ export class SqliteAudit implements AuditStore {
   }
 
   /** Chains records written before the log was chained (an older database), in order, once. */
-  #chainUnchained(db: Database.Database): void {
+  #chainUnchained(db: SqlDatabase): void {
     const rows = db
       .prepare<[], AuditRow & { tenant: string }>(
         `SELECT seq, tenant, at, kind, agent, execution, decision, code, rule, detail FROM audit

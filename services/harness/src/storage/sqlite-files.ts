@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3'
 import {
   FILE_MAX_BYTES,
   FILE_NAME_MAX_BYTES,
@@ -10,6 +9,7 @@ import {
   SPACE_MAX_ENTRIES,
   type SpaceUsage,
 } from './file-store.ts'
+import type { SqlDatabase } from './sql.ts'
 
 interface Row {
   path: string
@@ -46,7 +46,7 @@ export class SqliteFiles implements FileStore {
   readonly #write
   readonly #remove
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDatabase) {
     const where = 'tenant = ? AND space = ?'
     this.#get = db.prepare<[string, string, string], Row>(
       `SELECT path, kind, size, mtime FROM files WHERE ${where} AND path = ?`,

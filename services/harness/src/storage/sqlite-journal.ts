@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3'
+import type { SqlDatabase } from './sql.ts'
 import type { JournalEntry, JournalScope, JournalStore } from './store.ts'
 
 /** How the journal shares the store's group commit. */
@@ -16,14 +16,14 @@ export interface CommitQueue {
  * share one transaction.
  */
 export class SqliteJournal implements JournalStore {
-  readonly #db: Database.Database
+  readonly #db: SqlDatabase
   readonly #commits: CommitQueue
   readonly #entries
   readonly #put
   readonly #drop
   readonly #sweep
 
-  constructor(db: Database.Database, commits: CommitQueue) {
+  constructor(db: SqlDatabase, commits: CommitQueue) {
     this.#db = db
     this.#commits = commits
     this.#entries = db.prepare<[string, string], JournalEntry>(
@@ -53,14 +53,11 @@ export class SqliteJournal implements JournalStore {
 
   intend(scope: JournalScope, entry: Omit<JournalEntry, 'reply'>): void {
     this.#commits.flush()
-    // This one commit syncs the log to disk (the store otherwise leaves that to its checkpoints):
+    // This one commit is on disk when it returns (the store otherwise leaves that to its checkpoints):
     // the call it announces is about to leave the machine, and a power loss must not forget it.
-    this.#db.pragma('synchronous = FULL')
-    try {
-      this.#put.run({ tenant: scope.tenant, execution: scope.execution, ...entry, reply: null })
-    } finally {
-      this.#db.pragma('synchronous = NORMAL')
-    }
+    this.#db.durably(() =>
+      this.#put.run({ tenant: scope.tenant, execution: scope.execution, ...entry, reply: null }),
+    )
   }
 
   record(scope: JournalScope, entry: JournalEntry): void {

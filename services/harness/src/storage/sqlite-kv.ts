@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3'
+import type { SqlDatabase } from './sql.ts'
 import type { KvStore } from './store.ts'
 
 /** Agents' key-value namespaces in the `kv` table; `size` is the UTF-8 bytes of key and value. */
@@ -17,7 +17,7 @@ export class SqliteKv implements KvStore {
     quotaBytes: number,
   ) => { ok: true } | { ok: false; usedBytes: number }
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDatabase) {
     this.#get = db.prepare<[string, string, string], { value: string }>(
       'SELECT value FROM kv WHERE tenant = ? AND agent = ? AND key = ?',
     )

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3'
+import type { SqlDatabase } from './sql.ts'
 import type { SecretInfo, SecretStore } from './store.ts'
 
 /** Tenants' secrets in the `secrets` table. Values are read only by the egress binding. */
@@ -9,7 +9,7 @@ export class SqliteSecrets implements SecretStore {
   readonly #list
   readonly #delete
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDatabase) {
     this.#upsert = db.prepare(
       `INSERT INTO secrets (tenant, name, value, created_at, updated_at) VALUES (@tenant, @name, @value, @now, @now)
        ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
