@@ -17,7 +17,8 @@ const VERSION_TABLE = '_cordon_schema'
 
 /**
  * The Cloudflare backend of `SqlDatabase`: a Durable Object's SQLite storage. Differences it hides:
- * - no named parameters: `@name` in a statement becomes `?`, bound from the object in order;
+ * - no named parameters: `@name` in a statement becomes `?`, bound from the object in order (so a
+ *   statement must not hold `@` in a string literal);
  * - `changes` is SQLite's own count (`changes()`), not the cursor's rows written (index entries too);
  * - BLOBs travel as `ArrayBuffer`: bytes going in are copied into one, and come back as `Buffer`;
  * - a transaction is `transactionSync`; one inside another runs as part of it (statements stay atomic
@@ -53,9 +54,10 @@ export class DurableObjectSqlDatabase implements SqlDatabase {
         const [counted] = this.#storage.sql.exec('SELECT changes() AS changes').toArray()
         return { changes: Number(counted?.changes ?? 0) }
       },
+      // Read to the end: a statement with effects (INSERT ... RETURNING) runs whole, whatever is read.
       get: (...params) => {
-        for (const row of exec(params)) return fromSql(row) as Row
-        return undefined
+        const [row] = exec(params).toArray()
+        return row === undefined ? undefined : (fromSql(row) as Row)
       },
       all: (...params) => exec(params).toArray().map(fromSql) as Row[],
       iterate: (...params) => {
