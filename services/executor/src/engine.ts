@@ -1,6 +1,6 @@
 import type { EngineName, Language, RunOutcome } from '@cordon/contracts'
 import type { Access, Limits } from '@cordon/policy'
-import type { BindingCall, BindingReply, GuestGrants } from './bridge/bridge.ts'
+import type { BindingCall, BindingHost, BindingReply, GuestGrants } from './bridge/bridge.ts'
 import type { OutputListener } from './output-buffer.ts'
 
 /**
@@ -27,6 +27,16 @@ export interface WorkspaceSpec {
   quotaBytes: number
   /** Paths relative to `/workspace`; content as base64. */
   files: { path: string; content: string }[]
+}
+
+/**
+ * What runs jobs for the harness: on Node, the `Supervisor` (worker processes, limits enforced from
+ * outside); on another runtime, whatever runs an engine there. Queues the job and answers its outcome;
+ * throws `CordonError` synchronously when it cannot take it (QUEUE_FULL, SHUTTING_DOWN). Aborting
+ * `signal` cancels the job; its binding calls go to `host`.
+ */
+export interface JobRunner {
+  run(job: RunJob, tenant: string, signal?: AbortSignal, host?: BindingHost): Promise<RunOutcome>
 }
 
 /** Carries one guest binding call to the host and back (in a worker: over IPC to the supervisor). */

@@ -12,7 +12,7 @@ export {
   type NestedRunner,
   NO_GRANTS,
 } from './bridge/bridge.ts'
-export type { BindingChannel, Engine, RunJob, WorkspaceSpec } from './engine.ts'
+export type { BindingChannel, Engine, JobRunner, RunJob, WorkspaceSpec } from './engine.ts'
 
 import type { EngineName } from '@cordon/contracts'
 import type { Limits } from '@cordon/policy'

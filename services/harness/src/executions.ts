@@ -9,7 +9,7 @@ import {
   type Language,
   type RunOutcome,
 } from '@cordon/contracts'
-import { engineLimitProblem, type Supervisor } from '@cordon/executor'
+import { engineLimitProblem, type JobRunner } from '@cordon/executor'
 import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
@@ -82,7 +82,8 @@ export interface StartRequest {
 
 export interface ExecutionsOptions {
   store: Store
-  supervisor: Supervisor
+  /** What runs the jobs (the Supervisor on Node). */
+  supervisor: JobRunner
   engines: readonly EngineName[]
   handlers: BindingHandlers
   env: (tenant: string) => Readonly<Record<string, string>>

@@ -7,7 +7,7 @@ import {
   type JsonValue,
   type Language,
 } from '@cordon/contracts'
-import { SandboxSessions, type Supervisor } from '@cordon/executor'
+import { type JobRunner, SandboxSessions } from '@cordon/executor'
 import {
   type AgentDeclaration,
   type DocumentFormat,
@@ -75,7 +75,8 @@ const RESUME_RETRY_MS = 500
 
 export interface HarnessOptions {
   store: Store
-  supervisor: Supervisor
+  /** What runs the jobs: the Supervisor's worker processes on Node. */
+  supervisor: JobRunner
   /** Profiles every tenant sees, may extend, and may not overwrite. */
   builtinProfiles: ReadonlyMap<string, BuiltinProfile>
   /** Engines this deployment can run. */
@@ -113,7 +114,7 @@ export type ReviewTarget =
  */
 export class Harness {
   readonly #store: Store
-  readonly #supervisor: Supervisor
+  readonly #supervisor: JobRunner
   readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
   /** Checks tool input against the tool's JSON Schema, off the main thread. */

@@ -1,6 +1,6 @@
 import { CordonError, ErrorCode, type GuestError, GuestErrorCode, type RunOutcome } from '@cordon/contracts'
 import type { BindingHost } from '../bridge/bridge.ts'
-import type { RunJob } from '../engine.ts'
+import type { JobRunner, RunJob } from '../engine.ts'
 import { sweepSandboxLeftovers } from '../engines/container/sandbox.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from '../worker/protocol.ts'
@@ -40,7 +40,7 @@ export interface SupervisorStats {
  * `killed` and is replaced; the gateway process never runs guest code. Jobs queue fairly per tenant,
  * bounded. A job's binding calls are re-checked here (`handleCall`) before its `host` sees them.
  */
-export class Supervisor {
+export class Supervisor implements JobRunner {
   readonly #options: Required<SupervisorOptions>
   readonly #workers = new Set<Worker>()
   readonly #queue: FairQueue<Task>
