@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Supervisor } from '@cordon/executor'
-import { Harness, SqliteStore } from '@cordon/harness'
+import { Harness } from '@cordon/harness'
+import { SqliteStore } from '@cordon/harness/node'
 
 const ROUNDS = Number(process.env.BENCH_BINDINGS_ROUNDS ?? 5)
 const EXECUTIONS = 40

@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Supervisor } from '@cordon/executor'
-import { Harness, SqliteStore } from '@cordon/harness'
+import { Harness } from '@cordon/harness'
+import { SqliteStore } from '@cordon/harness/node'
 
 const ROUNDS = Number(process.env.BENCH_JOURNAL_ROUNDS ?? 7)
 const EXECUTIONS = 40

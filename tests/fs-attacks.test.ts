@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http'
-import { Harness, SqliteStore } from '@cordon/harness'
+import { Harness } from '@cordon/harness'
+import { SqliteStore } from '@cordon/harness/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Body, startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
 

@@ -1,5 +1,6 @@
 import { Supervisor } from '@cordon/executor'
-import { Harness, SqliteStore } from '@cordon/harness'
+import { Harness } from '@cordon/harness'
+import { SqliteStore } from '@cordon/harness/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deployQuickAgent, startTestHarness } from './helpers/harness.ts'
 import { startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'

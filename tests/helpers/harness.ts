@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Supervisor } from '@cordon/executor'
-import { Harness, type HarnessOptions, loadBuiltinProfiles, SqliteStore } from '@cordon/harness'
+import { SandboxSessions, Supervisor } from '@cordon/executor'
+import { Harness, type HarnessOptions } from '@cordon/harness'
+import { loadBuiltinProfiles, SqliteStore } from '@cordon/harness/node'
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -12,7 +13,8 @@ export interface TestHarness {
 
 /**
  * A Harness without the HTTP layer, for tests that need more than the one tenant the server's token
- * acts for: real worker processes (one), an in-memory SQLite store, the built-in profiles.
+ * acts for: real worker processes (one), an in-memory SQLite store, the built-in profiles, container
+ * sessions.
  */
 export async function startTestHarness(
   options: Partial<Omit<HarnessOptions, 'store' | 'supervisor'>> = {},
@@ -26,6 +28,8 @@ export async function startTestHarness(
     builtinProfiles: loadBuiltinProfiles(join(REPO, 'sandbox-profiles')),
     engines: ['quickjs'],
     ...options,
+    // Container sessions, as the service has them (the container engine's sandboxes).
+    sessions: { sandboxes: new SandboxSessions(), ...options.sessions },
   })
   return {
     harness,

@@ -5,14 +5,9 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { EngineName } from '@cordon/contracts'
-import { availableEngines, Supervisor } from '@cordon/executor'
-import {
-  type EgressOptions,
-  type EnvSecrets,
-  Harness,
-  loadBuiltinProfiles,
-  SqliteStore,
-} from '@cordon/harness'
+import { availableEngines, SandboxSessions, Supervisor } from '@cordon/executor'
+import { type EgressOptions, type EnvSecrets, Harness } from '@cordon/harness'
+import { loadBuiltinProfiles, SqliteStore } from '@cordon/harness/node'
 import { serve } from '@hono/node-server'
 import { createApp } from './app.ts'
 import { DEFAULT_TENANT, TokenAuthenticator } from './auth.ts'
@@ -83,7 +78,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       builtinProfiles,
       engines,
       envSecrets: options.envSecrets ?? exposedEnvironment(process.env),
-      ...(options.sessions === undefined ? {} : { sessions: options.sessions }),
+      sessions: { ...options.sessions, sandboxes: new SandboxSessions() },
       ...(options.egress === undefined ? {} : { egress: options.egress }),
     })
     seedExampleAgent(harness)

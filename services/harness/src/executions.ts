@@ -9,7 +9,7 @@ import {
   type Language,
   type RunOutcome,
 } from '@cordon/contracts'
-import { engineLimitProblem, type JobRunner } from '@cordon/executor'
+import { engineLimitProblem, type JobRunner } from '@cordon/executor/portable'
 import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   CordonError,
   type EngineName,
@@ -7,7 +8,7 @@ import {
   type JsonValue,
   type Language,
 } from '@cordon/contracts'
-import { type JobRunner, SandboxSessions } from '@cordon/executor'
+import type { JobRunner } from '@cordon/executor'
 import {
   type AgentDeclaration,
   type DocumentFormat,
@@ -44,7 +45,13 @@ import {
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
-import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, SessionManager } from './sessions.ts'
+import {
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_SESSION_IDLE_SECONDS,
+  NO_SESSION_SANDBOXES,
+  SessionManager,
+  type SessionSandboxes,
+} from './sessions.ts'
 import type {
   AuditFilter,
   AuditRecord,
@@ -89,8 +96,11 @@ export interface HarnessOptions {
    * never one tenant's to another.
    */
   envSecrets?: EnvSecrets
-  /** Container sessions: idle timeout (seconds) and how many one tenant may hold. */
-  sessions?: { idleSeconds?: number; maxSessions?: number }
+  /**
+   * Container sessions: idle timeout (seconds), how many one tenant may hold, and where their
+   * sandboxes come from (the container engine's `SandboxSessions`; without it, none open).
+   */
+  sessions?: { idleSeconds?: number; maxSessions?: number; sandboxes?: SessionSandboxes }
   /**
    * Journal executions and their binding calls, so that a crash resumes them (default true); off only
    * to measure what the journal costs.
@@ -163,7 +173,7 @@ export class Harness {
       store: this.#store,
       handlers: this.#handlers,
       engines: options.engines,
-      sandboxes: new SandboxSessions(),
+      sandboxes: options.sessions?.sandboxes ?? NO_SESSION_SANDBOXES,
       runnable: (tenant, agent) => this.#runnableAgent(tenant, agent),
       env: (tenant) => this.#envOf(tenant),
       inputFiles,
@@ -187,7 +197,9 @@ export class Harness {
     }
     const document = withName(parse(source, format), name)
     const profile = this.#profiles.check(tenant, name, document)
-    this.#store.putProfile(tenant, { name, document: JSON.stringify(document), source, format })
+    const stored = JSON.stringify(document)
+    this.#store.putProfile(tenant, { name, document: stored, source, format })
+    this.#auditChange(tenant, 'profile.put', { profile: name, format, sha256: sha256(stored) })
     this.#profiles.forget(tenant)
     this.#forget(tenant)
     return { profile, builtin: false }
@@ -259,7 +271,9 @@ export class Harness {
     // Every profile it names must exist now, and every inline one must resolve.
     this.#profiles.forAgent(tenant, agent)
     this.#forget(tenant, name)
-    this.#store.putAgent(tenant, { name, document: JSON.stringify(agent), source, format })
+    const stored = JSON.stringify(agent)
+    this.#store.putAgent(tenant, { name, document: stored, source, format })
+    this.#auditChange(tenant, 'agent.put', { agent: name, format, sha256: sha256(stored) }, name)
     return agent
   }
 
@@ -279,11 +293,33 @@ export class Harness {
     if (incarnation === null || !this.#store.deleteAgent(tenant, name)) {
       throw new CordonError(ErrorCode.AGENT_NOT_FOUND, `no agent named "${name}"`)
     }
+    this.#auditChange(tenant, 'agent.delete', { agent: name }, name)
     // Its keys and kept files go with it. An execution of it still running writes on under the old
     // namespace, which no later agent of the same name ever sees.
     const namespace = agentNamespace(name, incarnation)
     this.#store.kv.drop(tenant, namespace)
     this.#store.files.dropSpace(tenant, agentSpace(namespace))
+  }
+
+  /**
+   * Audits a change to a declaration: which one, its format, and the SHA-256 of the stored (validated)
+   * document, so that the log says which version was in force when (never the text itself).
+   */
+  #auditChange(
+    tenant: string,
+    kind: string,
+    detail: { [key: string]: string },
+    agent: string | null = null,
+  ): void {
+    this.#store.audit.append(tenant, {
+      kind,
+      agent,
+      execution: null,
+      decision: 'info',
+      code: 'CHANGED',
+      rule: null,
+      detail,
+    })
   }
 
   /** The effective profiles an agent runs under: its code's, and its tools' own where they declare one. */
@@ -675,4 +711,8 @@ function isCode(error: unknown, code: string): boolean {
 
 function messageOf(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, 300)
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
 }

@@ -5,7 +5,7 @@ export {
   type Resolver,
   systemResolver,
 } from './bindings/egress/egress-options.ts'
-export { type BuiltinProfile, loadBuiltinProfiles } from './builtins.ts'
+export type { BuiltinProfile } from './builtins.ts'
 export { type EventLog, type ExecutionEvent, MAX_LISTENERS } from './execution-events.ts'
 export {
   type EnvSecrets,
@@ -25,7 +25,6 @@ export {
 } from './sessions.ts'
 export type { SqlDatabase, SqlStatement } from './storage/sql.ts'
 export { SqlStore } from './storage/sql-store.ts'
-export { SqliteStore } from './storage/sqlite-store.ts'
 export type {
   AuditFilter,
   AuditRecord,

@@ -7,14 +7,14 @@ import {
   GuestErrorCode,
   type JsonValue,
 } from '@cordon/contracts'
-import {
-  type BindingChannel,
-  type FileReply,
-  failure,
-  type SandboxSessions,
-  type SessionSandbox,
-  type WorkspaceEntry,
+import type {
+  BindingChannel,
+  FileReply,
+  SandboxSessions,
+  SessionSandbox,
+  WorkspaceEntry,
 } from '@cordon/executor'
+import { failure } from '@cordon/executor/portable'
 import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
@@ -66,7 +66,7 @@ export interface SessionHost {
   store: Store
   handlers: BindingHandlers
   engines: readonly EngineName[]
-  sandboxes: SandboxSessions
+  sandboxes: SessionSandboxes
   /** The agent with its effective profiles and storage namespace (AGENT_NOT_FOUND when none). */
   runnable(tenant: string, agent: string): AgentProfiles & { agent: AgentDeclaration; namespace: string }
   env(tenant: string): Readonly<Record<string, string>>
@@ -480,4 +480,18 @@ function view(session: Session): SessionView {
 
 function unexpected(): CordonError {
   return new CordonError(ErrorCode.INTERNAL, 'the sandbox answered a file operation unexpectedly')
+}
+
+/** Where session sandboxes come from: the container engine's `SandboxSessions` on Node. */
+export type SessionSandboxes = Pick<SandboxSessions, 'open' | 'close'>
+
+/** For a deployment without container sessions: every open is refused, as the engine is unavailable. */
+export const NO_SESSION_SANDBOXES: SessionSandboxes = {
+  open: () => {
+    throw new CordonError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      'container sessions are not available in this deployment',
+    )
+  },
+  close: async () => {},
 }

@@ -1,5 +1,5 @@
 import type { EngineName, ExecutionRecord, JsonValue, Language, RunOutcome } from '@cordon/contracts'
-import { MAX_REPLY_BYTES_PER_RUN, type RunJob } from '@cordon/executor'
+import { MAX_REPLY_BYTES_PER_RUN, type RunJob } from '@cordon/executor/portable'
 import { decideTool, type ResolvedProfile } from '@cordon/policy'
 import { agentSpace } from '../files.ts'
 import { newExecutionId } from '../ids.ts'

@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { JsonValue } from '@cordon/contracts'
 
-const THREAD_ENTRY = fileURLToPath(new URL('./tool-input-thread.ts', import.meta.url))
+/** The thread's module, found when the first thread starts (not when this module loads). */
+const threadEntry = () => fileURLToPath(new URL('./tool-input-thread.ts', import.meta.url))
 
 /** Time one check may take before its thread is stopped and the input refused. */
 export const TOOL_INPUT_CHECK_MS = 250
@@ -58,7 +59,7 @@ export class ToolInputValidator {
   }
 
   #start(): Worker {
-    const thread = new Worker(THREAD_ENTRY, { resourceLimits: { maxOldGenerationSizeMb: 128 } })
+    const thread = new Worker(threadEntry(), { resourceLimits: { maxOldGenerationSizeMb: 128 } })
     thread.unref()
     thread.on('message', (message: { id: number; problem: string | null } | { ready: true }) => {
       if (this.#thread !== thread) return

@@ -1,5 +1,5 @@
 import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
-import { engineLimitProblem } from '@cordon/executor'
+import { engineLimitProblem } from '@cordon/executor/portable'
 import { decideRun, decideTool } from '@cordon/policy'
 import {
   auditText,

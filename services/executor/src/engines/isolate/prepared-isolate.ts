@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type * as IVM from 'isolated-vm'
 import { failure, replyJSON } from '../../bridge/bridge.ts'
+import { MIN_ISOLATE_MEMORY_MB } from '../../limits.ts'
 import { ENTRY_MODULE, ISOLATE_GLUE, PROBE_MODULE, SETUP_MODULE } from './isolate-glue.ts'
 
 // isolated-vm is a native CommonJS addon: loaded with require, and only by processes that run guests.
@@ -36,9 +37,6 @@ function compileGlue(isolate: IVM.Isolate): IVM.Script {
   if (script.cachedDataRejected === true) glueCache = undefined
   return script
 }
-
-/** The smallest heap isolated-vm accepts, in MiB. */
-export const MIN_ISOLATE_MEMORY_MB = 8
 
 /** What the glue's host functions hand to the run in progress. */
 export interface GlueSession {
@@ -208,3 +206,5 @@ export class PreparedIsolate {
 }
 
 export type { IVM }
+
+export { MIN_ISOLATE_MEMORY_MB }

@@ -1,0 +1,22 @@
+// `@cordon/executor/portable`: what the harness needs of the executor on any runtime (Node, or a
+// Worker): the binding bridge's contract, the engine and runner interfaces and the engines' limits.
+// No engine, no process, nothing that only Node can load.
+export {
+  BINDING_KINDS,
+  BINDING_OPERATIONS,
+  type BindingCall,
+  type BindingFailure,
+  type BindingHost,
+  type BindingKind,
+  type BindingReply,
+  BRIDGE_LIMITS,
+  failure,
+  type GuestGrants,
+  MAX_REPLY_BYTES_PER_RUN,
+  MAX_REPLY_TEXT,
+  type NestedRunner,
+  NO_GRANTS,
+} from './bridge/bridge.ts'
+export type { BindingChannel, Engine, JobRunner, RunJob, WorkspaceSpec } from './engine.ts'
+export { engineLimitProblem, MIN_ISOLATE_MEMORY_MB } from './limits.ts'
+export type { OutputListener } from './output-buffer.ts'
