@@ -1,32 +1,32 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
 import { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { TOKENS } from './workers/gateway-probe.ts'
 
-// The gateway's Hono app and the Harness in a Durable Object, in workerd (Miniflare): the same code as
-// the Node service, the store on the object's SQLite storage. No engine runs there yet, so this covers
-// the declarations, the audit chain, tenants and a restart; executions answer ENGINE_UNAVAILABLE.
+// The Worker build (services/gateway/src/adapters/worker.ts, built by `wrangler deploy --dry-run` from
+// wrangler.toml as a deployment would be) run in workerd by Miniflare: the same Hono app, one Durable
+// Object per tenant on its SQLite storage. No engine runs there yet: executions answer ENGINE_UNAVAILABLE.
 
+const REPO = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'cordon-worker-'))
-let script: string
+const ADMIN = 'worker-admin-token-0123456789'
+const ACME = 'acme-invoke-and-deploy-token-01'
+let built: string
 
-beforeAll(async () => {
-  const bundle = await build({
-    entryPoints: [new URL('./workers/gateway-probe.ts', import.meta.url).pathname],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2023',
-    conditions: ['workerd', 'worker', 'import'],
-    mainFields: ['module', 'main'],
-    external: ['node:*'],
-    write: false,
-  })
-  script = bundle.outputFiles[0]?.text ?? ''
-}, 60_000)
+beforeAll(() => {
+  const out = join(dir, 'build')
+  const result = spawnSync(
+    process.execPath,
+    [join(REPO, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', out],
+    { cwd: REPO, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
+  )
+  if (result.status !== 0)
+    throw new Error(`wrangler deploy --dry-run failed:\n${result.stdout}\n${result.stderr}`)
+  built = join(out, 'worker.js')
+}, 120_000)
 
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
@@ -35,11 +35,17 @@ afterAll(() => {
 function start(): Miniflare {
   return new Miniflare({
     modules: true,
-    script,
+    scriptPath: built,
+    // Module names are relative to this (the build is outside the working directory).
+    modulesRoot: join(dir, 'build'),
     compatibilityDate: '2026-07-30',
     compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { GATEWAY: { className: 'GatewayProbe', useSQLite: true } },
+    durableObjects: { TENANTS: { className: 'TenantObject', useSQLite: true } },
     durableObjectsPersist: join(dir, 'do'),
+    bindings: {
+      CORDON_ADMIN_TOKEN: ADMIN,
+      CORDON_TOKENS: JSON.stringify([{ token: ACME, tenant: 'acme', scopes: ['deploy', 'invoke', 'audit'] }]),
+    },
   })
 }
 
@@ -47,13 +53,17 @@ async function call(
   mf: Miniflare,
   method: string,
   path: string,
-  body?: unknown,
-  token: string = TOKENS.acme,
+  options: { body?: unknown; token?: string | null; headers?: Record<string, string> } = {},
 ) {
+  const token = options.token === undefined ? ADMIN : options.token
   const response = await mf.dispatchFetch(`http://cordon.test${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    headers: {
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      'content-type': 'application/json',
+      ...options.headers,
+    },
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
   })
   const text = await response.text()
   return { status: response.status, body: text.length > 0 ? JSON.parse(text) : null }
@@ -65,44 +75,85 @@ const PROFILE = {
   limits: { cpuMs: 100, wallMs: 500, memoryMb: 16, outputBytes: 1024, bindingCalls: 0 },
 }
 
-describe('the gateway in a Durable Object (workerd)', () => {
-  it('serves declarations, refusals, the audit chain and tenants, and keeps them across a restart', async () => {
+describe('the Worker build (workerd)', () => {
+  it('builds with wrangler deploy --dry-run from wrangler.toml', () => {
+    expect(existsSync(built)).toBe(true)
+  })
+
+  it('serves the API from each tenant’s Durable Object, keeps tenants apart, and keeps state across a restart', async () => {
     const first = start()
     try {
-      expect(await call(first, 'GET', '/healthz')).toEqual({ status: 200, body: { ok: true } })
-      expect((await call(first, 'PUT', '/v1/profiles/p', PROFILE)).status).toBe(200)
-      expect((await call(first, 'PUT', '/v1/agents/a', { sandbox: 'p' })).body).toEqual({
-        name: 'a',
-        sandbox: 'p',
+      expect(await call(first, 'GET', '/healthz', { token: null })).toEqual({
+        status: 200,
+        body: { ok: true },
       })
-      // Bad input is refused the same way as on Node.
-      expect((await call(first, 'PUT', '/v1/agents/b', { sandbox: 'p', surprise: 1 })).status).toBe(422)
-      expect((await call(first, 'GET', '/v1/agents', undefined, 'not-a-token')).status).toBe(401)
+      expect((await call(first, 'GET', '/v1/agents', { token: null })).status).toBe(401)
+      expect((await call(first, 'GET', '/v1/agents', { token: 'not-a-token-we-know' })).status).toBe(401)
+      // The built-in profiles are there (bundled; the Worker reads no files).
+      const profiles = await call(first, 'GET', '/v1/profiles')
       expect(
-        (await call(first, 'POST', '/v1/agents/a/executions', { language: 'javascript', code: '1' })).body,
-      ).toMatchObject({
-        error: { code: 'ENGINE_UNAVAILABLE' },
+        profiles.body.items
+          .filter((item: { builtin: boolean }) => item.builtin)
+          .map((item: { name: string }) => item.name),
+      ).toEqual(expect.arrayContaining(['strict', 'tool-runner', 'web-reader', 'data-analysis']))
+      expect((await call(first, 'PUT', '/v1/profiles/p', { body: PROFILE })).status).toBe(200)
+      expect((await call(first, 'PUT', '/v1/agents/a', { body: { sandbox: 'p' } })).status).toBe(200)
+      expect((await call(first, 'PUT', '/v1/agents/b', { body: { sandbox: 'p', surprise: 1 } })).status).toBe(
+        422,
+      )
+      expect(
+        (
+          await call(first, 'POST', '/v1/agents/a/executions', {
+            body: { language: 'javascript', code: '1' },
+          })
+        ).body,
+      ).toMatchObject({ error: { code: 'ENGINE_UNAVAILABLE' } })
+      // acme has its own object: none of the default tenant's agents, and its own chain.
+      expect((await call(first, 'GET', '/v1/agents', { token: ACME })).body).toEqual({ items: [] })
+      expect(
+        (await call(first, 'PUT', '/v1/agents/mine', { token: ACME, body: { sandbox: 'strict' } })).status,
+      ).toBe(200)
+      expect((await call(first, 'GET', '/v1/agents/mine')).status).toBe(404)
+      expect((await call(first, 'GET', '/v1/audit/verify', { token: ACME })).body).toMatchObject({
+        ok: true,
+        records: 1,
       })
-      // The other tenant sees none of it.
-      expect((await call(first, 'GET', '/v1/agents', undefined, TOKENS.umbrella)).body).toEqual({ items: [] })
-      expect((await call(first, 'GET', '/v1/agents/a', undefined, TOKENS.umbrella)).status).toBe(404)
       const verify = await call(first, 'GET', '/v1/audit/verify')
       expect(verify.body).toMatchObject({ ok: true, records: 2 })
       await first.dispose()
       const second = start()
       try {
         expect((await call(second, 'GET', '/v1/agents/a')).body).toEqual({ name: 'a', sandbox: 'p' })
+        expect((await call(second, 'GET', '/v1/agents/mine', { token: ACME })).body).toEqual({
+          name: 'mine',
+          sandbox: 'strict',
+        })
         expect((await call(second, 'GET', '/v1/audit/verify')).body).toEqual(verify.body)
-        const audit = await call(second, 'GET', '/v1/audit?limit=10')
-        expect(audit.body.records.map((record: { kind: string }) => record.kind)).toEqual([
-          'profile.put',
-          'agent.put',
-        ])
       } finally {
         await second.dispose()
       }
     } finally {
       await first.dispose().catch(() => {})
+    }
+  }, 60_000)
+
+  it('attack: a client naming another tenant in the routing header still gets only its own', async () => {
+    const mf = start()
+    try {
+      const forged = await call(mf, 'GET', '/v1/agents', {
+        token: ACME,
+        headers: { 'x-cordon-tenant': 'default' },
+      })
+      expect(forged.status).toBe(200)
+      expect(forged.body.items.map((item: { name: string }) => item.name)).not.toContain('a')
+      // Without a token, naming a tenant gets nothing but the 401.
+      const anonymous = await call(mf, 'GET', '/v1/agents', {
+        token: null,
+        headers: { 'x-cordon-tenant': 'acme' },
+      })
+      expect(anonymous.status).toBe(401)
+    } finally {
+      await mf.dispose()
     }
   }, 60_000)
 })

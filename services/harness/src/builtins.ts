@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { extname, join } from 'node:path'
 import { type DocumentFormat, parseDocument, type ResolvedProfile, resolveProfile } from '@cordon/policy'
 
 /** A profile shipped in `sandbox-profiles/`: its document (for `extends`), resolved form and source. */
@@ -10,16 +8,18 @@ export interface BuiltinProfile {
 }
 
 /**
- * Loads the built-in profiles shipped in `sandbox-profiles/`; they may extend one another. A broken
- * built-in is a packaging bug, so it fails start-up loudly instead of being skipped.
+ * The built-in profiles from their files (`sandbox-profiles/*.yaml|yml|json`, name and text); they may
+ * extend one another. A broken built-in is a packaging bug, so it fails start-up loudly instead of
+ * being skipped.
  */
-export function loadBuiltinProfiles(dir: string): Map<string, BuiltinProfile> {
+export function builtinProfilesFrom(
+  files: readonly { file: string; text: string }[],
+): Map<string, BuiltinProfile> {
   const documents = new Map<string, { document: unknown; source: BuiltinProfile['source'] }>()
-  for (const file of readdirSync(dir).sort()) {
-    const ext = extname(file)
+  for (const { file, text } of [...files].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
+    const ext = file.slice(file.lastIndexOf('.'))
     if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') continue
     const format = ext === '.json' ? 'json' : 'yaml'
-    const text = readFileSync(join(dir, file), 'utf8')
     const parsed = parseDocument(text, format)
     if (!parsed.ok) throw new Error(`built-in profile ${file}: ${parsed.message}`)
     const name = (parsed.value as { name?: unknown } | null)?.name

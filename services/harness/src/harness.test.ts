@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { CordonError, ErrorCode } from '@cordon/contracts'
 import type { Supervisor } from '@cordon/executor'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadBuiltinProfiles } from './builtins.ts'
+import { loadBuiltinProfiles } from './builtins-node.ts'
 import { Harness } from './harness.ts'
 import { SqliteStore } from './storage/sqlite-store.ts'
 

@@ -5,7 +5,8 @@ export {
   type Resolver,
   systemResolver,
 } from './bindings/egress/egress-options.ts'
-export type { BuiltinProfile } from './builtins.ts'
+export { BUILTIN_PROFILE_FILES } from './builtin-profile-files.ts'
+export { type BuiltinProfile, builtinProfilesFrom } from './builtins.ts'
 export { type EventLog, type ExecutionEvent, MAX_LISTENERS } from './execution-events.ts'
 export {
   type EnvSecrets,
