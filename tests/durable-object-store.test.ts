@@ -85,4 +85,13 @@ describe('the store on a Durable Object (workerd)', () => {
       await first.dispose().catch(() => {})
     }
   }, 60_000)
+
+  it('keeps a transaction inside another as a savepoint: a failure caught undoes only its own part', async () => {
+    const mf = start()
+    try {
+      expect(await (await mf.dispatchFetch('http://probe/nested')).json()).toEqual(['outer'])
+    } finally {
+      await mf.dispose()
+    }
+  }, 60_000)
 })

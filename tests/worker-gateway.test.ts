@@ -32,7 +32,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-function start(): Miniflare {
+function start(settings: Record<string, string> = {}): Miniflare {
   return new Miniflare({
     modules: true,
     scriptPath: built,
@@ -45,6 +45,7 @@ function start(): Miniflare {
     bindings: {
       CORDON_ADMIN_TOKEN: ADMIN,
       CORDON_TOKENS: JSON.stringify([{ token: ACME, tenant: 'acme', scopes: ['deploy', 'invoke', 'audit'] }]),
+      ...settings,
     },
   })
 }
@@ -156,4 +157,54 @@ describe('the Worker build (workerd)', () => {
       await mf.dispose()
     }
   }, 60_000)
+
+  it('answers the public routes and refuses anonymous requests in the Worker itself', async () => {
+    const mf = start()
+    try {
+      const openapi = await mf.dispatchFetch('http://cordon.test/openapi.json')
+      expect(openapi.status).toBe(200)
+      expect(((await openapi.json()) as { openapi: string }).openapi).toMatch(/^3\./)
+      const anonymous = await mf.dispatchFetch('http://cordon.test/v1/agents')
+      expect(anonymous.status).toBe(401)
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer')
+      expect(await anonymous.json()).toMatchObject({ error: { code: 'UNAUTHENTICATED' } })
+    } finally {
+      await mf.dispose()
+    }
+  }, 60_000)
+
+  it.each([
+    ['CORDON_TOKENS that is not JSON', { CORDON_TOKENS: '[{"token": "x"' }, 'CORDON_TOKENS'],
+    [
+      'a key with a short token',
+      { CORDON_TOKENS: JSON.stringify([{ token: 'short', tenant: 'acme', scopes: ['invoke'] }]) },
+      'CORDON_TOKENS',
+    ],
+    [
+      'a token listed twice',
+      { CORDON_TOKENS: JSON.stringify([{ token: ADMIN, tenant: 'acme', scopes: ['invoke'] }]) },
+      'twice',
+    ],
+    ['an audit key of the wrong size', { CORDON_AUDIT_KEY: 'not-a-key' }, 'CORDON_AUDIT_KEY'],
+  ])(
+    'refuses to serve with %s, saying which setting is wrong and never its value',
+    async (_, settings, named) => {
+      const mf = start(settings)
+      try {
+        for (const path of ['/healthz', '/v1/agents']) {
+          const response = await mf.dispatchFetch(`http://cordon.test${path}`, {
+            headers: { authorization: `Bearer ${ADMIN}` },
+          })
+          expect(response.status).toBe(500)
+          const body = (await response.json()) as { error: { code: string; message: string } }
+          expect(body.error.code).toBe('INTERNAL')
+          expect(body.error.message).toContain(named)
+          expect(body.error.message).not.toContain(ADMIN)
+        }
+      } finally {
+        await mf.dispose()
+      }
+    },
+    60_000,
+  )
 })

@@ -15,8 +15,10 @@ const AUDIT_KEY = new Uint8Array(32).fill(7)
 
 export class StoreProbe {
   readonly #store: SqlStore
+  readonly #storage: DurableObjectStorageLike
 
   constructor(ctx: { storage: DurableObjectStorageLike }) {
+    this.#storage = ctx.storage
     this.#store = new SqlStore(new DurableObjectSqlDatabase(ctx.storage), {
       auditKey: Buffer.from(AUDIT_KEY),
     })
@@ -67,6 +69,28 @@ export class StoreProbe {
       store.journal.intend(scope, { seq: 1, call: 'fetch.request', fingerprint: 'f1' })
       const key = store.claimIdempotencyKey('acme', 'key-1', 'fp', 'ex1')
       return Response.json({ kv, quota, file: file.ok, value, key })
+    }
+    if (step === 'nested') {
+      // A transaction inside another is a savepoint: its failure, caught, undoes only its own part.
+      const db = new DurableObjectSqlDatabase(this.#storage)
+      db.exec('CREATE TABLE IF NOT EXISTS nested (v TEXT)')
+      const insert = db.prepare<[string]>('INSERT INTO nested (v) VALUES (?)')
+      const inner = db.transaction(() => {
+        insert.run('inner')
+        throw new Error('inner failed')
+      })
+      db.transaction(() => {
+        insert.run('outer')
+        try {
+          inner()
+        } catch {}
+      })()
+      return Response.json(
+        db
+          .prepare<[], { v: string }>('SELECT v FROM nested')
+          .all()
+          .map((row) => row.v),
+      )
     }
     if (step === 'read') {
       return Response.json({

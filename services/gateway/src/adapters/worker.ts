@@ -2,8 +2,11 @@ import { CordonError, ErrorCode } from '@cordon/contracts'
 import type { JobRunner } from '@cordon/executor/portable'
 import { BUILTIN_PROFILE_FILES, builtinProfilesFrom, Harness } from '@cordon/harness'
 import { DurableObjectSqlDatabase, type DurableObjectStorageLike, SqlStore } from '@cordon/harness/store'
+import { Hono } from 'hono'
 import { createApp } from '../app.ts'
 import { DEFAULT_TENANT, type Principal, SCOPES, type Scope, TokenAuthenticator } from '../auth.ts'
+import { errorBody } from '../http.ts'
+import { docsPage, openAPIDocument } from '../openapi.ts'
 
 // Cloudflare entry point: the same Hono app as the Node adapter, one Durable Object per tenant holding
 // that tenant's store (agents, profiles, executions, journal, audit chain) in its SQLite storage.
@@ -55,15 +58,21 @@ export class TenantObject {
     // An object serves one tenant, for its whole life.
     if (this.#tenant !== null && this.#tenant !== tenant) return new Response('wrong tenant', { status: 421 })
     this.#tenant = tenant
-    this.#app ??= this.#start(tenant)
+    try {
+      this.#app ??= this.#start(tenant)
+    } catch (error) {
+      // The store would not open (an audit key other than the one its chain was made with): said
+      // plainly, for the operator, on every request until it is fixed.
+      return failure(`this tenant's store cannot open: ${error instanceof Error ? error.message : 'unknown'}`)
+    }
     return this.#app.fetch(request)
   }
 
   #start(tenant: string): ReturnType<typeof createApp> {
-    const auditKey = this.#env.CORDON_AUDIT_KEY
+    const { keys, auditKey } = settingsOf(this.#env)
     const store = new SqlStore(
       new DurableObjectSqlDatabase(this.#storage),
-      auditKey === undefined ? {} : { auditKey: Buffer.from(auditKey, 'base64url') },
+      auditKey === null ? {} : { auditKey },
     )
     const harness = new Harness({
       store,
@@ -71,12 +80,50 @@ export class TenantObject {
       builtinProfiles: builtinProfilesFrom(BUILTIN_PROFILE_FILES),
       engines: [],
     })
-    const keys = workerKeys(this.#env).filter((key) => key.principal.tenant === tenant)
-    return createApp({ harness, auth: new TokenAuthenticator(keys) })
+    const own = keys.filter((key) => key.principal.tenant === tenant)
+    return createApp({ harness, auth: new TokenAuthenticator(own) })
   }
 }
 
-/** The keys this deployment accepts: the admin token, and `CORDON_TOKENS`. A bad setting is an error. */
+/** The deployment's settings, checked: its keys and its audit key. */
+interface Settings {
+  keys: { token: string; principal: Principal }[]
+  auditKey: Buffer | null
+}
+
+/** Settings are read once per isolate (they change only with a new deployment), errors included. */
+let settings: { env: WorkerEnv; value: Settings | Error } | null = null
+
+/** The checked settings; throws the same error, with what is wrong, while they are invalid. */
+function settingsOf(env: WorkerEnv): Settings {
+  if (settings === null || settings.env !== env) {
+    let value: Settings | Error
+    try {
+      value = { keys: workerKeys(env), auditKey: auditKeyOf(env) }
+    } catch (error) {
+      value = error instanceof Error ? error : new Error(String(error))
+    }
+    settings = { env, value }
+  }
+  if (settings.value instanceof Error) throw settings.value
+  return settings.value
+}
+
+/** `CORDON_AUDIT_KEY`: exactly 32 bytes, base64url; null when unset. */
+function auditKeyOf(env: WorkerEnv): Buffer | null {
+  const text = env.CORDON_AUDIT_KEY?.trim()
+  if (text === undefined || text === '') return null
+  const key = Buffer.from(text, 'base64url')
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(text) || key.length !== 32) {
+    throw new Error('CORDON_AUDIT_KEY must be 32 bytes, base64url')
+  }
+  return key
+}
+
+/**
+ * The keys this deployment accepts: the admin token, and `CORDON_TOKENS`. A bad setting is an error,
+ * as is a token listed twice (it would belong to whichever tenant came last).
+ */
 export function workerKeys(env: WorkerEnv): { token: string; principal: Principal }[] {
   const keys: { token: string; principal: Principal }[] = []
   const admin = env.CORDON_ADMIN_TOKEN
@@ -85,7 +132,13 @@ export function workerKeys(env: WorkerEnv): { token: string; principal: Principa
     keys.push({ token: admin, principal: { tenant: DEFAULT_TENANT, scopes: ['admin'] } })
   }
   if (env.CORDON_TOKENS !== undefined && env.CORDON_TOKENS.trim() !== '') {
-    const listed = JSON.parse(env.CORDON_TOKENS) as unknown
+    let listed: unknown
+    try {
+      listed = JSON.parse(env.CORDON_TOKENS)
+    } catch {
+      // Not the parser's message: it may quote the text, tokens and all.
+      throw new Error('CORDON_TOKENS is not valid JSON')
+    }
     if (!Array.isArray(listed)) throw new Error('CORDON_TOKENS must be a JSON array')
     for (const entry of listed) {
       const { token, tenant, scopes } = (entry ?? {}) as {
@@ -108,19 +161,60 @@ export function workerKeys(env: WorkerEnv): { token: string; principal: Principa
       keys.push({ token, principal: { tenant, scopes: scopes as Scope[] } })
     }
   }
+  if (new Set(keys.map((key) => key.token)).size !== keys.length) {
+    throw new Error('a token is listed twice (CORDON_ADMIN_TOKEN and CORDON_TOKENS)')
+  }
   return keys
 }
 
+/** A deployment problem, as the API says errors (the message names the setting, never a value). */
+function failure(message: string): Response {
+  return Response.json(errorBody(new CordonError(ErrorCode.INTERNAL, message)), { status: 500 })
+}
+
+/**
+ * What the Worker answers itself, without waking any tenant's object: the public routes, and the
+ * refusal of a request without a valid token (no object's time is spent on anonymous traffic).
+ */
+function publicApp(): Hono {
+  const app = new Hono()
+  const openapi = openAPIDocument()
+  const docs = docsPage(openapi)
+  app.get('/healthz', (c) => c.json({ ok: true }))
+  app.get('/openapi.json', (c) => c.json(openapi))
+  app.get('/docs', (c) => c.html(docs))
+  app.all('*', (c) => {
+    const anonymous = !/^Bearer[ ]+[^\s]+\s*$/i.test(c.req.header('authorization') ?? '')
+    c.header('WWW-Authenticate', anonymous ? 'Bearer' : 'Bearer error="invalid_token"')
+    const message = anonymous
+      ? 'missing bearer token: send "Authorization: Bearer <token>"'
+      : 'invalid bearer token'
+    return c.json(errorBody(new CordonError(ErrorCode.UNAUTHENTICATED, message)), 401)
+  })
+  return app
+}
+
+let publicRoutes: Hono | null = null
+
 export default {
-  fetch(request: Request, env: WorkerEnv): Promise<Response> {
-    // The tenant is the token's; a request without a valid one goes to the default tenant's object,
-    // whose app answers it (public routes, or 401). No client can name the tenant itself.
-    const header = request.headers.get('authorization') ?? ''
-    const token = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)?.[1]
-    const principal = token === undefined ? null : new TokenAuthenticator(workerKeys(env)).authenticate(token)
-    const tenant = principal?.tenant ?? DEFAULT_TENANT
+  async fetch(request: Request, env: WorkerEnv): Promise<Response> {
+    let keys: Settings['keys']
+    try {
+      keys = settingsOf(env).keys
+    } catch (error) {
+      return failure(
+        `the deployment's settings are invalid: ${error instanceof Error ? error.message : 'unknown'}`,
+      )
+    }
+    // The tenant is the token's, and only the Worker names it to the object: no client can.
+    const token = /^Bearer[ ]+([^\s]+)\s*$/i.exec(request.headers.get('authorization') ?? '')?.[1]
+    const principal = token === undefined ? null : new TokenAuthenticator(keys).authenticate(token)
+    if (principal === null) {
+      publicRoutes ??= publicApp()
+      return publicRoutes.fetch(request)
+    }
     const forwarded = new Request(request)
-    forwarded.headers.set(TENANT_HEADER, tenant)
-    return env.TENANTS.get(env.TENANTS.idFromName(tenant)).fetch(forwarded)
+    forwarded.headers.set(TENANT_HEADER, principal.tenant)
+    return env.TENANTS.get(env.TENANTS.idFromName(principal.tenant)).fetch(forwarded)
   },
 }

@@ -21,8 +21,8 @@ const VERSION_TABLE = '_cordon_schema'
  *   statement must not hold `@` in a string literal);
  * - `changes` is SQLite's own count (`changes()`), not the cursor's rows written (index entries too);
  * - BLOBs travel as `ArrayBuffer`: bytes going in are copied into one, and come back as `Buffer`;
- * - a transaction is `transactionSync`; one inside another runs as part of it (statements stay atomic
- *   each, and the outer transaction rolls back all of it on a throw);
+ * - a transaction is `transactionSync` (one inside another is a savepoint of it, as on Node; only
+ *   `inTransaction` cannot tell that a failing statement rolled the whole transaction back);
  * - the schema version is a row of its own; every commit is durable once the object answers (its
  *   output gate), so `durably` needs nothing more.
  */
@@ -78,7 +78,6 @@ export class DurableObjectSqlDatabase implements SqlDatabase {
 
   transaction<Args extends unknown[], T>(fn: (...args: Args) => T): (...args: Args) => T {
     return (...args) => {
-      if (this.#depth > 0) return fn(...args)
       this.#depth++
       try {
         return this.#storage.transactionSync(() => fn(...args))

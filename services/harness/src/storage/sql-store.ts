@@ -70,6 +70,8 @@ const MIGRATIONS: readonly string[] = [
   `CREATE INDEX idempotency_by_age ON idempotency (created_at);`,
 ]
 
+/** The schema version from which the audit log is a hash chain. */
+const CHAINED_AUDIT_VERSION = 4
 /** The schema version from which audit heads carry their own keyed MAC. */
 const KEYED_HEADS_VERSION = 6
 
@@ -152,9 +154,10 @@ export class SqlStore implements Store {
       const versionBefore = this.#migrate()
       audit = new SqliteAudit(
         db,
-        // Heads stored before they were keyed are keyed once, by this migration; later, a head
-        // without its key is a broken one.
-        versionBefore < KEYED_HEADS_VERSION,
+        {
+          chainExisting: versionBefore < CHAINED_AUDIT_VERSION,
+          keyExistingHeads: versionBefore < KEYED_HEADS_VERSION,
+        },
         options.auditKey ??
           (db.prepare(`SELECT value FROM meta WHERE name = 'audit-key'`).get() as { value: Buffer }).value,
       )

@@ -37,7 +37,13 @@ export class SqliteAudit implements AuditStore {
   #scheduled = false
 
   /** `keyExistingHeads`: the database was just migrated to keyed heads; key the heads it has, once. */
-  constructor(db: SqlDatabase, keyExistingHeads: boolean, key: Buffer) {
+  /**
+   * `upgrade` says what the schema migrations of this start did: records written before the log was
+   * chained are chained once (`chainExisting`), heads stored before they were keyed are keyed once
+   * (`keyExistingHeads`). Later starts never do either: a record or head without its link is broken.
+   */
+  constructor(db: SqlDatabase, upgrade: { chainExisting: boolean; keyExistingHeads: boolean }, key: Buffer) {
+    const keyExistingHeads = upgrade.keyExistingHeads
     this.#key = key
     this.#insert = db.prepare<Record<string, string | null>, { seq: number }>(
       `INSERT INTO audit (tenant, at, kind, agent, execution, decision, code, rule, detail, prev, hash)
@@ -90,7 +96,7 @@ export class SqliteAudit implements AuditStore {
       }
     }
     this.#checkKey(db)
-    this.#chainUnchained(db)
+    if (upgrade.chainExisting) this.#chainUnchained(db)
     if (keyExistingHeads) {
       const heads = db
         .prepare<[], { tenant: string; seq: number; hash: string }>(
