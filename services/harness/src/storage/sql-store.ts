@@ -135,6 +135,7 @@ export class SqlStore implements Store {
   #flushScheduled = false
   #beginTimer: NodeJS.Timeout | null = null
   #keysSweptAt = 0
+  #closed = false
   readonly #commitBatch: (statements: (() => void)[], failures: Map<number, unknown>) => void
   readonly kv: SqliteKv
   readonly files: SqliteFiles
@@ -351,6 +352,8 @@ export class SqlStore implements Store {
    * and when its own final record comes first it is not written at all (the final row says it all).
    */
   #write(write: PendingWrite): Promise<void> {
+    // After close (a late continuation as the service stops), nothing can be committed any more.
+    if (this.#closed) return Promise.reject(new Error('the store is closed'))
     this.#pending.push(write)
     const committed = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))
     if (write.kind !== 'begin') {
@@ -365,6 +368,7 @@ export class SqlStore implements Store {
   }
 
   #flush(): void {
+    if (this.#closed) return
     this.#flushScheduled = false
     if (this.#beginTimer !== null) clearTimeout(this.#beginTimer)
     this.#beginTimer = null
@@ -460,7 +464,8 @@ export class SqlStore implements Store {
 
   close(): void {
     this.#flush()
-    this.audit.flush()
+    this.audit.close()
+    this.#closed = true
     this.#db.close()
   }
 }

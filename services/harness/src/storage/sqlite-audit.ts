@@ -24,6 +24,7 @@ interface AuditRow {
  * read commits what is pending first, and so does `flush` (called when the store closes).
  */
 export class SqliteAudit implements AuditStore {
+  #closed = false
   readonly #insert
   readonly #list
   readonly #head
@@ -224,8 +225,15 @@ export class SqliteAudit implements AuditStore {
     })()
   }
 
+  /** Commits what is pending and takes nothing more (the store is closing). */
+  close(): void {
+    this.flush()
+    this.#closed = true
+  }
+
   /** Commits every pending record. */
   flush(): void {
+    if (this.#closed) return
     this.#scheduled = false
     if (this.#pending.length === 0) return
     const rows = this.#pending
@@ -234,6 +242,8 @@ export class SqliteAudit implements AuditStore {
   }
 
   append(tenant: string, entry: AuditEntry): void {
+    // After the store closed (a call still ending as the service stops), nothing can be stored.
+    if (this.#closed) return
     this.#pending.push({
       tenant,
       at: new Date().toISOString(),

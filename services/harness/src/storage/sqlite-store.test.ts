@@ -147,4 +147,23 @@ describe('SqliteStore group commit', () => {
     })
     reopened.close()
   })
+
+  it('takes nothing after close: a late audit record is dropped, a late write is refused, neither throws later', async () => {
+    const { store } = open()
+    store.close()
+    expect(() =>
+      store.audit.append('t', {
+        kind: 'late',
+        agent: null,
+        execution: null,
+        decision: 'info',
+        code: 'X',
+        rule: null,
+        detail: {},
+      }),
+    ).not.toThrow()
+    await expect(store.finishExecution('t', record('late'))).rejects.toThrow('the store is closed')
+    // The turn ends with nothing scheduled against the closed database.
+    await new Promise((resolve) => setImmediate(resolve))
+  })
 })
