@@ -3,7 +3,7 @@ import type { Harness } from '@cordon/harness'
 import type { MiddlewareHandler } from 'hono'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import type { Authenticator } from './auth.ts'
+import { type Authenticator, bearerToken } from './auth.ts'
 import { type Env, errorBody } from './http.ts'
 import { docsPage, openAPIDocument } from './openapi.ts'
 import { agentRoutes } from './routes/agents.ts'
@@ -58,27 +58,15 @@ export function createApp(options: AppOptions): Hono<Env> {
     ),
   )
 
-  // Liveness only: pool state (busy workers, restarts) would tell anyone about other tenants' load.
-  app.get('/healthz', (c) => c.json({ ok: true }))
-  const openapi = openAPIDocument()
-  const docs = docsPage(openapi)
-  app.get('/openapi.json', (c) => c.json(openapi))
-  app.get('/docs', (c) => c.html(docs))
+  addPublicRoutes(app)
 
   const authenticate: MiddlewareHandler<Env> = async (c, next) => {
-    const header = c.req.header('authorization') ?? ''
-    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)
-    if (match?.[1] === undefined) {
-      c.header('WWW-Authenticate', 'Bearer')
-      throw new CordonError(
-        ErrorCode.UNAUTHENTICATED,
-        'missing bearer token: send "Authorization: Bearer <token>"',
-      )
-    }
-    const principal = options.auth.authenticate(match[1])
+    const token = bearerToken(c.req.header('authorization'))
+    const principal = token === undefined ? null : options.auth.authenticate(token)
     if (principal === null) {
-      c.header('WWW-Authenticate', 'Bearer error="invalid_token"')
-      throw new CordonError(ErrorCode.UNAUTHENTICATED, 'invalid bearer token')
+      const refusal = unauthenticated(token === undefined)
+      c.header('WWW-Authenticate', refusal.challenge)
+      throw refusal.error
     }
     c.set('principal', principal)
     await next()
@@ -100,6 +88,33 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.route('/v1/audit', auditRoutes(options.harness))
   app.route('/mcp', mcpRoutes(options.harness, maxBodyBytes))
   return app
+}
+
+/** The routes that need no token: liveness, and the API's own description. */
+// biome-ignore lint/suspicious/noExplicitAny: any app may carry them, whatever its variables
+export function addPublicRoutes(app: Hono<any>): void {
+  // Liveness only: pool state (busy workers, restarts) would tell anyone about other tenants' load.
+  app.get('/healthz', (c) => c.json({ ok: true }))
+  const openapi = openAPIDocument()
+  const docs = docsPage(openapi)
+  app.get('/openapi.json', (c) => c.json(openapi))
+  app.get('/docs', (c) => c.html(docs))
+}
+
+/** The refusal of a request without a token (`anonymous`) or with one nobody has: error and challenge. */
+export function unauthenticated(anonymous: boolean): { error: CordonError; challenge: string } {
+  return anonymous
+    ? {
+        error: new CordonError(
+          ErrorCode.UNAUTHENTICATED,
+          'missing bearer token: send "Authorization: Bearer <token>"',
+        ),
+        challenge: 'Bearer',
+      }
+    : {
+        error: new CordonError(ErrorCode.UNAUTHENTICATED, 'invalid bearer token'),
+        challenge: 'Bearer error="invalid_token"',
+      }
 }
 
 /**

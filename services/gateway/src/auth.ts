@@ -22,6 +22,11 @@ export interface Authenticator {
 export const DEFAULT_TENANT = 'default'
 
 /** Authenticates the admin token; compares SHA-256 digests in constant time. */
+/** The token of an `Authorization: Bearer <token>` header, or undefined when there is none. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer[ ]+([^\s]+)\s*$/i.exec(header ?? '')?.[1]
+}
+
 export class TokenAuthenticator implements Authenticator {
   readonly #keys: { digest: Buffer; principal: Principal }[]
 

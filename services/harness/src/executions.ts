@@ -143,7 +143,7 @@ export class Executions {
         : {
             ...(start.resume.kind === 'code' ? { ...start.resume, files } : start.resume),
             incarnation: runnable.incarnation,
-            ...(start.resume.kind === 'tool' ? { codeHash: codeHash(request.code) } : {}),
+            ...(start.resume.kind === 'tool' ? { codeHash: sha256Hex(request.code) } : {}),
           }
     const id = interrupted?.id ?? newExecutionId()
     const replay: ReadonlyMap<number, JournalEntry> =
@@ -436,10 +436,7 @@ export function containerFilesystemProblem(profile: ResolvedProfile): string | n
  * the body (input files by their content's hash), as SHA-256 of canonical JSON.
  */
 function fingerprintOf(agent: string, request: ExecuteRequest): string {
-  const files = (request.files ?? []).map((file) => [
-    file.path,
-    createHash('sha256').update(file.data).digest('hex'),
-  ])
+  const files = (request.files ?? []).map((file) => [file.path, sha256Hex(file.data)])
   const canonical = JSON.stringify([
     agent,
     request.language,
@@ -448,7 +445,7 @@ function fingerprintOf(agent: string, request: ExecuteRequest): string {
     request.engine ?? null,
     files,
   ])
-  return createHash('sha256').update(canonical).digest('hex')
+  return sha256Hex(canonical)
 }
 
 /** JSON with object keys sorted, so that the same value always reads the same. */
@@ -464,7 +461,7 @@ function canonicalJSON(value: JsonValue): JsonValue {
   return value
 }
 
-/** A tool's code as SHA-256 (hex). */
-export function codeHash(code: string): string {
-  return createHash('sha256').update(code).digest('hex')
+/** SHA-256 in hex: of a tool's code, a request's fingerprint, a stored declaration. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
 }

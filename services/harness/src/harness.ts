@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import {
   CordonError,
   type EngineName,
@@ -33,7 +32,6 @@ import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
 import type { EventLog } from './execution-events.ts'
 import {
-  codeHash,
   containerFilesystemProblem,
   type ExecuteRequest,
   Executions,
@@ -41,6 +39,7 @@ import {
   type RunnableAgent,
   type StartRequest,
   type StoredResume,
+  sha256Hex,
 } from './executions.ts'
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
@@ -199,7 +198,7 @@ export class Harness {
     const profile = this.#profiles.check(tenant, name, document)
     const stored = JSON.stringify(document)
     this.#store.putProfile(tenant, { name, document: stored, source, format })
-    this.#auditChange(tenant, 'profile.put', { profile: name, format, sha256: sha256(stored) })
+    this.#auditChange(tenant, 'profile.put', { profile: name, format, sha256: sha256Hex(stored) })
     this.#profiles.forget(tenant)
     this.#forget(tenant)
     return { profile, builtin: false }
@@ -273,7 +272,7 @@ export class Harness {
     this.#forget(tenant, name)
     const stored = JSON.stringify(agent)
     this.#store.putAgent(tenant, { name, document: stored, source, format })
-    this.#auditChange(tenant, 'agent.put', { agent: name, format, sha256: sha256(stored) }, name)
+    this.#auditChange(tenant, 'agent.put', { agent: name, format, sha256: sha256Hex(stored) }, name)
     return agent
   }
 
@@ -542,7 +541,7 @@ export class Harness {
         `the agent no longer declares the tool "${resume.tool}"`,
       )
     }
-    if (codeHash(tool.code) !== resume.codeHash) {
+    if (sha256Hex(tool.code) !== resume.codeHash) {
       throw new CordonError(ErrorCode.TOOL_NOT_FOUND, `the tool "${resume.tool}" has changed since`)
     }
     await this.#checkToolInput(tool, resume.input)
@@ -711,8 +710,4 @@ function isCode(error: unknown, code: string): boolean {
 
 function messageOf(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, 300)
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
 }

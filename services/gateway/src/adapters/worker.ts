@@ -3,10 +3,16 @@ import type { JobRunner } from '@cordon/executor/portable'
 import { BUILTIN_PROFILE_FILES, builtinProfilesFrom, Harness } from '@cordon/harness'
 import { DurableObjectSqlDatabase, type DurableObjectStorageLike, SqlStore } from '@cordon/harness/store'
 import { Hono } from 'hono'
-import { createApp } from '../app.ts'
-import { DEFAULT_TENANT, type Principal, SCOPES, type Scope, TokenAuthenticator } from '../auth.ts'
+import { addPublicRoutes, createApp, unauthenticated } from '../app.ts'
+import {
+  bearerToken,
+  DEFAULT_TENANT,
+  type Principal,
+  SCOPES,
+  type Scope,
+  TokenAuthenticator,
+} from '../auth.ts'
 import { errorBody } from '../http.ts'
-import { docsPage, openAPIDocument } from '../openapi.ts'
 
 // Cloudflare entry point: the same Hono app as the Node adapter, one Durable Object per tenant holding
 // that tenant's store (agents, profiles, executions, journal, audit chain) in its SQLite storage.
@@ -88,6 +94,8 @@ export class TenantObject {
 /** The deployment's settings, checked: its keys and its audit key. */
 interface Settings {
   keys: { token: string; principal: Principal }[]
+  /** The same keys, ready to check a token (their digests made once). */
+  auth: TokenAuthenticator
   auditKey: Buffer | null
 }
 
@@ -99,7 +107,8 @@ function settingsOf(env: WorkerEnv): Settings {
   if (settings === null || settings.env !== env) {
     let value: Settings | Error
     try {
-      value = { keys: workerKeys(env), auditKey: auditKeyOf(env) }
+      const keys = workerKeys(env)
+      value = { keys, auth: new TokenAuthenticator(keys), auditKey: auditKeyOf(env) }
     } catch (error) {
       value = error instanceof Error ? error : new Error(String(error))
     }
@@ -178,18 +187,11 @@ function failure(message: string): Response {
  */
 function publicApp(): Hono {
   const app = new Hono()
-  const openapi = openAPIDocument()
-  const docs = docsPage(openapi)
-  app.get('/healthz', (c) => c.json({ ok: true }))
-  app.get('/openapi.json', (c) => c.json(openapi))
-  app.get('/docs', (c) => c.html(docs))
+  addPublicRoutes(app)
   app.all('*', (c) => {
-    const anonymous = !/^Bearer[ ]+[^\s]+\s*$/i.test(c.req.header('authorization') ?? '')
-    c.header('WWW-Authenticate', anonymous ? 'Bearer' : 'Bearer error="invalid_token"')
-    const message = anonymous
-      ? 'missing bearer token: send "Authorization: Bearer <token>"'
-      : 'invalid bearer token'
-    return c.json(errorBody(new CordonError(ErrorCode.UNAUTHENTICATED, message)), 401)
+    const refusal = unauthenticated(bearerToken(c.req.header('authorization')) === undefined)
+    c.header('WWW-Authenticate', refusal.challenge)
+    return c.json(errorBody(refusal.error), 401)
   })
   return app
 }
@@ -198,17 +200,17 @@ let publicRoutes: Hono | null = null
 
 export default {
   async fetch(request: Request, env: WorkerEnv): Promise<Response> {
-    let keys: Settings['keys']
+    let auth: TokenAuthenticator
     try {
-      keys = settingsOf(env).keys
+      auth = settingsOf(env).auth
     } catch (error) {
       return failure(
         `the deployment's settings are invalid: ${error instanceof Error ? error.message : 'unknown'}`,
       )
     }
     // The tenant is the token's, and only the Worker names it to the object: no client can.
-    const token = /^Bearer[ ]+([^\s]+)\s*$/i.exec(request.headers.get('authorization') ?? '')?.[1]
-    const principal = token === undefined ? null : new TokenAuthenticator(keys).authenticate(token)
+    const token = bearerToken(request.headers.get('authorization') ?? undefined)
+    const principal = token === undefined ? null : auth.authenticate(token)
     if (principal === null) {
       publicRoutes ??= publicApp()
       return publicRoutes.fetch(request)
