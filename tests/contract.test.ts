@@ -1,18 +1,14 @@
-import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Body, startTestServer, TEST_TOKEN, type TestServer } from './helpers/server.ts'
+import { buildWorker, startWorker } from './helpers/worker-build.ts'
 
 // One API contract, two targets: the Node service (real HTTP, SQLite file) and the Worker build
 // (wrangler's bundle in workerd, one Durable Object per tenant). Everything here must hold the same
 // on both: declarations in every format, every refusal with its status and code, tokens, built-ins,
-// write-only secrets, the audit chain. (Executions are not here: no engine runs on the Worker yet.)
-
-const REPO = fileURLToPath(new URL('..', import.meta.url))
+// write-only secrets, the audit chain, and QuickJS executions with their limits and bindings.
 
 interface Target {
   request(
@@ -40,23 +36,8 @@ async function nodeTarget(): Promise<Target> {
 async function workerTarget(): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-contract-'))
   const out = join(dir, 'build')
-  const built = spawnSync(
-    process.execPath,
-    [join(REPO, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', out],
-    { cwd: REPO, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
-  )
-  if (built.status !== 0)
-    throw new Error(`wrangler deploy --dry-run failed:\n${built.stdout}\n${built.stderr}`)
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: join(out, 'worker.js'),
-    modulesRoot: out,
-    compatibilityDate: '2026-07-30',
-    compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { TENANTS: { className: 'TenantObject', useSQLite: true } },
-    durableObjectsPersist: join(dir, 'do'),
-    bindings: { CORDON_ADMIN_TOKEN: TEST_TOKEN },
-  })
+  buildWorker(out)
+  const mf = startWorker({ out, persist: join(dir, 'do'), bindings: { CORDON_ADMIN_TOKEN: TEST_TOKEN } })
   return {
     async request(method, path, options = {}) {
       const token = options.token === undefined ? TEST_TOKEN : options.token
@@ -186,5 +167,86 @@ describe.each([
     )
     expect(kinds).toEqual(expect.arrayContaining(['profile.put', 'agent.put', 'agent.delete', 'secret.put']))
     expect(JSON.stringify(kinds)).not.toContain('sk-contract')
+  })
+
+  it('runs a QuickJS execution with input, output and result, and keeps its record', async () => {
+    const profile = {
+      engines: ['quickjs'],
+      languages: ['javascript'],
+      limits: { ...LIMITS, bindingCalls: 10 },
+    }
+    expect((await t.request('PUT', '/v1/profiles/runs', { body: profile })).status).toBe(200)
+    expect((await t.request('PUT', '/v1/agents/runs', { body: { sandbox: 'runs' } })).status).toBe(200)
+    const ran = await t.request('POST', '/v1/agents/runs/executions', {
+      body: {
+        language: 'javascript',
+        code: 'console.log("in", input.n); export default input.n * 6',
+        input: { n: 7 },
+      },
+    })
+    expect(ran).toMatchObject({
+      status: 200,
+      body: { status: 'ok', engine: 'quickjs', result: 42, stdout: 'in 7\n', stderr: '', error: null },
+    })
+    expect((await t.request('GET', `/v1/executions/${ran.body.id}`)).body).toMatchObject({
+      id: ran.body.id,
+      result: 42,
+    })
+    const thrown = await t.request('POST', '/v1/agents/runs/executions', {
+      body: { language: 'javascript', code: 'throw new TypeError("nope")' },
+    })
+    expect(thrown.body).toMatchObject({ status: 'error', error: { code: 'GUEST_EXCEPTION' } })
+    const unknown = await t.request('POST', '/v1/agents/runs/executions', {
+      body: { language: 'javascript', code: '1', surprise: true },
+    })
+    expect(unknown).toMatchObject({ status: 422, body: { error: { code: 'VALIDATION_FAILED' } } })
+  })
+
+  it('enforces the limits: CPU, memory and output', async () => {
+    const run = async (code: string) =>
+      (await t.request('POST', '/v1/agents/runs/executions', { body: { language: 'javascript', code } })).body
+    expect(await run('for (;;) {}')).toMatchObject({ status: 'timeout', error: { code: 'CPU_TIME_LIMIT' } })
+    expect(await run('const keep = []; for (;;) keep.push("x".repeat(1 << 16) + keep.length)')).toMatchObject(
+      {
+        status: 'memory_limit',
+      },
+    )
+    expect(await run('for (let i = 0; i < 100; i++) console.log("y".repeat(100))')).toMatchObject({
+      error: { code: 'OUTPUT_LIMIT' },
+    })
+  })
+
+  it('serves kv and refuses egress the profile does not allow, on the audit trail', async () => {
+    const profile = {
+      engines: ['quickjs'],
+      languages: ['javascript'],
+      limits: { ...LIMITS, bindingCalls: 10 },
+      network: { allow: [{ host: 'api.example.com' }] },
+      kv: { access: 'read-write', quotaBytes: 4096 },
+    }
+    expect((await t.request('PUT', '/v1/profiles/bound', { body: profile })).status).toBe(200)
+    expect((await t.request('PUT', '/v1/agents/bound', { body: { sandbox: 'bound' } })).status).toBe(200)
+    const code = [
+      'await kv.set("count", 1)',
+      'let denied = null',
+      'try { await fetch("https://elsewhere.example.org/") } catch (e) { denied = e.code }',
+      'let over = null',
+      'try { await kv.set("big", "z".repeat(8192)) } catch (e) { over = e.code }',
+      'export default { count: await kv.get("count"), denied, over }',
+    ].join('\n')
+    const ran = await t.request('POST', '/v1/agents/bound/executions', {
+      body: { language: 'javascript', code },
+    })
+    expect(ran.body).toMatchObject({
+      status: 'ok',
+      result: { count: 1, denied: 'EGRESS_DENIED', over: 'QUOTA_EXCEEDED' },
+    })
+    const kinds = (await t.request('GET', '/v1/audit?limit=200')).body.records.map(
+      (record: { kind: string }) => record.kind,
+    )
+    expect(kinds).toEqual(
+      expect.arrayContaining(['binding.kv.set', 'binding.kv.get', 'binding.fetch.request']),
+    )
+    expect((await t.request('GET', '/v1/audit/verify')).body).toMatchObject({ ok: true })
   })
 })

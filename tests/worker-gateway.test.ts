@@ -1,51 +1,51 @@
-import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Miniflare } from 'miniflare'
+import type { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildWorker, startWorker } from './helpers/worker-build.ts'
 
 // The Worker build (services/gateway/src/adapters/worker.ts, built by `wrangler deploy --dry-run` from
 // wrangler.toml as a deployment would be) run in workerd by Miniflare: the same Hono app, one Durable
-// Object per tenant on its SQLite storage. No engine runs there yet: executions answer ENGINE_UNAVAILABLE.
+// Object per tenant on its SQLite storage, executions on QuickJS inside the tenant's object.
 
-const REPO = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'cordon-worker-'))
+const out = join(dir, 'build')
 const ADMIN = 'worker-admin-token-0123456789'
 const ACME = 'acme-invoke-and-deploy-token-01'
 let built: string
 
 beforeAll(() => {
-  const out = join(dir, 'build')
-  const result = spawnSync(
-    process.execPath,
-    [join(REPO, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', out],
-    { cwd: REPO, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
-  )
-  if (result.status !== 0)
-    throw new Error(`wrangler deploy --dry-run failed:\n${result.stdout}\n${result.stderr}`)
-  built = join(out, 'worker.js')
+  built = buildWorker(out)
 }, 120_000)
 
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-function start(settings: Record<string, string> = {}): Miniflare {
-  return new Miniflare({
-    modules: true,
-    scriptPath: built,
-    // Module names are relative to this (the build is outside the working directory).
-    modulesRoot: join(dir, 'build'),
-    compatibilityDate: '2026-07-30',
-    compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { TENANTS: { className: 'TenantObject', useSQLite: true } },
-    durableObjectsPersist: join(dir, 'do'),
+/** Requests guests' egress sent out (Miniflare's outbound service stands in for the Internet). */
+const sent: { method: string; url: string; headers: Record<string, string>; body: string }[] = []
+
+function start(settings: Record<string, string> = {}, persist = join(dir, 'do')): Miniflare {
+  return startWorker({
+    out,
+    persist,
     bindings: {
       CORDON_ADMIN_TOKEN: ADMIN,
       CORDON_TOKENS: JSON.stringify([{ token: ACME, tenant: 'acme', scopes: ['deploy', 'invoke', 'audit'] }]),
       ...settings,
+    },
+    outbound: async (request) => {
+      const headers: Record<string, string> = {}
+      request.headers.forEach((value, name) => {
+        headers[name] = value
+      })
+      sent.push({ method: request.method, url: request.url, headers, body: await request.text() })
+      const url = new URL(request.url)
+      if (url.pathname === '/redirect')
+        return new Response(null, { status: 302, headers: { location: 'https://evil.example.net/' } })
+      if (url.pathname === '/large') return new Response('x'.repeat(3 * 1024 * 1024))
+      return Response.json({ echoed: url.pathname, method: request.method })
     },
   })
 }
@@ -102,13 +102,6 @@ describe('the Worker build (workerd)', () => {
       expect((await call(first, 'PUT', '/v1/agents/b', { body: { sandbox: 'p', surprise: 1 } })).status).toBe(
         422,
       )
-      expect(
-        (
-          await call(first, 'POST', '/v1/agents/a/executions', {
-            body: { language: 'javascript', code: '1' },
-          })
-        ).body,
-      ).toMatchObject({ error: { code: 'ENGINE_UNAVAILABLE' } })
       // acme has its own object: none of the default tenant's agents, and its own chain.
       expect((await call(first, 'GET', '/v1/agents', { token: ACME })).body).toEqual({ items: [] })
       expect(
@@ -207,4 +200,159 @@ describe('the Worker build (workerd)', () => {
     },
     60_000,
   )
+})
+
+/** A profile for the Worker's QuickJS: kv, egress to one host with one secret for it. */
+const RUNNER = {
+  engines: ['quickjs'],
+  languages: ['javascript', 'typescript'],
+  limits: { cpuMs: 300, wallMs: 5000, memoryMb: 32, outputBytes: 65536, bindingCalls: 20 },
+  network: { allow: [{ host: 'api.example.com', methods: ['GET', 'POST'] }] },
+  secrets: { TOKEN: { from: 'store:api-token', hosts: ['api.example.com'] } },
+  kv: { access: 'read-write', quotaBytes: 65536 },
+}
+
+describe('executions on the Worker build (QuickJS in the tenant’s Durable Object)', () => {
+  let mf: Miniflare
+  const persist = join(dir, 'do-executions')
+  const run = async (
+    code: string,
+    options: { token?: string; agent?: string; language?: string; input?: unknown } = {},
+  ) =>
+    call(mf, 'POST', `/v1/agents/${options.agent ?? 'runner'}/executions`, {
+      ...(options.token === undefined ? {} : { token: options.token }),
+      body: {
+        language: options.language ?? 'javascript',
+        code,
+        ...(options.input === undefined ? {} : { input: options.input }),
+      },
+    })
+
+  beforeAll(async () => {
+    mf = start({}, persist)
+    for (const token of [ADMIN, ACME]) {
+      expect((await call(mf, 'PUT', '/v1/profiles/runner', { token, body: RUNNER })).status).toBe(200)
+      expect(
+        (await call(mf, 'PUT', '/v1/agents/runner', { token, body: { sandbox: 'runner' } })).status,
+      ).toBe(200)
+    }
+    expect(
+      (await call(mf, 'PUT', '/v1/secrets/api-token', { body: { value: 'sk-worker-secret-value' } })).status,
+    ).toBe(200)
+  }, 60_000)
+  afterAll(async () => {
+    await mf?.dispose()
+  })
+
+  it('runs a QuickJS execution with its input, output and result, and records it', async () => {
+    const ran = await run('console.log("hello", input.n); export default input.n * 6', { input: { n: 7 } })
+    expect(ran.status).toBe(200)
+    expect(ran.body).toMatchObject({ status: 'ok', engine: 'quickjs', result: 42, stdout: 'hello 7\n' })
+    expect((await call(mf, 'GET', `/v1/executions/${ran.body.id}`)).body).toMatchObject({
+      id: ran.body.id,
+      result: 42,
+    })
+  })
+
+  it('serves kv through the policy and keeps it in the object’s storage, apart from other tenants', async () => {
+    const set = await run('await kv.set("visits", { n: 1 }); export default await kv.get("visits")')
+    expect(set.body).toMatchObject({ status: 'ok', result: { n: 1 } })
+    // acme's object has a kv of its own: the default tenant's key is not there.
+    expect((await run('export default await kv.get("visits")', { token: ACME })).body).toMatchObject({
+      status: 'ok',
+      result: null,
+    })
+  })
+
+  it('sends egress through the policy: the allowed host gets the request with the secret put in', async () => {
+    sent.length = 0
+    const ran = await run(
+      'const r = await fetch("https://api.example.com/v1/items?page=2", { headers: { authorization: "Bearer " + secrets.TOKEN } }); export default { status: r.status, body: await r.json() }',
+    )
+    expect(ran.body).toMatchObject({
+      status: 'ok',
+      result: { status: 200, body: { echoed: '/v1/items', method: 'GET' } },
+    })
+    expect(sent).toHaveLength(1)
+    expect(sent[0]?.url).toBe('https://api.example.com/v1/items?page=2')
+    expect(sent[0]?.headers.authorization).toBe('Bearer sk-worker-secret-value')
+    // The guest saw only the placeholder: the value is in no record.
+    expect(JSON.stringify(ran.body)).not.toContain('sk-worker-secret-value')
+  })
+
+  it.each([
+    ['a host the profile does not allow', '"https://evil.example.net/"', 'EGRESS_DENIED'],
+    [
+      'a method the profile does not allow',
+      '"https://api.example.com/x", { method: "DELETE" }',
+      'EGRESS_DENIED',
+    ],
+    ['a private address', '"https://10.0.0.1/"', 'EGRESS_DENIED'],
+    [
+      'a redirect to a host the profile does not allow',
+      '"https://api.example.com/redirect"',
+      'EGRESS_DENIED',
+    ],
+    ['a body past the response cap', '"https://api.example.com/large"', 'RESPONSE_TOO_LARGE'],
+  ])('attack: egress to %s is refused (%s), and nothing else leaves', async (_, args, code) => {
+    sent.length = 0
+    const ran = await run(
+      `let outcome = "sent"; try { await fetch(${args}) } catch (e) { outcome = e.code }; export default outcome`,
+    )
+    expect(ran.body).toMatchObject({ status: 'ok', result: code })
+    expect(sent.every((request) => new URL(request.url).hostname === 'api.example.com')).toBe(true)
+  })
+
+  it('attack: a secret sent to a host it is not granted for is refused and never leaves', async () => {
+    sent.length = 0
+    const ran = await run(
+      'let code; try { await fetch("https://api.example.com/steal/" + secrets.TOKEN) } catch (e) { code = e.code }; export default code',
+    )
+    expect(ran.body).toMatchObject({ status: 'ok', result: 'SECRET_DENIED' })
+    expect(sent).toHaveLength(0)
+  })
+
+  it('attack: a runaway loop is stopped at the CPU budget, counted without a CPU clock', async () => {
+    const ran = await run('let i = 0; for (;;) { i++ }')
+    expect(ran.body).toMatchObject({ status: 'timeout', error: { code: 'CPU_TIME_LIMIT' } })
+  })
+
+  it('attack: a guest allocating without end is stopped at its memory limit', async () => {
+    const ran = await run('const keep = []; for (;;) keep.push("x".repeat(1 << 16) + keep.length)')
+    expect(ran.body).toMatchObject({ status: 'memory_limit', error: { code: 'MEMORY_LIMIT' } })
+  })
+
+  it('refuses what this target cannot run with 422 ENGINE_UNAVAILABLE, saying why', async () => {
+    const typescript = await run('export default 1 as number', { language: 'typescript' })
+    expect(typescript.status).toBe(422)
+    expect(typescript.body.error).toMatchObject({ code: 'ENGINE_UNAVAILABLE' })
+    expect(typescript.body.error.message).toContain('typescript')
+    const big = { ...RUNNER, limits: { ...RUNNER.limits, memoryMb: 128 } }
+    expect((await call(mf, 'PUT', '/v1/profiles/big', { body: big })).status).toBe(200)
+    expect((await call(mf, 'PUT', '/v1/agents/big', { body: { sandbox: 'big' } })).status).toBe(200)
+    const refused = await run('export default 1', { agent: 'big' })
+    expect(refused.status).toBe(422)
+    expect(refused.body.error.message).toContain('64 MiB')
+    // No Worker Loader binding here: the isolate engine is reported unavailable.
+    const isolate = { ...RUNNER, engines: ['isolate'] }
+    expect((await call(mf, 'PUT', '/v1/profiles/isolated', { body: isolate })).status).toBe(200)
+    expect((await call(mf, 'PUT', '/v1/agents/isolated', { body: { sandbox: 'isolated' } })).status).toBe(200)
+    const isolated = await run('export default 1', { agent: 'isolated' })
+    expect(isolated.status).toBe(422)
+    expect(isolated.body.error).toMatchObject({ code: 'ENGINE_UNAVAILABLE' })
+    expect(isolated.body.error.message).toContain('isolate')
+  })
+
+  it('keeps executions, kv and the audit chain across a restart of the object', async () => {
+    const before = await call(mf, 'GET', '/v1/audit/verify')
+    expect(before.body).toMatchObject({ ok: true })
+    const listed = await call(mf, 'GET', '/v1/executions?agent=runner')
+    await mf.dispose()
+    mf = start({}, persist)
+    expect((await call(mf, 'GET', '/v1/audit/verify')).body).toEqual(before.body)
+    expect((await call(mf, 'GET', '/v1/executions?agent=runner')).body).toEqual(listed.body)
+    expect((await run('export default await kv.get("visits")')).body).toMatchObject({ result: { n: 1 } })
+    const audit = await call(mf, 'GET', '/v1/audit?kind=binding.kv.get')
+    expect(audit.status).toBe(200)
+  }, 60_000)
 })

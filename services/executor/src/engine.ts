@@ -37,6 +37,11 @@ export interface WorkspaceSpec {
  */
 export interface JobRunner {
   run(job: RunJob, tenant: string, signal?: AbortSignal, host?: BindingHost): Promise<RunOutcome>
+  /**
+   * Why this runner cannot take a job of this engine, language and limits, or null when it can (a
+   * runtime may lack a language, or cap memory below what a profile gives). Asked before a job is made.
+   */
+  refusal?(engine: EngineName, language: Language, limits: Pick<Limits, 'memoryMb'>): string | null
 }
 
 /** Carries one guest binding call to the host and back (in a worker: over IPC to the supervisor). */

@@ -10,6 +10,7 @@ export { MAX_WAITING_OPERATIONS, SandboxSessions, type SessionSandbox } from './
 export { IsolateEngine } from './engines/isolate/isolate-engine.ts'
 export { MAX_RESULT_DEPTH } from './engines/quickjs/classify.ts'
 export { QUICKJS_STACK_BYTES, QuickJSEngine } from './engines/quickjs/quickjs-engine.ts'
+export { nodeQuickJSBuild, nodeQuickJSOptions } from './engines/quickjs/quickjs-node-build.ts'
 export { Supervisor, type SupervisorOptions, type SupervisorStats } from './supervisor/supervisor.ts'
 
 /** Engines this build can always run locally. */

@@ -9,8 +9,9 @@ import {
   type Language,
   type RunOutcome,
 } from '@cordon/contracts'
-import { engineLimitProblem, type JobRunner } from '@cordon/executor/portable'
+import type { JobRunner } from '@cordon/executor/portable'
 import { type AgentDeclaration, decideRun, FILESYSTEM_ROOT, type ResolvedProfile } from '@cordon/policy'
+import type { Unavailable } from './bindings/binding-context.ts'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { finishPlan, planExecution } from './bindings/execution-plan.ts'
 import { type EventLog, ExecutionStreams } from './execution-events.ts'
@@ -84,7 +85,8 @@ export interface ExecutionsOptions {
   store: Store
   /** What runs the jobs (the Supervisor on Node). */
   supervisor: JobRunner
-  engines: readonly EngineName[]
+  /** Why this deployment cannot run a job of this engine, language and limits, or null. */
+  unavailable: Unavailable
   handlers: BindingHandlers
   env: (tenant: string) => Readonly<Record<string, string>>
   /** Journal binding calls (the default); off only to measure what the journal costs. */
@@ -122,14 +124,8 @@ export class Executions {
     const { agent, toolProfiles, namespace } = runnable
     const decision = decideRun(profile, { language: request.language, engine: request.engine })
     if (decision.effect === 'deny') throw new CordonError(ErrorCode[decision.code], decision.message)
-    if (!this.#options.engines.includes(decision.engine)) {
-      throw new CordonError(
-        ErrorCode.ENGINE_UNAVAILABLE,
-        `engine "${decision.engine}" is not available in this deployment (available: ${this.#options.engines.join(', ')})`,
-      )
-    }
-    const limitProblem = engineLimitProblem(decision.engine, profile.limits)
-    if (limitProblem !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, limitProblem)
+    const unavailable = this.#options.unavailable(decision.engine, request.language, profile.limits)
+    if (unavailable !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, unavailable)
     const files =
       start.resume.kind === 'code' && interrupted !== undefined
         ? start.resume.files

@@ -7,7 +7,7 @@ import {
   type JsonValue,
   type Language,
 } from '@cordon/contracts'
-import type { JobRunner } from '@cordon/executor'
+import { engineLimitProblem, type JobRunner } from '@cordon/executor/portable'
 import {
   type AgentDeclaration,
   type DocumentFormat,
@@ -18,16 +18,18 @@ import {
   reviewProfiles,
   validateAgent,
 } from '@cordon/policy'
+import type { Unavailable } from './bindings/binding-context.ts'
 import {
   DEFAULT_EGRESS_LIMITS,
   type EgressOptions,
   systemResolver,
 } from './bindings/egress/egress-options.ts'
 import { fetchBinding } from './bindings/egress/fetch-binding.ts'
+import { nodeTransport } from './bindings/egress/http-hop.ts'
 import type { BindingHandlers } from './bindings/execution-bindings.ts'
 import { fsBinding } from './bindings/fs-binding.ts'
 import { kvBinding } from './bindings/kv-binding.ts'
-import { ToolInputValidator } from './bindings/tool-input.ts'
+import { type ToolInputChecker, ToolInputValidator } from './bindings/tool-input.ts'
 import { toolsBinding } from './bindings/tools-binding.ts'
 import type { BuiltinProfile } from './builtins.ts'
 import type { EventLog } from './execution-events.ts'
@@ -89,6 +91,8 @@ export interface HarnessOptions {
   engines: readonly EngineName[]
   /** How guest `fetch` reaches the network (resolver, extra CAs, limits). */
   egress?: EgressOptions
+  /** Checks tool input against the tool's JSON Schema (default: in a thread of its own, on Node). */
+  toolInput?: ToolInputChecker
   /**
    * Values `env:NAME` secrets may take, per tenant: only what the operator exposes to that tenant (by
    * default the variables listed in CORDON_ENV_SECRETS), never the service's whole environment, and
@@ -126,8 +130,8 @@ export class Harness {
   readonly #supervisor: JobRunner
   readonly #profiles: ProfileCatalog
   readonly #engines: readonly EngineName[]
-  /** Checks tool input against the tool's JSON Schema, off the main thread. */
-  readonly #toolInput = new ToolInputValidator()
+  /** Checks tool input against the tool's JSON Schema. */
+  readonly #toolInput: ToolInputChecker
   readonly #executions: Executions
   /** Agents with their effective profile, as executions need them; dropped on any change. */
   readonly #runnable = new Map<string, RunnableAgent>()
@@ -143,11 +147,19 @@ export class Harness {
     this.#supervisor = options.supervisor
     this.#profiles = new ProfileCatalog(options.store, options.builtinProfiles)
     this.#engines = options.engines
+    this.#toolInput = options.toolInput ?? new ToolInputValidator()
+    const unavailable: Unavailable = (engine, language, limits) =>
+      !options.engines.includes(engine)
+        ? `engine "${engine}" is not available in this deployment (available: ${options.engines.join(', ')})`
+        : (engineLimitProblem(engine, limits) ??
+          options.supervisor.refusal?.(engine, language, limits) ??
+          null)
     this.#envSecrets = options.envSecrets ?? {}
     this.secrets = new SecretsAdmin(options.store)
     const egress = options.egress ?? {}
     this.#handlers = {
       fetch: fetchBinding({
+        transport: egress.transport ?? nodeTransport,
         resolver: egress.resolver ?? systemResolver,
         ca: egress.ca === undefined || egress.ca.length === 0 ? null : egress.ca,
         limits: { ...DEFAULT_EGRESS_LIMITS, ...egress.limits },
@@ -156,14 +168,15 @@ export class Harness {
       fs: fsBinding,
       tools: toolsBinding({
         handlers: () => this.#handlers,
-        engines: options.engines,
+        unavailable,
+        toolInput: this.#toolInput,
         env: (tenant) => this.#envOf(tenant),
       }),
     }
     this.#executions = new Executions({
       store: this.#store,
       supervisor: this.#supervisor,
-      engines: options.engines,
+      unavailable,
       handlers: this.#handlers,
       env: (tenant) => this.#envOf(tenant),
       journal: options.journal ?? true,

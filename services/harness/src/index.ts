@@ -5,6 +5,9 @@ export {
   type Resolver,
   systemResolver,
 } from './bindings/egress/egress-options.ts'
+export { fetchTransport } from './bindings/egress/fetch-transport.ts'
+export type { EgressTransport } from './bindings/egress/transport.ts'
+export type { ToolInputChecker } from './bindings/tool-input.ts'
 export { BUILTIN_PROFILE_FILES } from './builtin-profile-files.ts'
 export { type BuiltinProfile, builtinProfilesFrom } from './builtins.ts'
 export { type EventLog, type ExecutionEvent, MAX_LISTENERS } from './execution-events.ts'

@@ -4,6 +4,7 @@ import type { BindingChannel, Engine } from '../engine.ts'
 import { ContainerEngine } from '../engines/container/container-engine.ts'
 import { IsolateEngine } from '../engines/isolate/isolate-engine.ts'
 import { QuickJSEngine } from '../engines/quickjs/quickjs-engine.ts'
+import { nodeQuickJSOptions } from '../engines/quickjs/quickjs-node-build.ts'
 import { outcomeOf } from '../outcome.ts'
 import type { FromWorker, ToWorker } from './protocol.ts'
 
@@ -15,7 +16,7 @@ if (typeof process.send !== 'function') {
 const send = (message: FromWorker) => process.send?.(message)
 
 const warmMemoryMb = Number(process.env.CORDON_WARM_MEMORY_MB ?? '64')
-const quickjs = new QuickJSEngine()
+const quickjs = new QuickJSEngine(nodeQuickJSOptions())
 const isolate = new IsolateEngine({
   warmIsolates: Number(process.env.CORDON_WARM_ISOLATES ?? '1'),
   maxRuns: Number(process.env.CORDON_ISOLATE_MAX_RUNS ?? '20000'),

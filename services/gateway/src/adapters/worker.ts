@@ -1,7 +1,16 @@
 import { CordonError, ErrorCode } from '@cordon/contracts'
-import type { JobRunner } from '@cordon/executor/portable'
-import { BUILTIN_PROFILE_FILES, builtinProfilesFrom, Harness } from '@cordon/harness'
+import { InProcessRunner } from '@cordon/executor/portable'
+import { interruptCountMeter, prebuiltQuickJS, QuickJSEngine } from '@cordon/executor/quickjs'
+import {
+  BUILTIN_PROFILE_FILES,
+  builtinProfilesFrom,
+  fetchTransport,
+  Harness,
+  type ToolInputChecker,
+} from '@cordon/harness'
 import { DurableObjectSqlDatabase, type DurableObjectStorageLike, SqlStore } from '@cordon/harness/store'
+// A compiled module (wrangler's CompiledWasm rule): a Worker may not compile wasm from bytes.
+import QUICKJS_WASM from '@jitl/quickjs-wasmfile-release-sync/wasm'
 import { Hono } from 'hono'
 import { addPublicRoutes, createApp, unauthenticated } from '../app.ts'
 import {
@@ -18,8 +27,8 @@ import { errorBody } from '../http.ts'
 // that tenant's store (agents, profiles, executions, journal, audit chain) in its SQLite storage.
 // The Worker authenticates the bearer token to find the tenant's object and hands the request over;
 // the object authenticates it again against its own tenant's keys.
-// Not yet here: engines. Until QuickJS runs in the object (the next step of the Cloudflare issue),
-// executions answer 422 ENGINE_UNAVAILABLE, as a deployment without an engine should.
+// Executions run in the tenant's object, on QuickJS (wasm) in-process: the object's storage holds
+// their records, journal and audit like the rest. See docs/cloudflare.md for what differs from Node.
 
 /** The Worker's bindings and settings (wrangler.toml; secrets with `wrangler secret put`). */
 export interface WorkerEnv {
@@ -41,10 +50,20 @@ interface DurableObjectNamespaceLike {
 /** The header by which the Worker tells a tenant's object which tenant the request is for. */
 const TENANT_HEADER = 'x-cordon-tenant'
 
-const NO_ENGINE: JobRunner = {
-  run: () => {
-    throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, 'no engine runs on this deployment yet')
-  },
+/**
+ * Bounds of the object's own engine. An isolate has 128 MB for everything in it, so one job runs at
+ * a time (others wait in a short queue), of at most 64 MiB; QuickJS keeps no spare module.
+ */
+export const WORKER_RUNNER_LIMITS = { maxRunning: 1, maxQueued: 16, maxMemoryMb: 64 } as const
+
+/**
+ * Tool calls need their input checked against the tool's JSON Schema, and Ajv (the Node service's
+ * validator) compiles schemas to code, which a Worker may not do: until a validator that interprets
+ * schemas runs here, tool calls are refused, saying why.
+ */
+const NO_TOOL_INPUT: ToolInputChecker = {
+  check: async () => 'tool calls are not available on the Cloudflare deployment yet (no schema validator)',
+  close: () => {},
 }
 
 /** A tenant's store and API, in its own Durable Object. */
@@ -80,12 +99,22 @@ export class TenantObject {
       new DurableObjectSqlDatabase(this.#storage),
       auditKey === null ? {} : { auditKey },
     )
+    const quickjs = new QuickJSEngine({
+      build: prebuiltQuickJS(QUICKJS_WASM),
+      // No CPU clock here, and the clock stands still while code runs: work is counted instead.
+      meter: interruptCountMeter(),
+      warmSpare: false,
+    })
     const harness = new Harness({
       store,
-      supervisor: NO_ENGINE,
+      supervisor: new InProcessRunner({ quickjs }, WORKER_RUNNER_LIMITS),
       builtinProfiles: builtinProfilesFrom(BUILTIN_PROFILE_FILES),
-      engines: [],
+      engines: ['quickjs'],
+      egress: { transport: fetchTransport },
+      toolInput: NO_TOOL_INPUT,
     })
+    // Executions the object was running when it was evicted or restarted resume now, in the background.
+    harness.resumeInterrupted()
     const own = keys.filter((key) => key.principal.tenant === tenant)
     return createApp({ harness, auth: new TokenAuthenticator(own) })
   }

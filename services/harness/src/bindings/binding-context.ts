@@ -1,9 +1,16 @@
-import type { EngineName, JsonValue } from '@cordon/contracts'
+import type { EngineName, JsonValue, Language } from '@cordon/contracts'
 import type { BindingReply, MAX_REPLY_BYTES_PER_RUN, NestedRunner } from '@cordon/executor'
-import type { AgentDeclaration, ResolvedProfile } from '@cordon/policy'
+import type { AgentDeclaration, Limits, ResolvedProfile } from '@cordon/policy'
 import type { AuditDecision, Store } from '../storage/store.ts'
 import type { CallJournal } from './call-journal.ts'
 import type { SecretBroker } from './secrets.ts'
+
+/** Why this deployment cannot run a job of this engine, language and limits, or null when it can. */
+export type Unavailable = (
+  engine: EngineName,
+  language: Language,
+  limits: Pick<Limits, 'memoryMb'>,
+) => string | null
 
 /** What every binding handler knows about the call's execution. */
 export interface BindingContext {

@@ -15,6 +15,12 @@ interface Pending {
   resolve: (problem: string | null) => void
 }
 
+/** Checks tool input against a tool's JSON Schema: null when valid, else where and why not. */
+export interface ToolInputChecker {
+  check(schema: Record<string, unknown>, input: JsonValue): Promise<string | null>
+  close(): void
+}
+
 /**
  * Validates tool input against the tool's JSON Schema in a thread of its own, one check at a time,
  * each under a time limit. Schemas come from agent declarations and input from guests: a pattern that
@@ -22,7 +28,7 @@ interface Pending {
  * stall the service's event loop, and with it every tenant's timers. A check past the limit stops the
  * thread (a fresh one takes the checks waiting behind it) and refuses the input.
  */
-export class ToolInputValidator {
+export class ToolInputValidator implements ToolInputChecker {
   #thread: Worker | null = null
   #ready = false
   #queue: Pending[] = []

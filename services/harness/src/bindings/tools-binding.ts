@@ -1,5 +1,4 @@
 import type { EngineName, ExecutionRecord, JsonValue } from '@cordon/contracts'
-import { engineLimitProblem } from '@cordon/executor/portable'
 import { decideRun, decideTool } from '@cordon/policy'
 import {
   auditText,
@@ -7,10 +6,11 @@ import {
   type BindingHandler,
   type Handled,
   refused,
+  type Unavailable,
 } from './binding-context.ts'
 import type { BindingHandlers } from './execution-bindings.ts'
 import { finishPlan, planExecution } from './execution-plan.ts'
-import { ToolInputValidator } from './tool-input.ts'
+import type { ToolInputChecker } from './tool-input.ts'
 
 /** How deep tools may call tools (a client's execution is depth 0). */
 export const MAX_TOOL_DEPTH = 3
@@ -20,7 +20,10 @@ export const MAX_TOOL_CALLS = 16
 export interface ToolsBindingOptions {
   /** The deployment's handlers, for the tool's own execution. */
   handlers: () => BindingHandlers
-  engines: readonly EngineName[]
+  /** Why this deployment cannot run a job of this engine, language and limits, or null. */
+  unavailable: Unavailable
+  /** Checks a tool's input against its JSON Schema. */
+  toolInput: ToolInputChecker
   /** The `env:` values the tenant may use. */
   env: (tenant: string) => Readonly<Record<string, string>>
 }
@@ -33,7 +36,6 @@ export interface ToolsBindingOptions {
  * one client execution are bounded. The tool's execution is recorded like any other.
  */
 export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
-  const validator = new ToolInputValidator()
   return async (context, op, args) => {
     const [name, input = null] = args
     if (op !== 'call' || typeof name !== 'string')
@@ -66,16 +68,14 @@ export function toolsBinding(options: ToolsBindingOptions): BindingHandler {
     }
     // Counted before anything is awaited: parallel calls cannot all pass the check above.
     tools.budget.calls++
-    const problem = await validator.check(tool.input, input)
+    const problem = await options.toolInput.check(tool.input, input)
     if (problem !== null) return refused('TOOL_INPUT_INVALID', problem, { rule: decision.rule, detail })
     const profile = tools.toolProfiles[name] ?? context.profile
     const run = decideRun(profile, { language: tool.language, engine: undefined })
     if (run.effect === 'deny') {
       return refused('TOOL_DENIED', run.message, { reason: run.code, rule: run.rule, detail })
     }
-    const unavailable = !options.engines.includes(run.engine)
-      ? `engine "${run.engine}" is not available in this deployment`
-      : engineLimitProblem(run.engine, profile.limits)
+    const unavailable = options.unavailable(run.engine, tool.language, profile.limits)
     if (unavailable !== null) {
       return refused('TOOL_FAILED', unavailable, { decision: 'error', rule: decision.rule, detail })
     }

@@ -1,7 +1,3 @@
-import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import RELEASE_SYNC_MODULE from '@jitl/quickjs-wasmfile-release-sync'
 import {
   newQuickJSWASMModuleFromVariant,
@@ -10,7 +6,7 @@ import {
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
 import { type BuildFacts, GuestGlue } from './guest-glue.ts'
-import { readLayout } from './memory-image.ts'
+import type { QuickJSBuild } from './quickjs-build.ts'
 
 // The package's typings are CommonJS-shaped; under Node's ESM loader the default export is the variant.
 const RELEASE_SYNC = RELEASE_SYNC_MODULE as unknown as QuickJSSyncVariant
@@ -29,25 +25,12 @@ export const HEAP_OVERHEAD_BYTES = 16 * MiB
 /** A dropped module whose heap grew past this is garbage-collected right away. */
 const RECLAIM_AT_BYTES = 64 * MiB
 
-/**
- * V8's `gc()`, taken from a throwaway context with the flag on only while that context is made: with
- * `--expose-gc` on the command line every context would get a `gc` global, guest isolates included.
- */
-const collectGarbage: (() => void) | undefined = (() => {
-  try {
-    setFlagsFromString('--expose-gc')
-    const gc: unknown = runInNewContext('gc')
-    return typeof gc === 'function' ? (gc as () => void) : undefined
-  } catch {
-    return undefined
-  } finally {
-    setFlagsFromString('--no-expose-gc')
-  }
-})()
-
 export interface ModulePoolOptions {
   /** Runs after which a module is replaced even when healthy (defence in depth: each run restores it). */
   maxRunsPerModule: number
+  build: QuickJSBuild
+  /** Keep a spare module ready for the next run (default true; off where memory is tight). */
+  warmSpare: boolean
 }
 
 /** A module with its runtime, context and glue, captured before any user code. */
@@ -79,7 +62,7 @@ export interface ModuleLease {
  * another. One spare module is kept warm.
  */
 export class ModulePool {
-  readonly #wasm: WebAssembly.Module
+  readonly #build: QuickJSBuild
   readonly #facts: BuildFacts
   readonly #options: ModulePoolOptions
   #current: Slot | null = null
@@ -87,10 +70,8 @@ export class ModulePool {
 
   constructor(options: ModulePoolOptions) {
     this.#options = options
-    const require = createRequire(import.meta.url)
-    const binary = readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'))
-    this.#wasm = new WebAssembly.Module(binary)
-    this.#facts = { layout: readLayout(binary), verified: false, randomStateAt: null }
+    this.#build = options.build
+    this.#facts = { layout: options.build.layout, verified: false, randomStateAt: null }
   }
 
   /**
@@ -119,11 +100,11 @@ export class ModulePool {
     lease.slot.leased = false
     if (this.#current !== lease.slot) this.#reclaim(lease.slot)
     else if (drop || lease.slot.runs >= this.#options.maxRunsPerModule) this.#drop(lease.slot)
-    this.warm(lease.slot.memoryMb)
+    if (this.#options.warmSpare) this.warm(lease.slot.memoryMb)
   }
 
   /**
-   * Forgets a module. A large heap is reclaimed at once (the worker runs with --expose-gc) rather
+   * Forgets a module. A large heap is reclaimed at once (where the runtime lets us collect garbage) rather
    * than whenever V8 gets to it, so it never counts against the next tenant's memory.
    */
   #drop(slot: Slot | null): void {
@@ -133,7 +114,7 @@ export class ModulePool {
 
   #reclaim(slot: Slot): void {
     const heapBytes = slot.module.getWasmMemory().buffer.byteLength
-    if (heapBytes > RECLAIM_AT_BYTES) collectGarbage?.()
+    if (heapBytes > RECLAIM_AT_BYTES) this.#build.collectGarbage?.()
   }
 
   /** Prepares a spare module for the given size in the background, if none is ready. */
@@ -162,7 +143,7 @@ export class ModulePool {
       maximum: Math.ceil(maximumBytes / WASM_PAGE),
     })
     const module = await newQuickJSWASMModuleFromVariant(
-      newVariant(RELEASE_SYNC, { wasmModule: this.#wasm, wasmMemory }),
+      newVariant(RELEASE_SYNC, { wasmModule: this.#build.wasm, wasmMemory }),
     )
     return { module, glue: GuestGlue.create(module, this.#facts) }
   }

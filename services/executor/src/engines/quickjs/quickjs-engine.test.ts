@@ -3,8 +3,9 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type { RunJob } from '../../engine.ts'
 import { HEAP_OVERHEAD_BYTES } from './module-pool.ts'
 import { QuickJSEngine } from './quickjs-engine.ts'
+import { nodeQuickJSOptions } from './quickjs-node-build.ts'
 
-const engine = new QuickJSEngine()
+const engine = new QuickJSEngine(nodeQuickJSOptions())
 const limits = {
   cpuMs: 1000,
   wallMs: 2000,

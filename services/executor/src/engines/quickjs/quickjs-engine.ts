@@ -1,9 +1,9 @@
-import { GuestErrorCode, type RunOutcome } from '@cordon/contracts'
+import { GuestErrorCode, type Language, type RunOutcome } from '@cordon/contracts'
 import type { QuickJSHandle } from 'quickjs-emscripten-core'
 import { NO_GRANTS } from '../../bridge/bridge.ts'
 import type { BindingChannel, Engine, RunJob } from '../../engine.ts'
 import { OutputBuffer, type OutputListener } from '../../output-buffer.ts'
-import { stripTypes } from '../../typescript.ts'
+import type { StripResult } from '../../typescript.ts'
 import {
   classifyFailure,
   classifyResult,
@@ -15,8 +15,10 @@ import {
   type Outcome,
   type Stop,
 } from './classify.ts'
+import type { CpuMeter } from './cpu-meter.ts'
 import { type GuestGlue, InputTooLarge } from './guest-glue.ts'
 import { ModulePool } from './module-pool.ts'
+import type { QuickJSBuild } from './quickjs-build.ts'
 
 export { QUICKJS_STACK_BYTES } from './guest-glue.ts'
 
@@ -27,7 +29,15 @@ const JOB_BATCH = 512
 const EXHAUSTED_FRACTION = 0.9
 
 export interface QuickJSEngineOptions {
+  /** The compiled build (on Node: `nodeQuickJSBuild()`). */
+  build: QuickJSBuild
+  /** How a run's CPU time is measured (on Node: the thread's clock). */
+  meter: CpuMeter
+  /** Erases TypeScript's types; without it, TypeScript jobs are refused (see `languages`). */
+  stripTypes?: (code: string) => StripResult
   maxRunsPerModule?: number
+  /** Keep a spare module made ahead for the next run (default true; off where memory is tight). */
+  warmSpare?: boolean
 }
 
 /**
@@ -42,9 +52,22 @@ export interface QuickJSEngineOptions {
 export class QuickJSEngine implements Engine {
   readonly name = 'quickjs' as const
   readonly #modules: ModulePool
+  readonly #meter: CpuMeter
+  readonly #stripTypes: ((code: string) => StripResult) | undefined
 
-  constructor(options: QuickJSEngineOptions = {}) {
-    this.#modules = new ModulePool({ maxRunsPerModule: options.maxRunsPerModule ?? 10_000 })
+  constructor(options: QuickJSEngineOptions) {
+    this.#modules = new ModulePool({
+      maxRunsPerModule: options.maxRunsPerModule ?? 10_000,
+      build: options.build,
+      warmSpare: options.warmSpare ?? true,
+    })
+    this.#meter = options.meter
+    this.#stripTypes = options.stripTypes
+  }
+
+  /** The languages this engine runs: TypeScript only with a type stripper. */
+  get languages(): readonly Language[] {
+    return this.#stripTypes === undefined ? ['javascript'] : ['javascript', 'typescript']
   }
 
   /** Creates a module ahead of time so that the first run does not wait for instantiation. */
@@ -59,16 +82,17 @@ export class QuickJSEngine implements Engine {
     listener?: OutputListener,
   ): Promise<RunOutcome> {
     const started = performance.now()
-    const cpuStart = process.threadCpuUsage()
+    const cpuUsed = this.#meter.start()
+    let checks = 0
     const output = new OutputBuffer(job.limits.outputBytes, listener)
     const finish = (outcome: Outcome, memoryBytes = 0): RunOutcome => {
-      const cpu = process.threadCpuUsage(cpuStart)
+      const cpuMicros = cpuUsed(checks)
       return {
         ...outcome,
         stdout: output.stdout,
         stderr: output.stderr,
         usage: {
-          cpuMs: Math.round((cpu.user + cpu.system) / 100) / 10,
+          cpuMs: Math.round(cpuMicros / 100) / 10,
           wallMs: Math.round((performance.now() - started) * 10) / 10,
           memoryBytes,
         },
@@ -77,7 +101,10 @@ export class QuickJSEngine implements Engine {
 
     let source = job.code
     if (job.language === 'typescript') {
-      const stripped = stripTypes(job.code)
+      const stripped = this.#stripTypes?.(job.code) ?? {
+        ok: false,
+        message: 'TypeScript is not available on this runtime',
+      }
       if (!stripped.ok)
         return finish(
           classifyFailure({ name: 'SyntaxError', message: stripped.message }, null, job.limits, true),
@@ -94,14 +121,12 @@ export class QuickJSEngine implements Engine {
     const cpuBudget = job.limits.cpuMs * 1000
     const wallDeadline = started + job.limits.wallMs
     const interrupted = () => {
+      checks++
       if (stop !== null) return true
       if (signal?.aborted === true) stop = 'wall'
       else if (output.exceeded) stop = 'output'
       else if (performance.now() > wallDeadline) stop = 'wall'
-      else {
-        const cpu = process.threadCpuUsage(cpuStart)
-        if (cpu.user + cpu.system > cpuBudget) stop = 'cpu'
-      }
+      else if (cpuUsed(checks) > cpuBudget) stop = 'cpu'
       return stop !== null
     }
     try {

@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises'
+import type { EgressTransport } from './transport.ts'
 
 /**
  * Resolves a hostname to every address it has (IPv4 and IPv6, as text). The egress binding calls it
@@ -41,6 +42,8 @@ export const DEFAULT_EGRESS_LIMITS: EgressLimits = Object.freeze({
 
 /** How the service reaches the network for guests. */
 export interface EgressOptions {
+  /** How hops reach the network (default: Node's sockets, pinned to the checked address). */
+  transport?: EgressTransport
   /** Default: the system resolver. Tests map their own names to local addresses. */
   resolver?: Resolver
   /** Extra CA certificates (PEM) trusted for https, on top of Node's bundled roots. */

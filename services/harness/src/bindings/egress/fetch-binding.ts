@@ -17,9 +17,10 @@ import {
 } from '../binding-context.ts'
 import type { EgressLimits, Resolver } from './egress-options.ts'
 import { type GuestRequest, readRequest, redirectTarget } from './guest-request.ts'
-import { type HopFailure, readBody, sendHop } from './http-hop.ts'
+import type { EgressTransport, HopFailure } from './transport.ts'
 
 export interface FetchBindingOptions {
+  transport: EgressTransport
   resolver: Resolver
   ca: readonly string[] | null
   limits: EgressLimits
@@ -143,15 +144,15 @@ async function follow(
       if (name !== '') headers.push([name, names.length === 0 ? value : secrets.inject(value, names)])
     }
 
-    const address = await checkedAddress(context, target, options.resolver, deadline)
-    if (typeof address !== 'string')
+    const address = await checkedAddress(context, target, options, deadline)
+    if (address !== null && typeof address !== 'string')
       return { ...address, bytes, detail: { ...detailOf(), ...address.detail } }
 
     const remaining = deadline - performance.now()
     if (remaining <= 0) return timedOut('total', bytes, detailOf())
     // Whichever deadline is nearer names the timeout: the hop's own, or the whole call's.
     const which = remaining < limits.headersTimeoutMs ? 'total' : 'headers'
-    const response = await sendHop({
+    const response = await options.transport.send({
       target,
       address,
       method: current.method,
@@ -166,7 +167,7 @@ async function follow(
 
     const location = response.headers.find(([name]) => name === 'location')?.[1]
     if (REDIRECTS.has(response.status) && location !== undefined && current.redirect !== 'manual') {
-      response.message.destroy()
+      response.discard()
       if (current.redirect === 'error') {
         return refused('FETCH_FAILED', 'the response is a redirect and redirect is "error"', {
           decision: 'error',
@@ -196,13 +197,8 @@ async function follow(
     const empty = current.method === 'HEAD' || response.status === 204 || response.status === 304
     const body = empty
       ? { body: Buffer.alloc(0) }
-      : await readBody(
-          response,
-          Math.min(limits.maxResponseBytes, context.replyBudget.bytes),
-          deadline,
-          signal,
-        )
-    if (!empty) response.message.resume()
+      : await response.read(Math.min(limits.maxResponseBytes, context.replyBudget.bytes), deadline, signal)
+    if (empty) response.discard()
     if ('tooLarge' in body && context.replyBudget.bytes < limits.maxResponseBytes) {
       return refused('REPLY_TOO_LARGE', "the bodies of this execution's binding calls exceed their budget", {
         decision: 'error',
@@ -276,7 +272,8 @@ async function tunnel(
   }
   const target = decision.request
   const deadline = performance.now() + options.limits.totalTimeoutMs
-  const address = await checkedAddress(context, target, options.resolver, deadline)
+  const address = await checkedAddress(context, target, options, deadline)
+  if (address === null) return refused('EGRESS_DENIED', 'tunnels need a transport that pins addresses')
   if (typeof address !== 'string') return { ...address, detail: { ...detail, ...address.detail } }
   return {
     reply: { ok: true, value: { address, port: target.port, host: target.host } },
@@ -291,16 +288,19 @@ async function tunnel(
 /**
  * The address to connect to: the literal itself, or the first answer of one lookup, after every
  * answer passed the policy (one blocked answer refuses the call: a name that resolves to a private
- * address among public ones is not trusted with any of them).
+ * address among public ones is not trusted with any of them). Null for a name, where the transport
+ * connects by name itself (see `EgressTransport.pinsAddress`).
  */
 async function checkedAddress(
   context: BindingContext,
   target: CheckedEgress,
-  resolver: Resolver,
+  options: FetchBindingOptions,
   deadline: number,
-): Promise<string | Handled> {
+): Promise<string | Handled | null> {
+  const resolver = options.resolver
   let answers: string[]
   if (target.address !== null) answers = [target.address]
+  else if (!options.transport.pinsAddress) return null
   else {
     // The lookup counts against the call's time like the rest: a resolver that never answers (or
     // gives up when told to) ends the call at its deadline, not the execution at its wall time.

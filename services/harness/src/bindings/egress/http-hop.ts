@@ -3,30 +3,33 @@ import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
 import { rootCertificates } from 'node:tls'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
-import type { CheckedEgress } from '@cordon/policy'
+import type { BodyResult, EgressTransport, Hop, HopFailure, HopResponse } from './transport.ts'
 
-/** One HTTP exchange with a checked target, on a connection to one checked address. */
-export interface Hop {
-  target: CheckedEgress
-  /** The address that passed the policy; the socket connects here and nowhere else. */
-  address: string
-  method: string
-  headers: [string, string][]
-  body: Buffer | null
-  /** The query to send (the checked URL's, with granted secrets put in). */
-  search: string
-  /** Extra trusted CAs (PEM), or null for Node's roots only. */
-  ca: readonly string[] | null
-  headersTimeoutMs: number
-  signal: AbortSignal
+/**
+ * Node's transport: every hop connects to the address the binding checked, never to a name (see
+ * {@link sendHop}), and reads the body itself, decompressing within the cap (see {@link readBody}).
+ */
+export const nodeTransport: EgressTransport = {
+  pinsAddress: true,
+  async send(hop) {
+    const response = await sendHop(hop)
+    if ('failed' in response) return response
+    const { message } = response
+    return {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+      read: async (maxBytes, deadline, signal) => {
+        const body = await readBody(response, maxBytes, deadline, signal)
+        message.resume()
+        return body
+      },
+      discard: () => message.destroy(),
+    }
+  },
 }
 
-export type HopFailure = { failed: 'timeout' | 'network' | 'aborted'; message: string }
-
-export interface HopResponse {
-  status: number
-  statusText: string
-  headers: [string, string][]
+interface NodeResponse extends Omit<HopResponse, 'read' | 'discard'> {
   message: IncomingMessage
 }
 
@@ -36,7 +39,7 @@ export interface HopResponse {
  * request's host name (SNI and identity check), or against the IP literal the URL named. Resolves
  * with the response head; the body is read by {@link readBody}.
  */
-export function sendHop(hop: Hop): Promise<HopResponse | HopFailure> {
+function sendHop(hop: Hop): Promise<NodeResponse | HopFailure> {
   const url = new URL(hop.target.url)
   const https = hop.target.scheme === 'https'
   const hostname = hop.target.host.replace(/^\[|\]$/g, '')
@@ -48,9 +51,12 @@ export function sendHop(hop: Hop): Promise<HopResponse | HopFailure> {
   }
   headers.host = url.host
   if (hop.body !== null) headers['content-length'] = String(hop.body.length)
+  const address = hop.address
+  if (address === null)
+    return Promise.resolve({ failed: 'network', message: 'no checked address to connect to' })
   const options = {
-    host: hop.address,
-    family: isIP(hop.address),
+    host: address,
+    family: isIP(address),
     port: hop.target.port,
     method: hop.method,
     path: `${url.pathname}${hop.search}`,
@@ -69,7 +75,7 @@ export function sendHop(hop: Hop): Promise<HopResponse | HopFailure> {
   }
   return new Promise((resolve) => {
     let settled = false
-    const finish = (value: HopResponse | HopFailure) => {
+    const finish = (value: NodeResponse | HopFailure) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
@@ -101,14 +107,12 @@ export function sendHop(hop: Hop): Promise<HopResponse | HopFailure> {
   })
 }
 
-export type BodyResult = { body: Buffer } | { tooLarge: true } | HopFailure
-
 /**
  * Reads a response body, decompressing gzip, deflate and br, and stops (destroying the connection)
  * as soon as the decompressed size passes `maxBytes`: a compression bomb costs what fits, no more.
  */
-export function readBody(
-  response: HopResponse,
+function readBody(
+  response: NodeResponse,
   maxBytes: number,
   deadline: number,
   signal: AbortSignal,

@@ -1,0 +1,5 @@
+// Wasm imports, as the Worker build (wrangler's CompiledWasm rule) gives them: compiled modules.
+declare module '@jitl/quickjs-wasmfile-release-sync/wasm' {
+  const compiled: WebAssembly.Module
+  export default compiled
+}

@@ -1,0 +1,56 @@
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Miniflare, type MiniflareOptions } from 'miniflare'
+
+// The Worker build as a deployment makes it (`wrangler deploy --dry-run` from wrangler.toml), and
+// workerd running it through Miniflare with the bindings wrangler.toml declares.
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+
+/** Builds the Worker into `out`; answers the path of its entry module. */
+export function buildWorker(out: string): string {
+  const result = spawnSync(
+    process.execPath,
+    [join(REPO, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', out],
+    { cwd: REPO, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
+  )
+  if (result.status !== 0) {
+    throw new Error(`wrangler deploy --dry-run failed:\n${result.stdout}\n${result.stderr}`)
+  }
+  return join(out, 'worker.js')
+}
+
+export interface WorkerRun {
+  /** The build's directory (from `buildWorker`). */
+  out: string
+  /** Where the Durable Objects keep their SQLite files (the same directory again is a restart). */
+  persist: string
+  bindings: Record<string, string>
+  /** Answers the Worker's own `fetch` calls: the outside network, as guests' egress reaches it. */
+  outbound?: (request: Request) => Response | Promise<Response>
+}
+
+/** workerd running the build, as wrangler.toml binds it. */
+export function startWorker(run: WorkerRun): Miniflare {
+  const options: MiniflareOptions = {
+    modules: true,
+    scriptPath: join(run.out, 'worker.js'),
+    // Module names are relative to this (the build is outside the working directory).
+    modulesRoot: run.out,
+    // wrangler names the QuickJS wasm by its hash, with a `-wasm` suffix: a compiled module.
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*-wasm'] }],
+    compatibilityDate: '2026-07-30',
+    compatibilityFlags: ['nodejs_compat'],
+    durableObjects: { TENANTS: { className: 'TenantObject', useSQLite: true } },
+    durableObjectsPersist: run.persist,
+    bindings: run.bindings,
+    ...(run.outbound === undefined
+      ? {}
+      : {
+          outboundService: (request: Request) =>
+            run.outbound?.(request) ?? new Response(null, { status: 502 }),
+        }),
+  }
+  return new Miniflare(options)
+}
