@@ -207,6 +207,7 @@ const RUNNER = {
   engines: ['quickjs'],
   languages: ['javascript', 'typescript'],
   limits: { cpuMs: 300, wallMs: 5000, memoryMb: 32, outputBytes: 65536, bindingCalls: 20 },
+  filesystem: { access: 'read-write', quotaBytes: 4 * 1024 * 1024 },
   network: { allow: [{ host: 'api.example.com', methods: ['GET', 'POST'] }] },
   secrets: { TOKEN: { from: 'store:api-token', hosts: ['api.example.com'] } },
   kv: { access: 'read-write', quotaBytes: 65536 },
@@ -333,6 +334,12 @@ describe('executions on the Worker build (QuickJS in the tenant’s Durable Obje
     const refused = await run('export default 1', { agent: 'big' })
     expect(refused.status).toBe(422)
     expect(refused.body.error.message).toContain('64 MiB')
+    const loud = { ...RUNNER, limits: { ...RUNNER.limits, outputBytes: 4 * 1024 * 1024 } }
+    expect((await call(mf, 'PUT', '/v1/profiles/loud', { body: loud })).status).toBe(200)
+    expect((await call(mf, 'PUT', '/v1/agents/loud', { body: { sandbox: 'loud' } })).status).toBe(200)
+    const tooLoud = await run('export default 1', { agent: 'loud' })
+    expect(tooLoud.status).toBe(422)
+    expect(tooLoud.body.error.message).toContain('1048576 bytes of output')
     // No Worker Loader binding here: the isolate engine is reported unavailable.
     const isolate = { ...RUNNER, engines: ['isolate'] }
     expect((await call(mf, 'PUT', '/v1/profiles/isolated', { body: isolate })).status).toBe(200)
@@ -341,6 +348,19 @@ describe('executions on the Worker build (QuickJS in the tenant’s Durable Obje
     expect(isolated.status).toBe(422)
     expect(isolated.body.error).toMatchObject({ code: 'ENGINE_UNAVAILABLE' })
     expect(isolated.body.error.message).toContain('isolate')
+  })
+
+  it('holds files to what the object’s storage takes (1 MiB), refusing a larger one by name', async () => {
+    const ran = await run(
+      [
+        'await fs.writeFile("/workspace/ok.txt", "a".repeat(1024 * 1024))',
+        'let code = null',
+        'try { await fs.writeFile("/workspace/big.txt", "b".repeat(1024 * 1024 + 1)) } catch (e) { code = e.code + " " + e.message }',
+        'export default { size: (await fs.stat("/workspace/ok.txt")).size, code }',
+      ].join('\n'),
+    )
+    expect(ran.body).toMatchObject({ status: 'ok', result: { size: 1024 * 1024 } })
+    expect(ran.body.result.code).toBe('FILE_TOO_LARGE FILE_TOO_LARGE: a file may hold at most 1048576 bytes')
   })
 
   it('keeps executions, kv and the audit chain across a restart of the object', async () => {

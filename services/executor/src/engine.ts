@@ -41,7 +41,11 @@ export interface JobRunner {
    * Why this runner cannot take a job of this engine, language and limits, or null when it can (a
    * runtime may lack a language, or cap memory below what a profile gives). Asked before a job is made.
    */
-  refusal?(engine: EngineName, language: Language, limits: Pick<Limits, 'memoryMb'>): string | null
+  refusal?(
+    engine: EngineName,
+    language: Language,
+    limits: Pick<Limits, 'memoryMb' | 'outputBytes'>,
+  ): string | null
 }
 
 /** Carries one guest binding call to the host and back (in a worker: over IPC to the supervisor). */

@@ -58,14 +58,20 @@ function heldHost(): { host: BindingHost; release: () => void; calls: number } {
 
 describe('InProcessRunner', () => {
   it('runs a job with its binding calls answered by the host', async () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64 })
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     const host: BindingHost = { call: async (call) => ({ ok: true, value: `${call.kind}.${call.op}` }) }
     const outcome = await runner.run(job('export default await kv.get("k")'), 't', undefined, host)
     expect(outcome).toMatchObject({ status: 'ok', result: 'kv.get' })
   })
 
   it('runs one job at a time, queues the next, and refuses one more with QUEUE_FULL', async () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64 })
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     const first = heldHost()
     const running = runner.run(job('export default await kv.get("k")'), 't', undefined, first.host)
     const queued = runner.run(job('export default 2'), 't')
@@ -80,7 +86,10 @@ describe('InProcessRunner', () => {
   })
 
   it('cancels a queued job without running it, and a running one at its next check', async () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 4, maxMemoryMb: 64 })
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 4, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     const first = heldHost()
     const cancelRunning = new AbortController()
     const running = runner.run(job('export default await kv.get("k")'), 't', cancelRunning.signal, first.host)
@@ -98,11 +107,17 @@ describe('InProcessRunner', () => {
     expect(await runner.run(job('export default 4'), 't')).toMatchObject({ result: 4 })
   })
 
-  it('refuses what it cannot run, saying why: a missing engine, TypeScript without a stripper, too much memory', () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64 })
+  it('refuses what it cannot run, saying why: a missing engine, TypeScript without a stripper, too much memory or output', () => {
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     expect(runner.refusal('isolate', 'javascript', limits)).toMatch(/isolate.*not available/)
     expect(runner.refusal('quickjs', 'typescript', limits)).toMatch(/not typescript/)
-    expect(runner.refusal('quickjs', 'javascript', { memoryMb: 65 })).toMatch(/at most 64 MiB/)
+    expect(runner.refusal('quickjs', 'javascript', { ...limits, memoryMb: 65 })).toMatch(/at most 64 MiB/)
+    expect(runner.refusal('quickjs', 'javascript', { ...limits, outputBytes: 65537 })).toMatch(
+      /at most 65536 bytes of output/,
+    )
     expect(runner.refusal('quickjs', 'javascript', limits)).toBeNull()
     expect(() => runner.run(job('1', { language: 'typescript' }), 't')).toThrow(
       expect.objectContaining({ code: 'ENGINE_UNAVAILABLE' }),
@@ -110,7 +125,10 @@ describe('InProcessRunner', () => {
   })
 
   it('attack: a runaway loop is stopped by the counted CPU budget, with no CPU clock', async () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64 })
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     for (const code of [
       'for (;;) {}',
       'let s = ""; for (;;) s = (s + "ab").slice(-1000)',
@@ -123,7 +141,10 @@ describe('InProcessRunner', () => {
   })
 
   it('runs a tool beside its caller without waiting for a turn (no deadlock at one job at a time)', async () => {
-    const runner = new InProcessRunner({ quickjs }, { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64 })
+    const runner = new InProcessRunner(
+      { quickjs },
+      { maxRunning: 1, maxQueued: 1, maxMemoryMb: 64, maxOutputBytes: 65536 },
+    )
     const host: BindingHost = {
       call: async (_call, _signal, nest) => {
         const tool = await nest(job('export default 5'), { call: async () => ({ ok: true, value: null }) })

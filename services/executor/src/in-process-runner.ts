@@ -29,6 +29,8 @@ export interface InProcessRunnerOptions {
   maxQueued: number
   /** The largest `memoryMb` a job may have: the runtime's own memory is shared by every job in it. */
   maxMemoryMb: number
+  /** The largest `outputBytes` a job may have (where the store takes values of bounded size). */
+  maxOutputBytes: number
 }
 
 interface Waiting {
@@ -59,7 +61,11 @@ export class InProcessRunner implements JobRunner {
     return Object.keys(this.#engines) as EngineName[]
   }
 
-  refusal(engine: EngineName, language: Language, limits: Pick<Limits, 'memoryMb'>): string | null {
+  refusal(
+    engine: EngineName,
+    language: Language,
+    limits: Pick<Limits, 'memoryMb' | 'outputBytes'>,
+  ): string | null {
     const runs = this.#engines[engine]
     if (runs === undefined) return `engine "${engine}" is not available in this deployment`
     if (!runs.languages.includes(language)) {
@@ -67,6 +73,9 @@ export class InProcessRunner implements JobRunner {
     }
     if (limits.memoryMb > this.#options.maxMemoryMb) {
       return `this deployment runs jobs of at most ${this.#options.maxMemoryMb} MiB (the profile gives memoryMb ${limits.memoryMb})`
+    }
+    if (limits.outputBytes > this.#options.maxOutputBytes) {
+      return `this deployment keeps at most ${this.#options.maxOutputBytes} bytes of output per job (the profile gives outputBytes ${limits.outputBytes})`
     }
     return null
   }

@@ -121,7 +121,10 @@ export class AgentFiles {
       case 'NAME_TOO_LONG':
         return new CordonError(ErrorCode.PATH_INVALID, `a name may hold at most ${FILE_NAME_MAX_BYTES} bytes`)
       case 'FILE_TOO_LARGE':
-        return new CordonError(ErrorCode.FILE_TOO_LARGE, `a file may hold at most ${FILE_MAX_BYTES} bytes`)
+        return new CordonError(
+          ErrorCode.FILE_TOO_LARGE,
+          `a file may hold at most ${this.#store.files.maxFileBytes} bytes`,
+        )
       case 'QUOTA_EXCEEDED':
         return new CordonError(
           ErrorCode.QUOTA_EXCEEDED,

@@ -47,14 +47,25 @@ interface DurableObjectNamespaceLike {
   get(id: unknown): { fetch(request: Request): Promise<Response> }
 }
 
+const MiB = 1024 * 1024
+
 /** The header by which the Worker tells a tenant's object which tenant the request is for. */
 const TENANT_HEADER = 'x-cordon-tenant'
 
 /**
  * Bounds of the object's own engine. An isolate has 128 MB for everything in it, so one job runs at
- * a time (others wait in a short queue), of at most 64 MiB; QuickJS keeps no spare module.
+ * a time (others wait in a short queue), of at most 64 MiB; QuickJS keeps no spare module. The
+ * object's SQLite takes values of at most 2 MB, so a job's output (kept in its record) and a file are
+ * held to 1 MiB.
  */
-export const WORKER_RUNNER_LIMITS = { maxRunning: 1, maxQueued: 16, maxMemoryMb: 64 } as const
+export const WORKER_RUNNER_LIMITS = {
+  maxRunning: 1,
+  maxQueued: 16,
+  maxMemoryMb: 64,
+  maxOutputBytes: MiB,
+} as const
+/** Largest file content in an object's storage (SQLite values there are at most 2 MB). */
+const WORKER_MAX_FILE_BYTES = MiB
 
 /**
  * Tool calls need their input checked against the tool's JSON Schema, and Ajv (the Node service's
@@ -95,10 +106,10 @@ export class TenantObject {
 
   #start(tenant: string): ReturnType<typeof createApp> {
     const { keys, auditKey } = settingsOf(this.#env)
-    const store = new SqlStore(
-      new DurableObjectSqlDatabase(this.#storage),
-      auditKey === null ? {} : { auditKey },
-    )
+    const store = new SqlStore(new DurableObjectSqlDatabase(this.#storage), {
+      maxFileBytes: WORKER_MAX_FILE_BYTES,
+      ...(auditKey === null ? {} : { auditKey }),
+    })
     const quickjs = new QuickJSEngine({
       build: prebuiltQuickJS(QUICKJS_WASM),
       // No CPU clock here, and the clock stands still while code runs: work is counted instead.

@@ -9,7 +9,7 @@ import type { SecretBroker } from './secrets.ts'
 export type Unavailable = (
   engine: EngineName,
   language: Language,
-  limits: Pick<Limits, 'memoryMb'>,
+  limits: Pick<Limits, 'memoryMb' | 'outputBytes'>,
 ) => string | null
 
 /** What every binding handler knows about the call's execution. */

@@ -202,10 +202,14 @@ function failed(call: Call, failure: FileFailure, sent = 0): Handled {
         reason: 'NAME_TOO_LONG',
       })
     case 'FILE_TOO_LARGE':
-      return refused('FILE_TOO_LARGE', `a file may hold at most ${FILE_MAX_BYTES} bytes`, {
-        ...options,
-        decision: 'deny',
-      })
+      return refused(
+        'FILE_TOO_LARGE',
+        `a file may hold at most ${call.context.store.files.maxFileBytes} bytes`,
+        {
+          ...options,
+          decision: 'deny',
+        },
+      )
     case 'QUOTA_EXCEEDED': {
       const { profile } = call.context
       const limit =

@@ -54,6 +54,8 @@ export type FileResult<T> = ({ ok: true } & T) | FileFailure
  * data in and out, content as bytes.
  */
 export interface FileStore {
+  /** Largest content one file may hold here ({@link FILE_MAX_BYTES}, or less where the storage takes less). */
+  readonly maxFileBytes: number
   /** A file's content and info. `IS_DIRECTORY` for a directory; `NOT_FOUND` when nothing is there. */
   read(tenant: string, space: string, path: string): FileResult<{ data: Uint8Array; info: FileInfo }>
   /** A path's info, or null when nothing is there (the root always is). */

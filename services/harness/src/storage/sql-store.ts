@@ -148,7 +148,7 @@ export class SqlStore implements Store {
    * database, so that whoever can write the database alone cannot forge a valid chain); without one,
    * a key stored in the database is used.
    */
-  constructor(db: SqlDatabase, options: { auditKey?: Buffer } = {}) {
+  constructor(db: SqlDatabase, options: { auditKey?: Buffer; maxFileBytes?: number } = {}) {
     this.#db = db
     let audit: SqliteAudit
     try {
@@ -169,7 +169,7 @@ export class SqlStore implements Store {
     }
     this.audit = audit
     this.kv = new SqliteKv(db)
-    this.files = new SqliteFiles(db)
+    this.files = new SqliteFiles(db, options.maxFileBytes)
     this.secrets = new SqliteSecrets(db)
     this.journal = new SqliteJournal(db, {
       queue: (run) => {

@@ -46,7 +46,10 @@ export class SqliteFiles implements FileStore {
   readonly #write
   readonly #remove
 
-  constructor(db: SqlDatabase) {
+  readonly maxFileBytes: number
+
+  constructor(db: SqlDatabase, maxFileBytes = FILE_MAX_BYTES) {
+    this.maxFileBytes = Math.min(maxFileBytes, FILE_MAX_BYTES)
     const where = 'tenant = ? AND space = ?'
     this.#get = db.prepare<[string, string, string], Row>(
       `SELECT path, kind, size, mtime FROM files WHERE ${where} AND path = ?`,
@@ -143,7 +146,7 @@ export class SqliteFiles implements FileStore {
 
   write(tenant: string, space: string, path: string, data: Uint8Array, quotaBytes: number) {
     checkPath(path)
-    if (data.byteLength > FILE_MAX_BYTES) return { ok: false as const, code: 'FILE_TOO_LARGE' as const }
+    if (data.byteLength > this.maxFileBytes) return { ok: false as const, code: 'FILE_TOO_LARGE' as const }
     return this.#write(tenant, space, path, data, quotaBytes)
   }
 
