@@ -54,3 +54,18 @@ export function startWorker(run: WorkerRun): Miniflare {
   }
   return new Miniflare(options)
 }
+
+/** Sends a request the Worker made on to the real network from Node (a local server, in tests). */
+export async function forward(request: Request): Promise<Response> {
+  const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer()
+  const headers: Record<string, string> = {}
+  request.headers.forEach((value, name) => {
+    headers[name] = value
+  })
+  const response = await fetch(request.url, {
+    method: request.method,
+    headers,
+    ...(body === undefined ? {} : { body }),
+  })
+  return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers })
+}

@@ -23,9 +23,12 @@ export interface InProcessEngine extends Engine {
 }
 
 export interface InProcessRunnerOptions {
-  /** Top-level jobs running at once (they share one thread: a job runs while another awaits a reply). */
+  /**
+   * Top-level jobs of one engine running at once (QuickJS jobs share one thread: a job runs while
+   * another awaits a reply; a container job mostly waits for its container).
+   */
   maxRunning: number
-  /** Jobs waiting for a turn; one more is refused with QUEUE_FULL. */
+  /** Jobs of one engine waiting for a turn; one more is refused with QUEUE_FULL. */
   maxQueued: number
   /** The largest `memoryMb` a job may have: the runtime's own memory is shared by every job in it. */
   maxMemoryMb: number
@@ -48,8 +51,8 @@ interface Waiting {
 export class InProcessRunner implements JobRunner {
   readonly #engines: Partial<Record<EngineName, InProcessEngine>>
   readonly #options: InProcessRunnerOptions
-  readonly #queue: Waiting[] = []
-  #running = 0
+  /** Per engine: the jobs running, and those waiting for a turn. */
+  readonly #lanes = new Map<EngineName, { running: number; queue: Waiting[] }>()
 
   constructor(engines: Partial<Record<EngineName, InProcessEngine>>, options: InProcessRunnerOptions) {
     this.#engines = engines
@@ -84,8 +87,9 @@ export class InProcessRunner implements JobRunner {
     const refusal = this.refusal(job.engine, job.language, job.limits)
     if (refusal !== null) throw new CordonError(ErrorCode.ENGINE_UNAVAILABLE, refusal)
     if (signal?.aborted === true) return Promise.resolve(cancelled())
-    if (this.#running < this.#options.maxRunning) return this.#start(job, signal, host)
-    if (this.#queue.length >= this.#options.maxQueued) {
+    const lane = this.#lane(job.engine)
+    if (lane.running < this.#options.maxRunning) return this.#start(job, signal, host)
+    if (lane.queue.length >= this.#options.maxQueued) {
       throw new CordonError(ErrorCode.QUEUE_FULL, 'too many executions are waiting; retry later')
     }
     return new Promise((resolve) => {
@@ -95,13 +99,13 @@ export class InProcessRunner implements JobRunner {
           resolve(this.#start(job, signal, host))
         },
         cancel: () => {
-          const index = this.#queue.indexOf(waiting)
-          if (index >= 0) this.#queue.splice(index, 1)
+          const index = lane.queue.indexOf(waiting)
+          if (index >= 0) lane.queue.splice(index, 1)
           resolve(cancelled())
         },
       }
       signal?.addEventListener('abort', waiting.cancel, { once: true })
-      this.#queue.push(waiting)
+      lane.queue.push(waiting)
     })
   }
 
@@ -110,7 +114,8 @@ export class InProcessRunner implements JobRunner {
     signal: AbortSignal | undefined,
     host: BindingHost | undefined,
   ): Promise<RunOutcome> {
-    this.#running++
+    const lane = this.#lane(job.engine)
+    lane.running++
     const controller = new AbortController()
     const stop = () => controller.abort()
     signal?.addEventListener('abort', stop, { once: true })
@@ -127,9 +132,18 @@ export class InProcessRunner implements JobRunner {
     } finally {
       controller.abort()
       signal?.removeEventListener('abort', stop)
-      this.#running--
-      this.#queue.shift()?.start()
+      lane.running--
+      lane.queue.shift()?.start()
     }
+  }
+
+  #lane(engine: EngineName): { running: number; queue: Waiting[] } {
+    let lane = this.#lanes.get(engine)
+    if (lane === undefined) {
+      lane = { running: 0, queue: [] }
+      this.#lanes.set(engine, lane)
+    }
+    return lane
   }
 
   /** Runs `job` now; its binding calls, and the tools they start, end when `signal` aborts. */

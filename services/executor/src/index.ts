@@ -6,6 +6,12 @@ import { sandboxAvailability } from './engines/container/sandbox.ts'
 export { ContainerEngine } from './engines/container/container-engine.ts'
 export type { FileReply, WorkspaceEntry } from './engines/container/init-messages.ts'
 export { sandboxAvailability } from './engines/container/sandbox.ts'
+export {
+  SANDBOX_PROTOCOL_VERSION,
+  type SandboxProtocolOptions,
+  type SandboxProtocolServer,
+  startSandboxProtocolServer,
+} from './engines/container/sandbox-protocol.ts'
 export { MAX_WAITING_OPERATIONS, SandboxSessions, type SessionSandbox } from './engines/container/sessions.ts'
 export { IsolateEngine } from './engines/isolate/isolate-engine.ts'
 export { MAX_RESULT_DEPTH } from './engines/quickjs/classify.ts'

@@ -18,6 +18,10 @@ export {
   NO_GRANTS,
 } from './bridge/bridge.ts'
 export type { BindingChannel, Engine, JobRunner, RunJob, WorkspaceSpec } from './engine.ts'
+export {
+  type SandboxControl,
+  SandboxControlEngine,
+} from './engines/cloudflare-sandbox/sandbox-control-engine.ts'
 export { type InProcessEngine, InProcessRunner, type InProcessRunnerOptions } from './in-process-runner.ts'
 export { engineLimitProblem, MIN_ISOLATE_MEMORY_MB } from './limits.ts'
 export type { OutputListener } from './output-buffer.ts'

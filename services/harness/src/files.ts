@@ -1,7 +1,6 @@
 import { CordonError, ErrorCode } from '@cordon/contracts'
 import { normalisePath, type ResolvedProfile } from '@cordon/policy'
 import {
-  FILE_MAX_BYTES,
   FILE_NAME_MAX_BYTES,
   type FileEntry,
   type FileFailure,

@@ -1,5 +1,6 @@
+import { SandboxClient } from '@cloudflare/sandbox'
 import { CordonError, ErrorCode } from '@cordon/contracts'
-import { InProcessRunner } from '@cordon/executor/portable'
+import { InProcessRunner, type SandboxControl, SandboxControlEngine } from '@cordon/executor/portable'
 import { interruptCountMeter, prebuiltQuickJS, QuickJSEngine } from '@cordon/executor/quickjs'
 import {
   BUILTIN_PROFILE_FILES,
@@ -40,12 +41,26 @@ export interface WorkerEnv {
   CORDON_TOKENS?: string
   /** Keys the audit chain (32 bytes, base64url); without it, a key kept in each tenant's storage. */
   CORDON_AUDIT_KEY?: string
+  /**
+   * The container engine: `@cloudflare/sandbox`'s container, one per tenant (the `Sandbox` Durable
+   * Object class, with its `[[containers]]` image). Without it (and without CORDON_SANDBOX_URL), the
+   * container engine is unavailable.
+   */
+  SANDBOX?: DurableObjectNamespaceLike
+  /**
+   * Development: the base URL of a server speaking the sandbox container's protocol, such as Cordon's
+   * local engine (`./cordon sandbox-server`), used instead of a `Sandbox` container.
+   */
+  CORDON_SANDBOX_URL?: string
 }
 
 interface DurableObjectNamespaceLike {
   idFromName(name: string): unknown
   get(id: unknown): { fetch(request: Request): Promise<Response> }
 }
+
+/** The SDK's client of a `Sandbox` object's container (its control port), as its own objects make it. */
+type ContainerStub = NonNullable<ConstructorParameters<typeof SandboxClient>[0]['stub']>
 
 const MiB = 1024 * 1024
 
@@ -116,11 +131,14 @@ export class TenantObject {
       meter: interruptCountMeter(),
       warmSpare: false,
     })
+    const control = sandboxControl(this.#env, tenant)
+    const engines = control === null ? { quickjs } : { quickjs, container: new SandboxControlEngine(control) }
+    const runner = new InProcessRunner(engines, WORKER_RUNNER_LIMITS)
     const harness = new Harness({
       store,
-      supervisor: new InProcessRunner({ quickjs }, WORKER_RUNNER_LIMITS),
+      supervisor: runner,
       builtinProfiles: builtinProfilesFrom(BUILTIN_PROFILE_FILES),
-      engines: ['quickjs'],
+      engines: runner.engines,
       egress: { transport: fetchTransport },
       toolInput: NO_TOOL_INPUT,
     })
@@ -131,12 +149,27 @@ export class TenantObject {
   }
 }
 
+/**
+ * The tenant's sandbox container: the `Sandbox` object named for it (its container's control port,
+ * reached through the object), or the development server at CORDON_SANDBOX_URL; null without either.
+ */
+function sandboxControl(env: WorkerEnv, tenant: string): SandboxControl | null {
+  if (env.SANDBOX !== undefined) {
+    const stub = env.SANDBOX.get(env.SANDBOX.idFromName(`cordon-${tenant}`)) as unknown as ContainerStub
+    return new SandboxClient({ stub, port: 3000 })
+  }
+  const url = settingsOf(env).sandboxUrl
+  return url === null ? null : new SandboxClient({ baseUrl: url, retryTimeoutMs: 5_000 })
+}
+
 /** The deployment's settings, checked: its keys and its audit key. */
 interface Settings {
   keys: { token: string; principal: Principal }[]
   /** The same keys, ready to check a token (their digests made once). */
   auth: TokenAuthenticator
   auditKey: Buffer | null
+  /** CORDON_SANDBOX_URL, checked (http or https, no credentials). */
+  sandboxUrl: string | null
 }
 
 /** Settings are read once per isolate (they change only with a new deployment), errors included. */
@@ -148,7 +181,12 @@ function settingsOf(env: WorkerEnv): Settings {
     let value: Settings | Error
     try {
       const keys = workerKeys(env)
-      value = { keys, auth: new TokenAuthenticator(keys), auditKey: auditKeyOf(env) }
+      value = {
+        keys,
+        auth: new TokenAuthenticator(keys),
+        auditKey: auditKeyOf(env),
+        sandboxUrl: sandboxUrlOf(env),
+      }
     } catch (error) {
       value = error instanceof Error ? error : new Error(String(error))
     }
@@ -156,6 +194,22 @@ function settingsOf(env: WorkerEnv): Settings {
   }
   if (settings.value instanceof Error) throw settings.value
   return settings.value
+}
+
+/** `CORDON_SANDBOX_URL`: an http(s) URL without credentials; null when unset. */
+function sandboxUrlOf(env: WorkerEnv): string | null {
+  const text = env.CORDON_SANDBOX_URL?.trim()
+  if (text === undefined || text === '') return null
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new Error('CORDON_SANDBOX_URL is not a URL')
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+    throw new Error('CORDON_SANDBOX_URL must be an http or https URL without credentials')
+  }
+  return url.origin
 }
 
 /** `CORDON_AUDIT_KEY`: exactly 32 bytes, base64url; null when unset. */

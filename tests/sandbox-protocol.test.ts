@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type SandboxProtocolServer, startSandboxProtocolServer } from '@cordon/executor'
+import type { Miniflare } from 'miniflare'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Body } from './helpers/server.ts'
+import { buildWorker, forward, startWorker } from './helpers/worker-build.ts'
+
+// Cordon's container engine serving `@cloudflare/sandbox`'s container control protocol, first spoken
+// to directly, then by the SDK's own `SandboxClient` inside the Worker build (workerd), where it
+// stands in for Cloudflare's container: executions on the `container` engine run through the
+// adapter, the SDK's client, this protocol and a bubblewrap sandbox.
+
+let server: SandboxProtocolServer
+const dir = mkdtempSync(join(tmpdir(), 'cordon-sandbox-protocol-'))
+
+beforeAll(async () => {
+  server = await startSandboxProtocolServer({ limits: { wallMs: 5000, cpuMs: 5000, memoryMb: 128 } })
+})
+afterAll(async () => {
+  await server?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function api(path: string, body?: unknown, raw?: string) {
+  const response = await fetch(`${server.url}${path}`, {
+    method: body === undefined && raw === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    ...(raw !== undefined ? { body: raw } : body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  return { status: response.status, body: (await response.json()) as Body }
+}
+
+describe('the local sandbox protocol server', () => {
+  it('answers ping and version, and runs commands in a session with its env and cwd', async () => {
+    expect((await api('/api/ping')).body).toMatchObject({ success: true })
+    expect((await api('/api/version')).body).toMatchObject({ version: '0.12.10' })
+    const created = await api('/api/session/create', { id: 's1', env: { GREETING: "it's me" }, cwd: '/tmp' })
+    expect(created).toMatchObject({ status: 200, body: { success: true, id: 's1' } })
+    expect((await api('/api/session/create', { id: 's1' })).body).toMatchObject({
+      code: 'SESSION_ALREADY_EXISTS',
+    })
+    const ran = await api('/api/execute', {
+      sessionId: 's1',
+      command: 'echo "$GREETING from $(pwd)"; echo oops >&2; exit 3',
+    })
+    expect(ran.body).toMatchObject({
+      success: false,
+      exitCode: 3,
+      stdout: "it's me from /tmp\n",
+      stderr: 'oops\n',
+    })
+  })
+
+  it('writes and reads files as text and base64, keeping them across commands of the session', async () => {
+    await api('/api/session/create', { id: 's2' })
+    expect(
+      (await api('/api/write', { sessionId: 's2', path: '/workspace/a.txt', content: 'héllo' })).status,
+    ).toBe(200)
+    const bytes = Buffer.from([0, 1, 2, 255])
+    await api('/api/write', {
+      sessionId: 's2',
+      path: '/workspace/b.bin',
+      content: bytes.toString('base64'),
+      encoding: 'base64',
+    })
+    expect((await api('/api/read', { sessionId: 's2', path: '/workspace/a.txt' })).body).toMatchObject({
+      content: 'héllo',
+      encoding: 'utf-8',
+    })
+    expect((await api('/api/read', { sessionId: 's2', path: '/workspace/b.bin' })).body).toMatchObject({
+      content: bytes.toString('base64'),
+      encoding: 'base64',
+      isBinary: true,
+    })
+    expect(
+      (await api('/api/execute', { sessionId: 's2', command: 'cat a.txt; wc -c < b.bin' })).body.stdout,
+    ).toBe('héllo4\n')
+    expect((await api('/api/exists', { sessionId: 's2', path: '/workspace/a.txt' })).body.exists).toBe(true)
+    const listed = await api('/api/list-files', { sessionId: 's2', path: '/workspace' })
+    expect(listed.body.files.map((file: { name: string }) => file.name).sort()).toEqual(['a.txt', 'b.bin'])
+  })
+
+  it('refuses bad requests with the protocol’s error shape', async () => {
+    const missing = await api('/api/read', { sessionId: 's2', path: '/workspace/nothing' })
+    expect(missing).toMatchObject({ status: 404, body: { code: 'FILE_NOT_FOUND', httpStatus: 404 } })
+    expect((await api('/api/execute', { sessionId: 'nobody', command: 'true' })).body).toMatchObject({
+      code: 'SESSION_NOT_FOUND',
+    })
+    expect(await api('/api/execute', undefined, '{"command": ')).toMatchObject({
+      status: 400,
+      body: { code: 'VALIDATION_FAILED' },
+    })
+    expect((await api('/api/execute', { sessionId: 's2' })).body.code).toBe('VALIDATION_FAILED')
+    expect((await api('/api/nothing', {})).status).toBe(404)
+  })
+
+  it('attack: a command past its timeout is ended with its sandbox, and the session with it', async () => {
+    await api('/api/session/create', { id: 's3' })
+    const slow = await api('/api/execute', { sessionId: 's3', command: 'sleep 30', timeoutMs: 500 })
+    expect(slow).toMatchObject({ status: 500, body: { code: 'COMMAND_EXECUTION_ERROR' } })
+    expect((await api('/api/execute', { sessionId: 's3', command: 'true' })).body.code).toBe(
+      'SESSION_NOT_FOUND',
+    )
+  })
+})
+
+describe('the container engine on the Worker build, through @cloudflare/sandbox’s client', () => {
+  const ADMIN = 'worker-admin-token-0123456789'
+  let mf: Miniflare
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await mf.dispatchFetch(`http://cordon.test${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    return { status: response.status, body: (await response.json()) as Body }
+  }
+  const run = (code: string, extra: Record<string, unknown> = {}) =>
+    call('POST', '/v1/agents/boxed/executions', { language: 'bash', code, ...extra })
+
+  beforeAll(async () => {
+    const out = join(dir, 'build')
+    buildWorker(out)
+    mf = startWorker({
+      out,
+      persist: join(dir, 'do'),
+      bindings: { CORDON_ADMIN_TOKEN: ADMIN, CORDON_SANDBOX_URL: server.url },
+      // The Worker's requests to the sandbox URL reach the local server.
+      outbound: forward,
+    })
+    const profile = {
+      engines: ['container'],
+      languages: ['bash', 'python'],
+      limits: { cpuMs: 3000, wallMs: 3000, memoryMb: 64, outputBytes: 4096, bindingCalls: 0 },
+      filesystem: { access: 'read-write', quotaBytes: 1024 * 1024 },
+    }
+    expect((await call('PUT', '/v1/profiles/boxed', profile)).status).toBe(200)
+    expect((await call('PUT', '/v1/agents/boxed', { sandbox: 'boxed' })).status).toBe(200)
+  }, 120_000)
+  afterAll(async () => {
+    await mf?.dispose()
+  })
+
+  it('runs a command with its input, output, result and workspace files', async () => {
+    const ran = await run(
+      'echo "files: $(cat /workspace/data/in.txt)"; python3 -c "import json,os; print(json.load(open(os.environ[\'CORDON_INPUT\']))[\'n\'] * 6)"; echo \'{"ok": true}\' > "$CORDON_RESULT"',
+      { input: { n: 7 }, files: [{ path: 'data/in.txt', content: 'abc' }] },
+    )
+    expect(ran.status).toBe(200)
+    expect(ran.body).toMatchObject({
+      status: 'ok',
+      engine: 'container',
+      stdout: 'files: abc\n42\n',
+      result: { ok: true },
+      exitCode: 0,
+    })
+  })
+
+  it('runs python, and reports a failing command with its exit status', async () => {
+    const python = await call('POST', '/v1/agents/boxed/executions', {
+      language: 'python',
+      code: 'import sys\nprint("py", sys.version_info.major)\nsys.exit(3)',
+    })
+    expect(python.body).toMatchObject({
+      status: 'error',
+      stdout: 'py 3\n',
+      error: { code: 'EXIT_NONZERO' },
+      exitCode: 3,
+    })
+  })
+
+  it('attack: a command that never ends is stopped at the wall time', async () => {
+    const ran = await run('sleep 60')
+    expect(ran.body).toMatchObject({ status: 'timeout', error: { code: 'WALL_TIME_LIMIT' } })
+  }, 30_000)
+
+  it('attack: output past the budget is cut and the run fails with OUTPUT_LIMIT', async () => {
+    const ran = await run('head -c 100000 /dev/zero | tr "\\0" x')
+    expect(ran.body).toMatchObject({ error: { code: 'OUTPUT_LIMIT' } })
+    expect(ran.body.stdout.length).toBeLessThanOrEqual(4096)
+  })
+
+  it('attack: one execution’s files are gone for the next (a fresh session each time)', async () => {
+    expect((await run('echo secret > /workspace/left.txt')).body.status).toBe('ok')
+    const next = await run('ls /workspace; test ! -e /workspace/left.txt')
+    expect(next.body).toMatchObject({ status: 'ok', exitCode: 0 })
+  })
+})
