@@ -51,6 +51,8 @@ for (const [rank, name] of ORDER.entries()) {
         continue
       }
       if (spec.startsWith('node:')) continue
+      // The Workers runtime's own module: only the Worker entry may use it (it exists nowhere else).
+      if (spec === 'cloudflare:workers' && where.endsWith('adapters/worker.ts')) continue
       const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? spec)
       if (pkg.startsWith('@cordon/')) {
         const other = pkg.slice('@cordon/'.length)

@@ -29,6 +29,8 @@ export interface WorkerRun {
   bindings: Record<string, string>
   /** Answers the Worker's own `fetch` calls: the outside network, as guests' egress reaches it. */
   outbound?: (request: Request) => Response | Promise<Response>
+  /** Give the Worker a Worker Loader binding (`LOADER`): the isolate engine. */
+  loader?: boolean
 }
 
 /** workerd running the build, as wrangler.toml binds it. */
@@ -45,6 +47,7 @@ export function startWorker(run: WorkerRun): Miniflare {
     durableObjects: { TENANTS: { className: 'TenantObject', useSQLite: true } },
     durableObjectsPersist: run.persist,
     bindings: run.bindings,
+    ...(run.loader === true ? { workerLoaders: { LOADER: {} } } : {}),
     ...(run.outbound === undefined
       ? {}
       : {

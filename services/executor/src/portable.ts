@@ -22,6 +22,12 @@ export {
   type SandboxControl,
   SandboxControlEngine,
 } from './engines/cloudflare-sandbox/sandbox-control-engine.ts'
+export {
+  type BridgeFactory,
+  WorkerLoaderEngine,
+  type WorkerLoaderEngineOptions,
+  type WorkerLoaderLike,
+} from './engines/worker-loader/worker-loader-engine.ts'
 export { type InProcessEngine, InProcessRunner, type InProcessRunnerOptions } from './in-process-runner.ts'
 export { engineLimitProblem, MIN_ISOLATE_MEMORY_MB } from './limits.ts'
 export type { OutputListener } from './output-buffer.ts'

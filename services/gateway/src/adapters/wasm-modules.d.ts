@@ -3,3 +3,8 @@ declare module '@jitl/quickjs-wasmfile-release-sync/wasm' {
   const compiled: WebAssembly.Module
   export default compiled
 }
+
+// The Workers runtime's own module, as far as the Worker uses it.
+declare module 'cloudflare:workers' {
+  export class RpcTarget {}
+}

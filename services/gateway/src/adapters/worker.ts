@@ -1,6 +1,18 @@
+import { RpcTarget } from 'cloudflare:workers'
 import { SandboxClient } from '@cloudflare/sandbox'
+
+// The container class of @cloudflare/sandbox, bound as SANDBOX in wrangler.toml: one container per tenant.
+export { Sandbox } from '@cloudflare/sandbox'
+
 import { CordonError, ErrorCode } from '@cordon/contracts'
-import { InProcessRunner, type SandboxControl, SandboxControlEngine } from '@cordon/executor/portable'
+import {
+  type InProcessEngine,
+  InProcessRunner,
+  type SandboxControl,
+  SandboxControlEngine,
+  WorkerLoaderEngine,
+  type WorkerLoaderLike,
+} from '@cordon/executor/portable'
 import { interruptCountMeter, prebuiltQuickJS, QuickJSEngine } from '@cordon/executor/quickjs'
 import {
   BUILTIN_PROFILE_FILES,
@@ -52,6 +64,11 @@ export interface WorkerEnv {
    * local engine (`./cordon sandbox-server`), used instead of a `Sandbox` container.
    */
   CORDON_SANDBOX_URL?: string
+  /**
+   * The isolate engine: a Worker Loader binding (`[[worker_loaders]]`), where the account has it. Each
+   * job runs in a fresh isolate of its own; without it, the isolate engine is unavailable.
+   */
+  LOADER?: WorkerLoaderLike
 }
 
 interface DurableObjectNamespaceLike {
@@ -131,8 +148,16 @@ export class TenantObject {
       meter: interruptCountMeter(),
       warmSpare: false,
     })
+    const engines: Record<string, InProcessEngine> = { quickjs }
     const control = sandboxControl(this.#env, tenant)
-    const engines = control === null ? { quickjs } : { quickjs, container: new SandboxControlEngine(control) }
+    if (control !== null) engines.container = new SandboxControlEngine(control)
+    if (this.#env.LOADER !== undefined) {
+      engines.isolate = new WorkerLoaderEngine({
+        loader: this.#env.LOADER,
+        bridge: (call) => new GuestBridge(call),
+        compatibilityDate: GUEST_COMPATIBILITY_DATE,
+      })
+    }
     const runner = new InProcessRunner(engines, WORKER_RUNNER_LIMITS)
     const harness = new Harness({
       store,
@@ -146,6 +171,26 @@ export class TenantObject {
     harness.resumeInterrupted()
     const own = keys.filter((key) => key.principal.tenant === tenant)
     return createApp({ harness, auth: new TokenAuthenticator(own) })
+  }
+}
+
+/** The compatibility date of the isolates the Worker Loader starts for guests. */
+const GUEST_COMPATIBILITY_DATE = '2026-07-30'
+
+/**
+ * What a guest's isolate calls back into for its binding calls, passed to it by reference over RPC:
+ * its one method hands the call to the engine, which checks it and has the harness decide it.
+ */
+class GuestBridge extends RpcTarget {
+  readonly #call: (kind: unknown, op: unknown, argsJSON: unknown) => Promise<string>
+
+  constructor(call: (kind: unknown, op: unknown, argsJSON: unknown) => Promise<string>) {
+    super()
+    this.#call = call
+  }
+
+  call(kind: unknown, op: unknown, argsJSON: unknown): Promise<string> {
+    return this.#call(kind, op, argsJSON)
   }
 }
 
