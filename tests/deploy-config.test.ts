@@ -29,7 +29,10 @@ describe('the Cloudflare deployment configuration', () => {
       expect(toml).toContain(line)
     }
     const worker = read('services/gateway/src/adapters/worker.ts')
-    expect(worker).toContain("export { Sandbox } from '@cloudflare/sandbox'")
+    // The container class is the SDK's, without the network of its own the SDK gives it by default.
+    expect(worker).toMatch(
+      /export class Sandbox extends SandboxContainer \{\s+override enableInternet = false\s+\}/,
+    )
     expect(worker).toContain('export class TenantObject')
   })
 })

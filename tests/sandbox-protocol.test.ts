@@ -96,6 +96,27 @@ describe('the local sandbox protocol server', () => {
     expect((await api('/api/nothing', {})).status).toBe(404)
   })
 
+  it('takes an empty file', async () => {
+    await api('/api/session/create', { id: 's4' })
+    expect((await api('/api/write', { sessionId: 's4', path: '/workspace/empty', content: '' })).status).toBe(
+      200,
+    )
+    expect((await api('/api/read', { sessionId: 's4', path: '/workspace/empty' })).body).toMatchObject({
+      content: '',
+      size: 0,
+    })
+    await api('/api/session/delete', { sessionId: 's4' })
+  })
+
+  it('attack: files outside /workspace are not served', async () => {
+    await api('/api/session/create', { id: 's5' })
+    for (const path of ['/etc/passwd', '/workspace/../etc/passwd', '/proc/self/environ']) {
+      const read = await api('/api/read', { sessionId: 's5', path })
+      expect(read).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } })
+    }
+    await api('/api/session/delete', { sessionId: 's5' })
+  })
+
   it('attack: a command past its timeout is ended with its sandbox, and the session with it', async () => {
     await api('/api/session/create', { id: 's3' })
     const slow = await api('/api/execute', { sessionId: 's3', command: 'sleep 30', timeoutMs: 500 })
@@ -176,6 +197,22 @@ describe('the container engine on the Worker build, through @cloudflare/sandboxâ
     expect(ran.body).toMatchObject({ status: 'timeout', error: { code: 'WALL_TIME_LIMIT' } })
   }, 30_000)
 
+  it('attack: a command spinning on the CPU is stopped at the profileâ€™s CPU limit (ulimit in the container)', async () => {
+    const spin = {
+      engines: ['container'],
+      languages: ['bash'],
+      limits: { cpuMs: 1000, wallMs: 8000, memoryMb: 64, outputBytes: 4096, bindingCalls: 0 },
+      filesystem: { access: 'read-write', quotaBytes: 1024 * 1024 },
+    }
+    expect((await call('PUT', '/v1/profiles/spin', spin)).status).toBe(200)
+    expect((await call('PUT', '/v1/agents/spin', { sandbox: 'spin' })).status).toBe(200)
+    const ran = await call('POST', '/v1/agents/spin/executions', {
+      language: 'bash',
+      code: 'while :; do :; done',
+    })
+    expect(ran.body).toMatchObject({ status: 'timeout', error: { code: 'CPU_TIME_LIMIT' } })
+  }, 30_000)
+
   it('attack: output past the budget is cut and the run fails with OUTPUT_LIMIT', async () => {
     const ran = await run('head -c 100000 /dev/zero | tr "\\0" x')
     expect(ran.body).toMatchObject({ error: { code: 'OUTPUT_LIMIT' } })
@@ -186,5 +223,60 @@ describe('the container engine on the Worker build, through @cloudflare/sandboxâ
     expect((await run('echo secret > /workspace/left.txt')).body.status).toBe('ok')
     const next = await run('ls /workspace; test ! -e /workspace/left.txt')
     expect(next.body).toMatchObject({ status: 'ok', exitCode: 0 })
+  })
+})
+
+describe('the local sandbox protocol serverâ€™s own limits', () => {
+  it('attack: sessions created at once in a race get no more than the cap, and none leaks', async () => {
+    const capped = await startSandboxProtocolServer({ maxSessions: 2 })
+    try {
+      const create = (id: string) =>
+        fetch(`${capped.url}/api/session/create`, { method: 'POST', body: JSON.stringify({ id }) }).then(
+          (r) => r.status,
+        )
+      const statuses = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map(create))
+      expect(statuses.filter((status) => status === 200)).toHaveLength(2)
+      // The same id at once: one sandbox, the others refused.
+      const same = await Promise.all([create('x'), create('x'), create('x')])
+      expect(same.filter((status) => status === 200).length).toBeLessThanOrEqual(1)
+    } finally {
+      await capped.close()
+    }
+  })
+
+  it('attack: a server off loopback refuses to start without a token, and with one refuses requests without it', async () => {
+    await expect(startSandboxProtocolServer({ host: '0.0.0.0' })).rejects.toThrow(/needs a token/)
+    const guarded = await startSandboxProtocolServer({ token: 'sandbox-token-0123456789' })
+    try {
+      const anonymous = await fetch(`${guarded.url}/api/session/create`, {
+        method: 'POST',
+        body: '{"id":"a"}',
+      })
+      expect(anonymous.status).toBe(401)
+      const allowed = await fetch(`${guarded.url}/api/version`, {
+        headers: { authorization: 'Bearer sandbox-token-0123456789' },
+      })
+      expect(allowed.status).toBe(200)
+    } finally {
+      await guarded.close()
+    }
+  })
+
+  it('ends a session nobody uses (a client that went away leaves no sandbox behind)', async () => {
+    const idle = await startSandboxProtocolServer({ idleMs: 300 })
+    try {
+      const post = (path: string, body: unknown) =>
+        fetch(`${idle.url}${path}`, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({
+          status: r.status,
+          body: (await r.json()) as Body,
+        }))
+      expect((await post('/api/session/create', { id: 'gone' })).status).toBe(200)
+      await new Promise((resolve) => setTimeout(resolve, 1200))
+      expect((await post('/api/execute', { sessionId: 'gone', command: 'true' })).body.code).toBe(
+        'SESSION_NOT_FOUND',
+      )
+    } finally {
+      await idle.close()
+    }
   })
 })

@@ -30,6 +30,12 @@ function start(settings: Record<string, string> = {}, persist = join(dir, 'do'))
   return startWorker({
     out,
     persist,
+    // DNS over HTTPS, as Cloudflare's resolver would answer: one name points into a private range.
+    dns: {
+      'internal.example.com': ['10.1.2.3'],
+      'rebound.example.com': ['93.184.215.14', '127.0.0.1'],
+      'denied.example.com': ['93.184.215.99'],
+    },
     bindings: {
       CORDON_ADMIN_TOKEN: ADMIN,
       CORDON_TOKENS: JSON.stringify([{ token: ACME, tenant: 'acme', scopes: ['deploy', 'invoke', 'audit'] }]),
@@ -304,6 +310,50 @@ describe('executions on the Worker build (QuickJS in the tenant’s Durable Obje
     expect(sent.every((request) => new URL(request.url).hostname === 'api.example.com')).toBe(true)
   })
 
+  it('attack: names that resolve to private or denied addresses are refused, though the Worker connects by name', async () => {
+    const profile = {
+      ...RUNNER,
+      network: {
+        allow: [
+          { host: 'internal.example.com' },
+          { host: 'rebound.example.com' },
+          { host: 'denied.example.com' },
+        ],
+        deny: [{ host: '93.184.215.99' }],
+      },
+    }
+    expect((await call(mf, 'PUT', '/v1/profiles/names', { body: profile })).status).toBe(200)
+    expect((await call(mf, 'PUT', '/v1/agents/names', { body: { sandbox: 'names' } })).status).toBe(200)
+    sent.length = 0
+    const ran = await run(
+      [
+        'const out = {}',
+        'for (const host of ["internal", "rebound", "denied"]) {',
+        '  try { await fetch(`https://${host}.example.com/`); out[host] = "sent" } catch (e) { out[host] = e.reason }',
+        '}',
+        'export default out',
+      ].join('\n'),
+      { agent: 'names' },
+    )
+    expect(ran.body).toMatchObject({
+      status: 'ok',
+      result: { internal: 'PRIVATE_ADDRESS', rebound: 'PRIVATE_ADDRESS', denied: 'EGRESS_DENIED' },
+    })
+    expect(sent).toEqual([])
+  })
+
+  it('keeps a record whose output JSON-escapes to six times its size (the object’s values are at most 2 MB)', async () => {
+    const wide = { ...RUNNER, limits: { ...RUNNER.limits, outputBytes: 256 * 1024 } }
+    expect((await call(mf, 'PUT', '/v1/profiles/wide', { body: wide })).status).toBe(200)
+    expect((await call(mf, 'PUT', '/v1/agents/wide', { body: { sandbox: 'wide' } })).status).toBe(200)
+    const ran = await run('console.log("\\u0001".repeat(250 * 1024))', { agent: 'wide' })
+    expect(ran.status).toBe(200)
+    expect(ran.body.status).toBe('ok')
+    const stored = await call(mf, 'GET', `/v1/executions/${ran.body.id}`)
+    expect(stored.status).toBe(200)
+    expect(stored.body.stdout.length).toBe(250 * 1024 + 1)
+  })
+
   it('attack: a secret sent to a host it is not granted for is refused and never leaves', async () => {
     sent.length = 0
     const ran = await run(
@@ -339,7 +389,7 @@ describe('executions on the Worker build (QuickJS in the tenant’s Durable Obje
     expect((await call(mf, 'PUT', '/v1/agents/loud', { body: { sandbox: 'loud' } })).status).toBe(200)
     const tooLoud = await run('export default 1', { agent: 'loud' })
     expect(tooLoud.status).toBe(422)
-    expect(tooLoud.body.error.message).toContain('1048576 bytes of output')
+    expect(tooLoud.body.error.message).toContain('262144 bytes of output')
     // No Worker Loader binding here: the isolate engine is reported unavailable.
     const isolate = { ...RUNNER, engines: ['isolate'] }
     expect((await call(mf, 'PUT', '/v1/profiles/isolated', { body: isolate })).status).toBe(200)

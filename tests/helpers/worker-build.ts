@@ -31,6 +31,24 @@ export interface WorkerRun {
   outbound?: (request: Request) => Response | Promise<Response>
   /** Give the Worker a Worker Loader binding (`LOADER`): the isolate engine. */
   loader?: boolean
+  /**
+   * What DNS-over-HTTPS (the Worker's resolver) answers for a name; any other name has the public
+   * address {@link PUBLIC_ADDRESS}. Lookups never reach `outbound`.
+   */
+  dns?: Record<string, string[]>
+}
+
+/** The address every name resolves to unless the run says otherwise (a public one). */
+export const PUBLIC_ADDRESS = '93.184.215.14'
+
+/** A DNS-over-HTTPS JSON answer for the Worker's resolver, from the run's table. */
+function dnsAnswer(url: URL, table: Record<string, string[]>): Response {
+  const name = url.searchParams.get('name') ?? ''
+  const type = url.searchParams.get('type') === 'AAAA' ? 28 : 1
+  const addresses = (table[name] ?? [PUBLIC_ADDRESS]).filter(
+    (address) => address.includes(':') === (type === 28),
+  )
+  return Response.json({ Status: 0, Answer: addresses.map((data) => ({ name, type, TTL: 60, data })) })
 }
 
 /** workerd running the build, as wrangler.toml binds it. */
@@ -48,12 +66,12 @@ export function startWorker(run: WorkerRun): Miniflare {
     durableObjectsPersist: run.persist,
     bindings: run.bindings,
     ...(run.loader === true ? { workerLoaders: { LOADER: {} } } : {}),
-    ...(run.outbound === undefined
-      ? {}
-      : {
-          outboundService: (request: Request) =>
-            run.outbound?.(request) ?? new Response(null, { status: 502 }),
-        }),
+    outboundService: (request: Request) => {
+      const url = new URL(request.url)
+      if (url.hostname === 'cloudflare-dns.com' && url.pathname === '/dns-query')
+        return dnsAnswer(url, run.dns ?? {})
+      return run.outbound?.(request) ?? new Response(null, { status: 502 })
+    },
   }
   return new Miniflare(options)
 }

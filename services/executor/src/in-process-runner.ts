@@ -20,6 +20,11 @@ import { outcomeOf } from './outcome.ts'
 /** An engine the in-process runner can use, with what it can run. */
 export interface InProcessEngine extends Engine {
   readonly languages: readonly Language[]
+  /**
+   * The largest `memoryMb` this engine's jobs may have, where its jobs' memory is not the runner's own
+   * (a container, an isolate of its own); by default the runner's `maxMemoryMb`.
+   */
+  readonly maxMemoryMb?: number
 }
 
 export interface InProcessRunnerOptions {
@@ -30,7 +35,10 @@ export interface InProcessRunnerOptions {
   maxRunning: number
   /** Jobs of one engine waiting for a turn; one more is refused with QUEUE_FULL. */
   maxQueued: number
-  /** The largest `memoryMb` a job may have: the runtime's own memory is shared by every job in it. */
+  /**
+   * The largest `memoryMb` a job may have, for engines that run in the runtime's own memory (shared by
+   * every job in it); an engine whose jobs have memory of their own says its own bound.
+   */
   maxMemoryMb: number
   /** The largest `outputBytes` a job may have (where the store takes values of bounded size). */
   maxOutputBytes: number
@@ -74,8 +82,9 @@ export class InProcessRunner implements JobRunner {
     if (!runs.languages.includes(language)) {
       return `the ${engine} engine runs ${runs.languages.join(' and ')} in this deployment, not ${language}`
     }
-    if (limits.memoryMb > this.#options.maxMemoryMb) {
-      return `this deployment runs jobs of at most ${this.#options.maxMemoryMb} MiB (the profile gives memoryMb ${limits.memoryMb})`
+    const maxMemoryMb = runs.maxMemoryMb ?? this.#options.maxMemoryMb
+    if (limits.memoryMb > maxMemoryMb) {
+      return `this deployment runs ${engine} jobs of at most ${maxMemoryMb} MiB (the profile gives memoryMb ${limits.memoryMb})`
     }
     if (limits.outputBytes > this.#options.maxOutputBytes) {
       return `this deployment keeps at most ${this.#options.maxOutputBytes} bytes of output per job (the profile gives outputBytes ${limits.outputBytes})`

@@ -21,6 +21,7 @@ export type { BindingChannel, Engine, JobRunner, RunJob, WorkspaceSpec } from '.
 export {
   type SandboxControl,
   SandboxControlEngine,
+  type SandboxLease,
 } from './engines/cloudflare-sandbox/sandbox-control-engine.ts'
 export {
   type BridgeFactory,

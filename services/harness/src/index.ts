@@ -1,3 +1,4 @@
+export { CLOUDFLARE_DOH, dohResolver } from './bindings/egress/doh-resolver.ts'
 export {
   DEFAULT_EGRESS_LIMITS,
   type EgressLimits,

@@ -8,7 +8,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`cordon sandbox-server: PORT must be a port number, got "${process.env.PORT}"`)
   process.exit(2)
 }
-const server = await startSandboxProtocolServer({ port, host: process.env.HOST ?? '127.0.0.1' })
+// Off loopback, a token is required (CORDON_SANDBOX_TOKEN here, and the same setting on the Worker).
+const token = process.env.CORDON_SANDBOX_TOKEN
+const server = await startSandboxProtocolServer({
+  port,
+  host: process.env.HOST ?? '127.0.0.1',
+  ...(token === undefined || token === '' ? {} : { token }),
+})
 console.log(`cordon sandbox-server: the sandbox container protocol on ${server.url}`)
 const stop = () => {
   void server.close().then(() => process.exit(0))

@@ -1,15 +1,12 @@
 import { RpcTarget } from 'cloudflare:workers'
-import { SandboxClient } from '@cloudflare/sandbox'
-
-// The container class of @cloudflare/sandbox, bound as SANDBOX in wrangler.toml: one container per tenant.
-export { Sandbox } from '@cloudflare/sandbox'
+import { SandboxClient, Sandbox as SandboxContainer } from '@cloudflare/sandbox'
 
 import { CordonError, ErrorCode } from '@cordon/contracts'
 import {
   type InProcessEngine,
   InProcessRunner,
-  type SandboxControl,
   SandboxControlEngine,
+  type SandboxLease,
   WorkerLoaderEngine,
   type WorkerLoaderLike,
 } from '@cordon/executor/portable'
@@ -17,6 +14,7 @@ import { interruptCountMeter, prebuiltQuickJS, QuickJSEngine } from '@cordon/exe
 import {
   BUILTIN_PROFILE_FILES,
   builtinProfilesFrom,
+  dohResolver,
   fetchTransport,
   Harness,
   type ToolInputChecker,
@@ -64,6 +62,8 @@ export interface WorkerEnv {
    * local engine (`./cordon sandbox-server`), used instead of a `Sandbox` container.
    */
   CORDON_SANDBOX_URL?: string
+  /** The bearer token the server at CORDON_SANDBOX_URL requires, if any. */
+  CORDON_SANDBOX_TOKEN?: string
   /**
    * The isolate engine: a Worker Loader binding (`[[worker_loaders]]`), where the account has it. Each
    * job runs in a fresh isolate of its own; without it, the isolate engine is unavailable.
@@ -85,16 +85,17 @@ const MiB = 1024 * 1024
 const TENANT_HEADER = 'x-cordon-tenant'
 
 /**
- * Bounds of the object's own engine. An isolate has 128 MB for everything in it, so one job runs at
- * a time (others wait in a short queue), of at most 64 MiB; QuickJS keeps no spare module. The
- * object's SQLite takes values of at most 2 MB, so a job's output (kept in its record) and a file are
- * held to 1 MiB.
+ * Bounds of the object's engines. An isolate has 128 MB for everything in it, so one job of each
+ * engine runs at a time (others wait in a short queue), and QuickJS's (which runs in the object) of at
+ * most 64 MiB; QuickJS keeps no spare module. The object's SQLite takes values of at most 2 MB: a
+ * record holds its output as JSON, where escaping can make text six times longer (`\u0001`), so a
+ * job's output is held to 256 KiB; a file to 1 MiB.
  */
 export const WORKER_RUNNER_LIMITS = {
   maxRunning: 1,
   maxQueued: 16,
   maxMemoryMb: 64,
-  maxOutputBytes: MiB,
+  maxOutputBytes: 256 * 1024,
 } as const
 /** Largest file content in an object's storage (SQLite values there are at most 2 MB). */
 const WORKER_MAX_FILE_BYTES = MiB
@@ -149,8 +150,8 @@ export class TenantObject {
       warmSpare: false,
     })
     const engines: Record<string, InProcessEngine> = { quickjs }
-    const control = sandboxControl(this.#env, tenant)
-    if (control !== null) engines.container = new SandboxControlEngine(control)
+    const containers = sandboxLeases(this.#env, tenant)
+    if (containers !== null) engines.container = new SandboxControlEngine(containers)
     if (this.#env.LOADER !== undefined) {
       engines.isolate = new WorkerLoaderEngine({
         loader: this.#env.LOADER,
@@ -164,7 +165,10 @@ export class TenantObject {
       supervisor: runner,
       builtinProfiles: builtinProfilesFrom(BUILTIN_PROFILE_FILES),
       engines: runner.engines,
-      egress: { transport: fetchTransport },
+      // Names are looked up over DNS-over-HTTPS and every answer checked; the runtime's fetch then
+      // connects by name (it cannot be pinned), and Cloudflare's network refuses private destinations.
+      // Response bodies are held to 1 MiB: a journaled reply must fit the object's 2 MB values.
+      egress: { transport: fetchTransport, resolver: dohResolver(), limits: { maxResponseBytes: MiB } },
       toolInput: NO_TOOL_INPUT,
     })
     // Executions the object was running when it was evicted or restarted resume now, in the background.
@@ -172,6 +176,15 @@ export class TenantObject {
     const own = keys.filter((key) => key.principal.tenant === tenant)
     return createApp({ harness, auth: new TokenAuthenticator(own) })
   }
+}
+
+/**
+ * The container class bound as SANDBOX in wrangler.toml: @cloudflare/sandbox's, with no network of its
+ * own (its default lets the container reach the whole Internet, past every profile). Egress through
+ * the policy (the container's outbound handlers) is not wired yet: until it is, commands have none.
+ */
+export class Sandbox extends SandboxContainer {
+  override enableInternet = false
 }
 
 /** The compatibility date of the isolates the Worker Loader starts for guests. */
@@ -195,16 +208,31 @@ class GuestBridge extends RpcTarget {
 }
 
 /**
- * The tenant's sandbox container: the `Sandbox` object named for it (its container's control port,
- * reached through the object), or the development server at CORDON_SANDBOX_URL; null without either.
+ * Containers for the tenant's jobs, one per job: a `Sandbox` object of its own (its container's
+ * control port, reached through the object), destroyed when the job ends; or, in development, a
+ * session of the server at CORDON_SANDBOX_URL (a sandbox of its own there). Null without either.
  */
-function sandboxControl(env: WorkerEnv, tenant: string): SandboxControl | null {
-  if (env.SANDBOX !== undefined) {
-    const stub = env.SANDBOX.get(env.SANDBOX.idFromName(`cordon-${tenant}`)) as unknown as ContainerStub
-    return new SandboxClient({ stub, port: 3000 })
+function sandboxLeases(env: WorkerEnv, tenant: string): ((job: unknown) => SandboxLease) | null {
+  const containers = env.SANDBOX
+  if (containers !== undefined) {
+    return () => {
+      const stub = containers.get(
+        containers.idFromName(`${tenant}/${crypto.randomUUID()}`),
+      ) as unknown as ContainerStub & {
+        destroy(): Promise<void>
+      }
+      return { control: new SandboxClient({ stub, port: 3000 }), close: () => stub.destroy() }
+    }
   }
   const url = settingsOf(env).sandboxUrl
-  return url === null ? null : new SandboxClient({ baseUrl: url, retryTimeoutMs: 5_000 })
+  if (url === null) return null
+  const token = env.CORDON_SANDBOX_TOKEN
+  const control = new SandboxClient({
+    baseUrl: url,
+    retryTimeoutMs: 5_000,
+    ...(token === undefined || token === '' ? {} : { defaultHeaders: { authorization: `Bearer ${token}` } }),
+  })
+  return () => ({ control, close: async () => {} })
 }
 
 /** The deployment's settings, checked: its keys and its audit key. */

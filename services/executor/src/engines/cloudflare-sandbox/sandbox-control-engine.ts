@@ -32,13 +32,21 @@ export interface SandboxControl {
       sessionId: string,
       options?: { encoding?: string },
     ): Promise<unknown>
-    readFile(
-      path: string,
-      sessionId: string,
-      options?: { encoding?: 'utf-8' | 'base64' },
-    ): Promise<{ content: string; encoding?: string }>
   }
 }
+
+/**
+ * A container for one job: its client, and how to end the container when the job is done (on
+ * Cloudflare, a `Sandbox` object of its own, destroyed afterwards; against the local engine, a session
+ * there, which is a sandbox of its own, and nothing more to end).
+ */
+export interface SandboxLease {
+  control: SandboxControl
+  close(): Promise<void>
+}
+
+/** Time the clean-up of a job's container may take before the job returns anyway. */
+const CLOSE_TIMEOUT_MS = 5_000
 
 /** Where a job's own files go in the container: code, input and result (not the guest's workspace files). */
 const RUN_DIR = '/workspace/.cordon'
@@ -46,8 +54,6 @@ const COMMANDS: Partial<Record<Language, { interpreter: string; file: string }>>
   bash: { interpreter: '/bin/bash', file: 'main.sh' },
   python: { interpreter: 'python3', file: 'main.py' },
 }
-
-let sessionCounter = 0
 
 /**
  * The container engine on Cloudflare: each job runs in a fresh session of a `@cloudflare/sandbox`
@@ -63,11 +69,16 @@ let sessionCounter = 0
 export class SandboxControlEngine implements InProcessEngine {
   readonly name = 'container' as const
   readonly languages: readonly Language[] = ['bash', 'python']
-  readonly #control: (job: RunJob) => SandboxControl
+  /** A container's memory is its own (its instance type's), held to the job's by `ulimit -v`. */
+  readonly maxMemoryMb = 16 * 1024
+  readonly #open: (job: RunJob) => SandboxLease
 
-  /** `control` gives the client for a job (one container for all, or one per tenant). */
-  constructor(control: SandboxControl | ((job: RunJob) => SandboxControl)) {
-    this.#control = typeof control === 'function' ? control : () => control
+  /**
+   * `open` gives each job a container of its own: sessions inside one container share its files and
+   * processes (they are not a security boundary), so jobs never share a container.
+   */
+  constructor(open: (job: RunJob) => SandboxLease) {
+    this.#open = open
   }
 
   async run(
@@ -84,8 +95,9 @@ export class SandboxControlEngine implements InProcessEngine {
         message: `the container engine does not run ${job.language}`,
       })
     }
-    const control = this.#control(job)
-    const session = `cordon-${Date.now().toString(36)}-${(sessionCounter++).toString(36)}`
+    const lease = this.#open(job)
+    const control = lease.control
+    const session = `cordon-${crypto.randomUUID()}`
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(), job.limits.wallMs)
     const stop = AbortSignal.any([deadline.signal, ...(signal === undefined ? [] : [signal])])
@@ -130,20 +142,50 @@ export class SandboxControlEngine implements InProcessEngine {
       }
       if ((await until(prepare())) === 'stopped') return stopped()
       const remaining = Math.max(1, job.limits.wallMs - (performance.now() - started))
+      // The command's limits, as the shell can set them on it: CPU seconds, address space, processes,
+      // open files. Its output goes to files, read back only up to the output budget: a container
+      // never sends the object more than the job may keep.
+      const { limits } = job
+      // SIGXCPU at the soft limit (reported as the CPU limit), SIGKILL a second later at the hard one.
+      const cpuSeconds = Math.max(1, Math.ceil(limits.cpuMs / 1000))
       const line = [
         `export CORDON_INPUT=${RUN_DIR}/input.json CORDON_RESULT=${RUN_DIR}/result.json`,
-        `${command.interpreter} ${RUN_DIR}/${command.file}`,
+        `(ulimit -t ${cpuSeconds + 1} -v ${limits.memoryMb * 1024} -u ${limits.processes} -n ${limits.openFiles} && ulimit -S -t ${cpuSeconds} && exec ${command.interpreter} ${RUN_DIR}/${command.file}) > ${RUN_DIR}/stdout 2> ${RUN_DIR}/stderr`,
       ].join('; ')
       const executed = await until(
         control.commands.execute(line, session, { timeoutMs: Math.ceil(remaining) }),
       )
       if (executed === 'stopped') return stopped()
-      output.append('stdout', executed.stdout)
-      output.append('stderr', executed.stderr)
+      const head = (file: string) =>
+        control.commands.execute(`head -c ${limits.outputBytes + 1} ${RUN_DIR}/${file}`, session, {
+          timeoutMs: 10_000,
+        })
+      const kept = await until(Promise.all([head('stdout'), head('stderr'), head('result.json')]))
+      if (kept === 'stopped') return stopped()
+      const [stdout, stderr, resultFile] = kept
+      output.append('stdout', stdout.stdout)
+      output.append('stderr', stderr.stdout)
       if (output.exceeded)
         return finish({ ...classifyFailure(null, 'output', job.limits), exitCode: executed.exitCode })
-      const result = await until(readResult(control, session))
-      if (result === 'stopped') return stopped()
+      // 128 + the signal the shell saw: the CPU limit (SIGXCPU, or SIGKILL at the hard limit) or
+      // another signal, reported as the Node engine reports them.
+      const killedBy =
+        executed.exitCode > 128 && executed.exitCode <= 128 + 64 ? executed.exitCode - 128 : null
+      if (killedBy === 24 || (killedBy === 9 && performance.now() - started >= cpuSeconds * 1000)) {
+        return finish({ ...classifyFailure(null, 'cpu', limits), exitCode: null })
+      }
+      if (killedBy !== null) {
+        return finish({
+          status: 'error',
+          result: null,
+          error: {
+            code: GuestErrorCode.KILLED_BY_SIGNAL,
+            message: `the command was killed by signal ${killedBy}`,
+          },
+          exitCode: null,
+        })
+      }
+      const result = resultFile.exitCode === 0 ? resultFile.stdout : 'null'
       const classified = classifyResult(result, output.remaining)
       if (executed.exitCode !== 0) {
         return finish({
@@ -170,8 +212,13 @@ export class SandboxControlEngine implements InProcessEngine {
       })
     } finally {
       clearTimeout(timer)
-      // The session goes with the job, whatever it left running.
-      if (created) await control.utils.deleteSession(session).catch(() => {})
+      // The session and the container go with the job, whatever it left running; a container that
+      // does not answer does not hold the job past its end.
+      const cleanUp = async () => {
+        if (created) await control.utils.deleteSession(session).catch(() => {})
+        await lease.close().catch(() => {})
+      }
+      await Promise.race([cleanUp(), new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS))])
     }
   }
 
@@ -179,13 +226,3 @@ export class SandboxControlEngine implements InProcessEngine {
 }
 
 const ENV = { HOME: '/workspace', LANG: 'C.UTF-8', PYTHONUNBUFFERED: '1' }
-
-/** The result file's text, or a JSON null when the command wrote none. */
-async function readResult(control: SandboxControl, session: string): Promise<string> {
-  try {
-    const read = await control.files.readFile(`${RUN_DIR}/result.json`, session)
-    return read.encoding === 'base64' ? Buffer.from(read.content, 'base64').toString('utf8') : read.content
-  } catch {
-    return 'null'
-  }
-}

@@ -24,6 +24,13 @@ export interface SandboxProtocolOptions {
   workspaceBytes?: number
   /** Sessions open at once; one more is refused. */
   maxSessions?: number
+  /** A session unused this long is ended (default 10 minutes): a client that went away leaves none. */
+  idleMs?: number
+  /**
+   * A bearer token every request must carry (`Authorization: Bearer <token>`). Required when the
+   * server listens on anything but a loopback address: whoever reaches it can run commands.
+   */
+  token?: string
 }
 
 const DEFAULT_LIMITS: Limits = {
@@ -39,10 +46,14 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024
 const MAX_READ_BYTES = 16 * 1024 * 1024
 
 interface Session {
-  sandbox: SessionSandbox
+  /** Null while its sandbox starts (the id and the slot are taken first). */
+  sandbox: SessionSandbox | null
   env: Record<string, string>
   cwd: string
+  usedAt: number
 }
+
+type OpenSession = Session & { sandbox: SessionSandbox }
 
 class ProtocolError extends Error {
   readonly status: number
@@ -66,19 +77,44 @@ export async function startSandboxProtocolServer(
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
   const workspaceBytes = options.workspaceBytes ?? 256 * 1024 * 1024
   const maxSessions = options.maxSessions ?? 16
+  const idleMs = options.idleMs ?? 10 * 60_000
+  const host = options.host ?? '127.0.0.1'
+  if (options.token === undefined && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    throw new Error(`a sandbox protocol server on ${host} needs a token: whoever reaches it can run commands`)
+  }
   const sandboxes = new SandboxSessions()
   const sessions = new Map<string, Session>()
 
-  const session = (id: unknown): Session => {
+  const session = (id: unknown): OpenSession => {
     const found = typeof id === 'string' ? sessions.get(id) : undefined
-    if (found === undefined || !found.sandbox.alive) {
+    if (found !== undefined && found.sandbox === null) {
+      throw new ProtocolError(409, 'SESSION_STARTING', `session "${String(id)}" is still starting`)
+    }
+    if (found?.sandbox == null || !found.sandbox.alive) {
       if (typeof id === 'string') sessions.delete(id)
       throw new ProtocolError(404, 'SESSION_NOT_FOUND', `no session "${String(id)}"`)
     }
-    return found
+    if (found.sandbox.busy) {
+      throw new ProtocolError(429, 'SESSION_BUSY', `session "${String(id)}" has too many operations waiting`)
+    }
+    found.usedAt = Date.now()
+    return found as OpenSession
   }
+  // Sessions nobody used for a while end: a client that went away (an evicted Worker) leaves none.
+  const sweeper = setInterval(
+    () => {
+      const cutoff = Date.now() - idleMs
+      for (const [id, found] of sessions) {
+        if (found.sandbox === null || found.usedAt > cutoff) continue
+        sessions.delete(id)
+        void found.sandbox.close()
+      }
+    },
+    Math.min(idleMs, 30_000),
+  )
+  sweeper.unref()
   /** Runs a shell command in a session, as a container job of the server's limits. */
-  const shell = (target: Session, command: string, timeoutMs?: number): Promise<RunOutcome> => {
+  const shell = (target: OpenSession, command: string, timeoutMs?: number): Promise<RunOutcome> => {
     const exports = Object.entries(target.env).map(([name, value]) => `export ${name}=${quote(value)}`)
     const job: RunJob = {
       engine: 'container',
@@ -95,21 +131,42 @@ export async function startSandboxProtocolServer(
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
     'POST /api/session/create': async (body) => {
       const id = text(body.id, 'id')
+      if (id.length > 128) throw new ProtocolError(400, 'VALIDATION_FAILED', 'id is too long')
       if (sessions.has(id)) throw new ProtocolError(409, 'SESSION_ALREADY_EXISTS', `session "${id}" exists`)
-      if (sessions.size >= maxSessions)
+      if (sessions.size >= maxSessions) {
         throw new ProtocolError(503, 'CONTAINER_UNAVAILABLE', 'too many sessions')
-      const sandbox = await sandboxes.open({
-        limits,
-        workspace: { access: 'read-write', quotaBytes: workspaceBytes, files: [] },
-      })
-      sessions.set(id, { sandbox, env: stringRecord(body.env), cwd: optionalText(body.cwd) ?? '/workspace' })
+      }
+      // The id and the slot are taken before the sandbox starts: requests that race are refused.
+      const entry: Session = {
+        sandbox: null,
+        env: stringRecord(body.env),
+        cwd: optionalText(body.cwd) ?? '/workspace',
+        usedAt: Date.now(),
+      }
+      sessions.set(id, entry)
+      let sandbox: SessionSandbox
+      try {
+        sandbox = await sandboxes.open({
+          limits,
+          workspace: { access: 'read-write', quotaBytes: workspaceBytes, files: [] },
+        })
+      } catch (error) {
+        sessions.delete(id)
+        throw error
+      }
+      entry.sandbox = sandbox
+      // Deleted while it started: it ends now.
+      if (sessions.get(id) !== entry) {
+        await sandbox.close()
+        throw new ProtocolError(404, 'SESSION_NOT_FOUND', `session "${id}" was deleted while it started`)
+      }
       return { success: true, id, message: 'session created' }
     },
     'POST /api/session/delete': async (body) => {
       const id = text(body.sessionId, 'sessionId')
       const found = sessions.get(id)
       sessions.delete(id)
-      await found?.sandbox.close()
+      await found?.sandbox?.close()
       return { success: true, sessionId: id }
     },
     'POST /api/execute': async (body) => {
@@ -119,7 +176,10 @@ export async function startSandboxProtocolServer(
     },
     'POST /api/write': async (body) => {
       const path = text(body.path, 'path')
-      const content = text(body.content, 'content')
+      if (typeof body.content !== 'string') {
+        throw new ProtocolError(400, 'VALIDATION_FAILED', 'content must be a string')
+      }
+      const content = body.content
       const data = body.encoding === 'base64' ? Buffer.from(content, 'base64') : Buffer.from(content, 'utf8')
       fileReply(await session(body.sessionId).sandbox.write(inWorkspace(path), data), path)
       return { success: true, path, bytesWritten: data.length }
@@ -187,6 +247,9 @@ export async function startSandboxProtocolServer(
     const url = new URL(request.url ?? '/', 'http://sandbox')
     const key = `${request.method} ${url.pathname}`
     try {
+      if (options.token !== undefined && request.headers.authorization !== `Bearer ${options.token}`) {
+        throw new ProtocolError(401, 'UNAUTHORIZED', 'a bearer token is required')
+      }
       if (key === 'GET /api/ping') return send(response, 200, { success: true, message: 'pong' })
       if (key === 'GET /api/version')
         return send(response, 200, { success: true, version: SANDBOX_PROTOCOL_VERSION })
@@ -214,11 +277,12 @@ export async function startSandboxProtocolServer(
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve))
   const { port } = server.address() as AddressInfo
   return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     async close() {
+      clearInterval(sweeper)
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
       sessions.clear()

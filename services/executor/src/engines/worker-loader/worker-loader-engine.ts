@@ -144,6 +144,8 @@ export default class extends WorkerEntrypoint {
 export class WorkerLoaderEngine implements InProcessEngine {
   readonly name = 'isolate' as const
   readonly languages: readonly Language[] = ['javascript']
+  /** An isolate of the platform has 128 MB; a job may not be promised more. */
+  readonly maxMemoryMb = 128
   readonly #options: WorkerLoaderEngineOptions
 
   constructor(options: WorkerLoaderEngineOptions) {

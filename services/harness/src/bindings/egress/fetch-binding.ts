@@ -288,8 +288,9 @@ async function tunnel(
 /**
  * The address to connect to: the literal itself, or the first answer of one lookup, after every
  * answer passed the policy (one blocked answer refuses the call: a name that resolves to a private
- * address among public ones is not trusted with any of them). Null for a name, where the transport
- * connects by name itself (see `EgressTransport.pinsAddress`).
+ * address among public ones is not trusted with any of them). Null for a name where the transport
+ * connects by name itself (see `EgressTransport.pinsAddress`): its answers were checked all the same,
+ * so deny rules naming addresses and the private ranges hold, though the connection is not pinned.
  */
 async function checkedAddress(
   context: BindingContext,
@@ -300,7 +301,6 @@ async function checkedAddress(
   const resolver = options.resolver
   let answers: string[]
   if (target.address !== null) answers = [target.address]
-  else if (!options.transport.pinsAddress) return null
   else {
     // The lookup counts against the call's time like the rest: a resolver that never answers (or
     // gives up when told to) ends the call at its deadline, not the execution at its wall time.
@@ -340,7 +340,7 @@ async function checkedAddress(
       })
     }
   }
-  return answers[0] as string
+  return target.address === null && !options.transport.pinsAddress ? null : (answers[0] as string)
 }
 
 function dnsTimedOut(target: CheckedEgress): Handled {

@@ -11,6 +11,9 @@ export const fetchTransport: EgressTransport = {
   pinsAddress: false,
   async send(hop) {
     const url = new URL(hop.target.url)
+    if (hop.body !== null && hop.body.length > 0 && (hop.method === 'GET' || hop.method === 'HEAD')) {
+      return { failed: 'network', message: `a ${hop.method} request cannot carry a body on this runtime` }
+    }
     const headers = new Headers()
     for (const [name, value] of hop.headers) headers.append(name, value)
     // One controller for the whole exchange: the execution's end aborts it at any point, the headers
@@ -30,7 +33,7 @@ export const fetchTransport: EgressTransport = {
       response = await fetch(`${url.origin}${url.pathname}${hop.search}`, {
         method: hop.method,
         headers,
-        body: hop.body === null ? null : new Uint8Array(hop.body),
+        body: hop.body === null || hop.body.length === 0 ? null : new Uint8Array(hop.body),
         redirect: 'manual',
         signal: controller.signal,
       })
@@ -77,15 +80,15 @@ async function readCapped(
   const chunks: Uint8Array[] = []
   let size = 0
   let timer: ReturnType<typeof setTimeout> | undefined
+  let onAbort = () => {}
   const stopped = new Promise<HopFailure>((resolve) => {
-    if (signal.aborted) resolve({ failed: 'aborted', message: 'the execution ended' })
+    onAbort = () => resolve({ failed: 'aborted', message: 'the execution ended' })
+    if (signal.aborted) onAbort()
     timer = setTimeout(
       () => resolve({ failed: 'timeout', message: 'the response body did not finish in time' }),
       Math.max(0, deadline - performance.now()),
     )
-    signal.addEventListener('abort', () => resolve({ failed: 'aborted', message: 'the execution ended' }), {
-      once: true,
-    })
+    signal.addEventListener('abort', onAbort, { once: true })
   })
   try {
     for (;;) {
@@ -106,6 +109,7 @@ async function readCapped(
     return { failed: 'network', message: 'the connection closed early' }
   } finally {
     clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort)
   }
 }
 
