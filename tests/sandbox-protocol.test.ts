@@ -5,7 +5,7 @@ import { type SandboxProtocolServer, startSandboxProtocolServer } from '@cordon/
 import type { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Body } from './helpers/server.ts'
-import { buildWorker, forward, startWorker } from './helpers/worker-build.ts'
+import { buildWorker, forward, startWorker, workerApi } from './helpers/worker-build.ts'
 
 // Cordon's container engine serving `@cloudflare/sandbox`'s container control protocol, first spoken
 // to directly, then by the SDK's own `SandboxClient` inside the Worker build (workerd), where it
@@ -130,14 +130,7 @@ describe('the local sandbox protocol server', () => {
 describe('the container engine on the Worker build, through @cloudflare/sandbox’s client', () => {
   const ADMIN = 'worker-admin-token-0123456789'
   let mf: Miniflare
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await mf.dispatchFetch(`http://cordon.test${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    })
-    return { status: response.status, body: (await response.json()) as Body }
-  }
+  const call = workerApi(() => mf, ADMIN)
   const run = (code: string, extra: Record<string, unknown> = {}) =>
     call('POST', '/v1/agents/boxed/executions', { language: 'bash', code, ...extra })
 

@@ -329,7 +329,7 @@ describe('executions on the Worker build (QuickJS in the tenant’s Durable Obje
       [
         'const out = {}',
         'for (const host of ["internal", "rebound", "denied"]) {',
-        '  try { await fetch(`https://${host}.example.com/`); out[host] = "sent" } catch (e) { out[host] = e.reason }',
+        '  try { await fetch("https://" + host + ".example.com/"); out[host] = "sent" } catch (e) { out[host] = e.reason }',
         '}',
         'export default out',
       ].join('\n'),

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Body } from './helpers/server.ts'
-import { buildWorker, startWorker } from './helpers/worker-build.ts'
+import { buildWorker, startWorker, workerApi } from './helpers/worker-build.ts'
 
 // The isolate engine on the Worker build: each job in a fresh isolate loaded through the Worker Loader
 // binding (Miniflare's, in workerd), with no network of its own, its binding calls coming back over
@@ -16,14 +15,7 @@ const ADMIN = 'worker-admin-token-0123456789'
 let mf: Miniflare
 const sent: string[] = []
 
-const call = async (method: string, path: string, body?: unknown) => {
-  const response = await mf.dispatchFetch(`http://cordon.test${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  return { status: response.status, body: (await response.json()) as Body }
-}
+const call = workerApi(() => mf, ADMIN)
 const run = (code: string, extra: Record<string, unknown> = {}) =>
   call('POST', '/v1/agents/iso/executions', { language: 'javascript', code, ...extra })
 

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Miniflare, type MiniflareOptions } from 'miniflare'
+import type { Body } from './server.ts'
 
 // The Worker build as a deployment makes it (`wrangler deploy --dry-run` from wrangler.toml), and
 // workerd running it through Miniflare with the bindings wrangler.toml declares.
@@ -89,4 +90,19 @@ export async function forward(request: Request): Promise<Response> {
     ...(body === undefined ? {} : { body }),
   })
   return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers })
+}
+
+/** Calls the Worker's API as `token` holder: the status and the parsed JSON body. */
+export function workerApi(
+  mf: () => Miniflare,
+  token: string,
+): (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Body }> {
+  return async (method, path, body) => {
+    const response = await mf().dispatchFetch(`http://cordon.test${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    return { status: response.status, body: (await response.json()) as Body }
+  }
 }

@@ -21,8 +21,10 @@ export const THREAD_CPU_METER: CpuMeter = {
 /**
  * Work counted between QuickJS's interrupt polls, for runtimes with no CPU clock. QuickJS polls about
  * once per 10 000 backward jumps and calls; measured on Node (`npm run bench:quickjs-checks`), one poll
- * stood for 0.6 ms of work in a counting loop, 1.1-1.2 ms in loops that allocate and 3 ms in string
- * building and JSON, so a budget counted at 1 ms per poll lets a guest use between 0.6 and 3 times it.
+ * stood for 0.2-0.5 ms of work in plain loops and recursion, about 1.1 ms in loops that allocate, and
+ * far more where built-ins run in C between polls (regular expressions 6.5 ms, JSON 57 ms). Counted at
+ * 1 ms per poll, loops are stopped early and native work late: the platform's own CPU limit for the
+ * request stands behind it (see docs/cloudflare.md).
  */
 export const MICROS_PER_INTERRUPT_CHECK = 1000
 
