@@ -29,10 +29,11 @@ describe('the Cloudflare deployment configuration', () => {
       expect(toml).toContain(line)
     }
     const worker = read('services/gateway/src/adapters/worker.ts')
-    // The container class is the SDK's, without the network of its own the SDK gives it by default.
-    expect(worker).toMatch(
-      /export class Sandbox extends SandboxContainer \{\s+override enableInternet = false\s+\}/,
-    )
+    // The container class is the SDK's, without the network of its own the SDK gives it by default,
+    // its requests handed to Cordon's outbound handler through the exported proxy entry point.
+    expect(worker).toContain('export class Sandbox extends SandboxContainer')
+    expect(worker).toContain('override enableInternet = false')
+    expect(worker).toContain("export { ContainerProxy } from '@cloudflare/sandbox'")
     expect(worker).toContain('export class TenantObject')
   })
 })

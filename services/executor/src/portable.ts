@@ -12,6 +12,7 @@ export {
   BRIDGE_LIMITS,
   failure,
   type GuestGrants,
+  isBindingReply,
   MAX_REPLY_BYTES_PER_RUN,
   MAX_REPLY_TEXT,
   type NestedRunner,
@@ -19,9 +20,11 @@ export {
 } from './bridge/bridge.ts'
 export type { BindingChannel, Engine, JobRunner, RunJob, WorkspaceSpec } from './engine.ts'
 export {
+  EGRESS_TOKEN_VARIABLE,
   type SandboxControl,
   SandboxControlEngine,
   type SandboxLease,
+  type SandboxOpener,
 } from './engines/cloudflare-sandbox/sandbox-control-engine.ts'
 export {
   type BridgeFactory,

@@ -3,10 +3,13 @@ import { SandboxClient, Sandbox as SandboxContainer } from '@cloudflare/sandbox'
 
 import { CordonError, ErrorCode } from '@cordon/contracts'
 import {
+  type BindingChannel,
+  failure as bindingFailure,
+  EGRESS_TOKEN_VARIABLE,
   type InProcessEngine,
   InProcessRunner,
   SandboxControlEngine,
-  type SandboxLease,
+  type SandboxOpener,
   WorkerLoaderEngine,
   type WorkerLoaderLike,
 } from '@cordon/executor/portable'
@@ -33,6 +36,17 @@ import {
   TokenAuthenticator,
 } from '../auth.ts'
 import { errorBody } from '../http.ts'
+import {
+  askTenant,
+  decideEgress,
+  EGRESS_PATH,
+  INTERNAL_PREFIX,
+  newEgressGrant,
+  replyResponse,
+  requestArgs,
+  SANDBOX_OUTBOUND_PATH,
+  sendToTenant,
+} from './container-egress.ts'
 
 // Cloudflare entry point: the same Hono app as the Node adapter, one Durable Object per tenant holding
 // that tenant's store (agents, profiles, executions, journal, audit chain) in its SQLite storage.
@@ -114,6 +128,8 @@ const NO_TOOL_INPUT: ToolInputChecker = {
 export class TenantObject {
   readonly #storage: DurableObjectStorageLike
   readonly #env: WorkerEnv
+  /** Egress grants of the container jobs running here, each with its job's fetch binding. */
+  readonly #grants = new Map<string, BindingChannel>()
   #app: ReturnType<typeof createApp> | null = null
   #tenant: string | null = null
 
@@ -123,6 +139,8 @@ export class TenantObject {
   }
 
   fetch(request: Request): Response | Promise<Response> {
+    // A container's outbound request, from this deployment's own Worker (clients cannot reach the path).
+    if (new URL(request.url).pathname === EGRESS_PATH) return decideEgress(this.#grants, request)
     const tenant = request.headers.get(TENANT_HEADER) ?? DEFAULT_TENANT
     // An object serves one tenant, for its whole life.
     if (this.#tenant !== null && this.#tenant !== tenant) return new Response('wrong tenant', { status: 421 })
@@ -150,7 +168,7 @@ export class TenantObject {
       warmSpare: false,
     })
     const engines: Record<string, InProcessEngine> = { quickjs }
-    const containers = sandboxLeases(this.#env, tenant)
+    const containers = sandboxLeases(this.#env, tenant, this.#grants)
     if (containers !== null) engines.container = new SandboxControlEngine(containers)
     if (this.#env.LOADER !== undefined) {
       engines.isolate = new WorkerLoaderEngine({
@@ -178,14 +196,33 @@ export class TenantObject {
   }
 }
 
+/** The outbound handler a job's container is given when its profile grants network. */
+const CONTAINER_EGRESS_HANDLER = 'cordonEgress'
+
 /**
  * The container class bound as SANDBOX in wrangler.toml: @cloudflare/sandbox's, with no network of its
- * own (its default lets the container reach the whole Internet, past every profile). Egress through
- * the policy (the container's outbound handlers) is not wired yet: until it is, commands have none.
+ * own (its default lets the container reach the whole Internet, past every profile). A job granted
+ * network has its container's requests, https included (intercepted by the platform), handed to
+ * `cordonEgress`, which takes them to the tenant's object to be decided by the job's fetch binding.
  */
 export class Sandbox extends SandboxContainer {
   override enableInternet = false
+  override interceptHttps = true
+
+  static {
+    Sandbox.outboundHandlers = {
+      [CONTAINER_EGRESS_HANDLER]: async (request: Request, env: unknown, ctx: { params?: unknown }) => {
+        const grant = (ctx.params as { grant?: unknown } | undefined)?.grant
+        const args = await requestArgs(request)
+        if (typeof args === 'string') return replyResponse(bindingFailure('REQUEST_TOO_LARGE', args))
+        return sendToTenant((env as WorkerEnv).TENANTS, typeof grant === 'string' ? grant : '', args)
+      },
+    }
+  }
 }
+
+// The entry point through which the platform runs a container's outbound handlers.
+export { ContainerProxy } from '@cloudflare/sandbox'
 
 /** The compatibility date of the isolates the Worker Loader starts for guests. */
 const GUEST_COMPATIBILITY_DATE = '2026-07-30'
@@ -212,16 +249,38 @@ class GuestBridge extends RpcTarget {
  * control port, reached through the object), destroyed when the job ends; or, in development, a
  * session of the server at CORDON_SANDBOX_URL (a sandbox of its own there). Null without either.
  */
-function sandboxLeases(env: WorkerEnv, tenant: string): ((job: unknown) => SandboxLease) | null {
+function sandboxLeases(
+  env: WorkerEnv,
+  tenant: string,
+  grants: Map<string, BindingChannel>,
+): SandboxOpener | null {
+  // A job granted network gets an egress grant: its container's requests name it, and only this
+  // object, while the job runs, can decide them (with the job's own fetch binding).
+  const grantFor = (egress: BindingChannel | undefined): string | null => {
+    if (egress === undefined) return null
+    const grant = newEgressGrant(tenant)
+    grants.set(grant, egress)
+    return grant
+  }
   const containers = env.SANDBOX
   if (containers !== undefined) {
-    return () => {
+    return (_job, egress) => {
       const stub = containers.get(
         containers.idFromName(`${tenant}/${crypto.randomUUID()}`),
       ) as unknown as ContainerStub & {
         destroy(): Promise<void>
+        setOutboundHandler(method: string, params: { grant: string }): Promise<void>
       }
-      return { control: new SandboxClient({ stub, port: 3000 }), close: () => stub.destroy() }
+      const grant = grantFor(egress)
+      return {
+        control: new SandboxClient({ stub, port: 3000 }),
+        // Every outbound request of the container goes to `cordonEgress` with the job's grant.
+        ...(grant === null ? {} : { ready: stub.setOutboundHandler(CONTAINER_EGRESS_HANDLER, { grant }) }),
+        close: async () => {
+          if (grant !== null) grants.delete(grant)
+          await stub.destroy()
+        },
+      }
     }
   }
   const url = settingsOf(env).sandboxUrl
@@ -232,7 +291,17 @@ function sandboxLeases(env: WorkerEnv, tenant: string): ((job: unknown) => Sandb
     retryTimeoutMs: 5_000,
     ...(token === undefined || token === '' ? {} : { defaultHeaders: { authorization: `Bearer ${token}` } }),
   })
-  return () => ({ control, close: async () => {} })
+  return (_job, egress) => {
+    const grant = grantFor(egress)
+    return {
+      control,
+      // The local server routes the session's requests to SANDBOX_OUTBOUND_PATH with this grant.
+      ...(grant === null ? {} : { env: { [EGRESS_TOKEN_VARIABLE]: grant } }),
+      close: async () => {
+        if (grant !== null) grants.delete(grant)
+      },
+    }
+  }
 }
 
 /** The deployment's settings, checked: its keys and its audit key. */
@@ -365,6 +434,20 @@ function publicApp(): Hono {
 
 let publicRoutes: Hono | null = null
 
+/** `{ token, args }` from the local sandbox server: the job's grant and the fetch binding's arguments. */
+async function sandboxOutbound(request: Request, env: WorkerEnv): Promise<Response> {
+  const text = await request.text()
+  let message: { token?: unknown; args?: unknown } = {}
+  try {
+    message = JSON.parse(text) as typeof message
+  } catch {}
+  if (typeof message.token !== 'string' || !Array.isArray(message.args)) {
+    return Response.json(bindingFailure('INVALID_ARGUMENT', 'malformed outbound request'))
+  }
+  // The local server wants the binding's reply itself (its proxy writes the response).
+  return Response.json(await askTenant(env.TENANTS, message.token, message.args))
+}
+
 export default {
   async fetch(request: Request, env: WorkerEnv): Promise<Response> {
     let auth: TokenAuthenticator
@@ -374,6 +457,18 @@ export default {
       return failure(
         `the deployment's settings are invalid: ${error instanceof Error ? error.message : 'unknown'}`,
       )
+    }
+    const path = new URL(request.url).pathname
+    if (path.startsWith(INTERNAL_PREFIX)) {
+      // Development: the local sandbox server's sandboxes' requests, each carrying its job's grant.
+      if (
+        path === SANDBOX_OUTBOUND_PATH &&
+        request.method === 'POST' &&
+        settingsOf(env).sandboxUrl !== null
+      ) {
+        return sandboxOutbound(request, env)
+      }
+      return Response.json(errorBody(new CordonError(ErrorCode.NOT_FOUND, 'no such route')), { status: 404 })
     }
     // The tenant is the token's, and only the Worker names it to the object: no client can.
     const token = bearerToken(request.headers.get('authorization') ?? undefined)

@@ -1,4 +1,5 @@
 import { GuestErrorCode, type Language, type RunOutcome } from '@cordon/contracts'
+import { failure } from '../../bridge/bridge.ts'
 import type { BindingChannel, RunJob } from '../../engine.ts'
 import type { InProcessEngine } from '../../in-process-runner.ts'
 import { outcomeOf } from '../../outcome.ts'
@@ -42,8 +43,29 @@ export interface SandboxControl {
  */
 export interface SandboxLease {
   control: SandboxControl
+  /** Variables for the job's session (in development, the egress grant the local server routes by). */
+  env?: Record<string, string>
+  /** Settles once the container's egress is routed to the job (on Cloudflare, its outbound handler). */
+  ready?: Promise<void>
   close(): Promise<void>
 }
+
+/**
+ * Opens a container for a job. `egress` is given when the profile grants network: the container's
+ * outbound requests must reach it (each is then decided by the fetch binding, secrets and all);
+ * without it the container has no network.
+ */
+export type SandboxOpener = (job: RunJob, egress: BindingChannel | undefined) => SandboxLease
+
+/**
+ * The session variable by which a job's egress grant reaches the local sandbox server (development):
+ * the server keeps it for the session's proxy, and commands never see it.
+ */
+export const EGRESS_TOKEN_VARIABLE = 'CORDON_EGRESS_TOKEN'
+
+/** Variables the engine sets itself: a secret of the same name is not put into the environment. */
+const RESERVED_ENV =
+  /^(PATH|HOME|TMPDIR|USER|LOGNAME|LANG|PYTHON.*|CORDON_.*|HTTPS?_PROXY|NO_PROXY|ALL_PROXY)$/
 
 /** Time the clean-up of a job's container may take before the job returns anyway. */
 const CLOSE_TIMEOUT_MS = 5_000
@@ -56,34 +78,35 @@ const COMMANDS: Partial<Record<Language, { interpreter: string; file: string }>>
 }
 
 /**
- * The container engine on Cloudflare: each job runs in a fresh session of a `@cloudflare/sandbox`
- * container, deleted afterwards. The contract is the Node container engine's: the interpreter on the
- * code, `input` as a JSON file named by `$CORDON_INPUT`, JSON written to `$CORDON_RESULT` as the
- * result, the workspace's input files put in `/workspace` first, exit status 0 for `ok`. Enforced
- * here: the wall time (the command's `timeoutMs`, and the session deleted at the deadline or when the
- * job is cancelled) and the output budget. CPU, memory and processes are the container's own (its
- * instance type on Cloudflare; cgroups in the local engine). The container has no network: egress
- * through the policy (the container's outbound handlers) is not wired yet, so a profile granting
- * `network` gets a command without it.
+ * The container engine on Cloudflare: each job runs in a container of its own (`@cloudflare/sandbox`),
+ * in a session there, both ended afterwards. The contract is the Node container engine's: the
+ * interpreter on the code, `input` as a JSON file named by `$CORDON_INPUT`, JSON written to
+ * `$CORDON_RESULT` as the result, the workspace's input files put in `/workspace` first, exit status 0
+ * for `ok`. Enforced here: the wall time (the command's `timeoutMs`, and the job ended at the deadline
+ * or when cancelled), CPU time, address space, processes and open files (`ulimit` on the command), and
+ * the output budget (output read back only up to it). Network exists only where the profile grants
+ * it: then the container's outbound requests are routed to the job's fetch binding (see
+ * `SandboxOpener`), counted against its binding calls, and its secrets are variables holding
+ * placeholders.
  */
 export class SandboxControlEngine implements InProcessEngine {
   readonly name = 'container' as const
   readonly languages: readonly Language[] = ['bash', 'python']
   /** A container's memory is its own (its instance type's), held to the job's by `ulimit -v`. */
   readonly maxMemoryMb = 16 * 1024
-  readonly #open: (job: RunJob) => SandboxLease
+  readonly #open: SandboxOpener
 
   /**
    * `open` gives each job a container of its own: sessions inside one container share its files and
    * processes (they are not a security boundary), so jobs never share a container.
    */
-  constructor(open: (job: RunJob) => SandboxLease) {
+  constructor(open: SandboxOpener) {
     this.#open = open
   }
 
   async run(
     job: RunJob,
-    _channel?: BindingChannel,
+    channel?: BindingChannel,
     signal?: AbortSignal,
     listener?: OutputListener,
   ): Promise<RunOutcome> {
@@ -95,7 +118,23 @@ export class SandboxControlEngine implements InProcessEngine {
         message: `the container engine does not run ${job.language}`,
       })
     }
-    const lease = this.#open(job)
+    // The container's requests count against the job's binding calls, and end with it.
+    let ended = false
+    let calls = 0
+    const egress: BindingChannel | undefined =
+      job.grants?.fetch === true && channel !== undefined
+        ? async (call) => {
+            if (ended) return failure('INVALID_STATE', 'the execution has ended')
+            if (++calls > job.limits.bindingCalls) {
+              return failure(
+                'BINDING_LIMIT',
+                `this execution may make at most ${job.limits.bindingCalls} binding calls`,
+              )
+            }
+            return channel(call)
+          }
+        : undefined
+    const lease = this.#open(job, egress)
     const control = lease.control
     const session = `cordon-${crypto.randomUUID()}`
     const deadline = new AbortController()
@@ -123,9 +162,16 @@ export class SandboxControlEngine implements InProcessEngine {
         : finish({ ...classifyFailure(null, 'wall', job.limits), exitCode: null })
     let created = false
     try {
-      if (
-        (await until(control.utils.createSession({ id: session, cwd: '/workspace', env: ENV }))) === 'stopped'
-      ) {
+      if (lease.ready !== undefined && (await until(lease.ready)) === 'stopped') return stopped()
+      // Granted secrets are variables holding their placeholders, never values: the fetch binding puts
+      // the value in on requests to the secret's hosts.
+      const secrets = Object.fromEntries(
+        Object.entries(egress === undefined ? {} : (job.grants?.secrets ?? {})).filter(
+          ([name]) => !RESERVED_ENV.test(name),
+        ),
+      )
+      const env = { ...secrets, ...lease.env, ...ENV }
+      if ((await until(control.utils.createSession({ id: session, cwd: '/workspace', env }))) === 'stopped') {
         return stopped()
       }
       created = true
@@ -211,6 +257,7 @@ export class SandboxControlEngine implements InProcessEngine {
         exitCode: null,
       })
     } finally {
+      ended = true
       clearTimeout(timer)
       // The session and the container go with the job, whatever it left running; a container that
       // does not answer does not hold the job past its end.

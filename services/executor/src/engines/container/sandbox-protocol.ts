@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { RunOutcome } from '@cordon/contracts'
+import { parseJsonBounded, type RunOutcome } from '@cordon/contracts'
 import { FILESYSTEM_ROOT, type Limits, normalisePath } from '@cordon/policy'
-import type { RunJob } from '../../engine.ts'
+import { type BindingReply, failure, isBindingReply, NO_GRANTS } from '../../bridge/bridge.ts'
+import type { BindingChannel, RunJob } from '../../engine.ts'
+import { EGRESS_TOKEN_VARIABLE } from '../cloudflare-sandbox/sandbox-control-engine.ts'
 import { SandboxSessions, type SessionSandbox } from './sessions.ts'
 
 // The container control protocol of `@cloudflare/sandbox` (the HTTP API its container serves on port
@@ -31,7 +33,18 @@ export interface SandboxProtocolOptions {
    * server listens on anything but a loopback address: whoever reaches it can run commands.
    */
   token?: string
+  /**
+   * Where the sandboxes' HTTP egress goes, as Cloudflare delivers a container's outbound requests to
+   * the Worker's outbound handler: a session created with `CORDON_EGRESS_TOKEN` in its env gets an
+   * HTTP proxy, and each plain-HTTP request it makes is POSTed here as `{ token, args }` (the fetch
+   * binding's arguments); the answer is the binding's reply. Tunnels (https through the proxy) are
+   * refused: Cloudflare intercepts TLS itself, which this stand-in does not. Without it, no egress.
+   */
+  outbound?: string
 }
+
+/** Bytes of one outbound answer the server reads at most (a reply body of 2 MiB, base64, and its head). */
+const MAX_OUTBOUND_REPLY_BYTES = 4 * 1024 * 1024
 
 const DEFAULT_LIMITS: Limits = {
   cpuMs: 60_000,
@@ -49,6 +62,8 @@ interface Session {
   /** Null while its sandbox starts (the id and the slot are taken first). */
   sandbox: SessionSandbox | null
   env: Record<string, string>
+  /** The egress grant the session was created with (see `outbound`), or null: no egress. */
+  egress: string | null
   cwd: string
   usedAt: number
 }
@@ -125,7 +140,14 @@ export async function startSandboxProtocolServer(
       tenantKey: 'sandbox-protocol',
       workspace: { access: 'read-write', quotaBytes: workspaceBytes, files: [] },
     }
-    return target.sandbox.run(job, undefined)
+    const egress =
+      target.egress === null || options.outbound === undefined
+        ? undefined
+        : outboundChannel(options.outbound, target.egress)
+    return target.sandbox.run(
+      egress === undefined ? job : { ...job, grants: { ...NO_GRANTS, fetch: true } },
+      egress,
+    )
   }
 
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
@@ -139,7 +161,11 @@ export async function startSandboxProtocolServer(
       // The id and the slot are taken before the sandbox starts: requests that race are refused.
       const entry: Session = {
         sandbox: null,
-        env: stringRecord(body.env),
+        env: withoutEgress(stringRecord(body.env)),
+        egress:
+          typeof (body.env as Record<string, unknown> | undefined)?.[EGRESS_TOKEN_VARIABLE] === 'string'
+            ? ((body.env as Record<string, string>)[EGRESS_TOKEN_VARIABLE] as string)
+            : null,
         cwd: optionalText(body.cwd) ?? '/workspace',
         usedAt: Date.now(),
       }
@@ -288,6 +314,41 @@ export async function startSandboxProtocolServer(
       sessions.clear()
       await sandboxes.close()
     },
+  }
+}
+
+/** The session's env without the egress grant, which is the server's to use, not the commands'. */
+function withoutEgress(env: Record<string, string>): Record<string, string> {
+  const { [EGRESS_TOKEN_VARIABLE]: _grant, ...rest } = env
+  return rest
+}
+
+/**
+ * The binding channel of a session's egress proxy: plain-HTTP requests go to the outbound URL with
+ * the session's grant, and the answer is the fetch binding's reply (checked for its shape); anything
+ * else (a tunnel) is refused here.
+ */
+function outboundChannel(url: string, token: string): BindingChannel {
+  return async (call): Promise<BindingReply> => {
+    if (call.kind !== 'fetch' || call.op !== 'request') {
+      return failure('EGRESS_DENIED', 'https through the proxy is not available in the local sandbox server')
+    }
+    let response: Response
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, args: call.args }),
+      })
+    } catch {
+      return failure('FETCH_FAILED', 'the outbound handler did not answer')
+    }
+    const text = await response.text()
+    const parsed = parseJsonBounded(text, { maxBytes: MAX_OUTBOUND_REPLY_BYTES, maxDepth: 16 })
+    if (!parsed.ok || !isBindingReply(parsed.value)) {
+      return failure('FETCH_FAILED', `the outbound handler answered ${response.status} without a reply`)
+    }
+    return parsed.value as BindingReply
   }
 }
 
