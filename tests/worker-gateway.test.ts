@@ -172,6 +172,32 @@ describe('the Worker build (workerd)', () => {
     }
   }, 60_000)
 
+  it('attack: the development outbound route exists only with CORDON_SANDBOX_URL, behind its token', async () => {
+    const outbound = (mf: Miniflare, authorization?: string) =>
+      mf.dispatchFetch('http://cordon.test/__cordon/sandbox-outbound', {
+        method: 'POST',
+        headers: authorization === undefined ? {} : { authorization },
+        body: JSON.stringify({ token: 'default.00000000-0000-4000-8000-000000000000', args: [] }),
+      })
+    const plain = start()
+    try {
+      expect((await outbound(plain)).status).toBe(404)
+    } finally {
+      await plain.dispose()
+    }
+    const dev = start({
+      CORDON_SANDBOX_URL: 'http://127.0.0.1:9',
+      CORDON_SANDBOX_TOKEN: 'sandbox-token-0123456789',
+    })
+    try {
+      expect((await outbound(dev)).status).toBe(401)
+      const stale = await outbound(dev, 'Bearer sandbox-token-0123456789')
+      expect(await stale.json()).toMatchObject({ ok: false, error: { code: 'EGRESS_DENIED' } })
+    } finally {
+      await dev.dispose()
+    }
+  }, 60_000)
+
   it.each([
     ['CORDON_TOKENS that is not JSON', { CORDON_TOKENS: '[{"token": "x"' }, 'CORDON_TOKENS'],
     [

@@ -35,7 +35,7 @@ beforeAll(async () => {
   const profile = {
     engines: ['isolate'],
     languages: ['javascript'],
-    limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 64, outputBytes: 2048, bindingCalls: 5 },
+    limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 128, outputBytes: 2048, bindingCalls: 5 },
     network: { allow: [{ host: 'api.example.com' }] },
     kv: { access: 'read-write', quotaBytes: 4096 },
   }
@@ -90,7 +90,7 @@ describe('the isolate engine on the Worker build (Worker Loader)', () => {
     const closed = {
       engines: ['isolate'],
       languages: ['javascript'],
-      limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 64, outputBytes: 2048, bindingCalls: 5 },
+      limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 128, outputBytes: 2048, bindingCalls: 5 },
     }
     expect((await call('PUT', '/v1/profiles/closed', closed)).status).toBe(200)
     expect((await call('PUT', '/v1/agents/closed', { sandbox: 'closed' })).status).toBe(200)
@@ -149,6 +149,22 @@ describe('the isolate engine on the Worker build (Worker Loader)', () => {
     const ran = await run('await kv.get("k"); export default 1')
     expect(ran.body).toMatchObject({ status: 'error', error: { code: 'GUEST_EXCEPTION' } })
     expect(ran.body.error.message).toContain('global scope')
+  })
+
+  it('refuses a profile whose memory limit a loaded isolate cannot hold (422, saying why)', async () => {
+    const small = {
+      engines: ['isolate'],
+      languages: ['javascript'],
+      limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 16, outputBytes: 2048, bindingCalls: 5 },
+    }
+    expect((await call('PUT', '/v1/profiles/small', small)).status).toBe(200)
+    expect((await call('PUT', '/v1/agents/small', { sandbox: 'small' })).status).toBe(200)
+    const ran = await call('POST', '/v1/agents/small/executions', {
+      language: 'javascript',
+      code: 'export default 1',
+    })
+    expect(ran.status).toBe(422)
+    expect(ran.body.error.message).toContain('memoryMb 128')
   })
 
   it('keeps jobs apart: a global one job sets is not there for the next', async () => {

@@ -25,6 +25,11 @@ export interface InProcessEngine extends Engine {
    * (a container, an isolate of its own); by default the runner's `maxMemoryMb`.
    */
   readonly maxMemoryMb?: number
+  /**
+   * The memory every job of this engine gets, where the engine cannot set less (a platform isolate):
+   * a profile must state exactly this, never a lower limit that would not hold.
+   */
+  readonly fixedMemoryMb?: number
 }
 
 export interface InProcessRunnerOptions {
@@ -82,7 +87,10 @@ export class InProcessRunner implements JobRunner {
     if (!runs.languages.includes(language)) {
       return `the ${engine} engine runs ${runs.languages.join(' and ')} in this deployment, not ${language}`
     }
-    const maxMemoryMb = runs.maxMemoryMb ?? this.#options.maxMemoryMb
+    if (runs.fixedMemoryMb !== undefined && limits.memoryMb !== runs.fixedMemoryMb) {
+      return `the ${engine} engine here gives every job the platform's ${runs.fixedMemoryMb} MiB and cannot hold it to less: the profile must say memoryMb ${runs.fixedMemoryMb} (it gives ${limits.memoryMb})`
+    }
+    const maxMemoryMb = runs.fixedMemoryMb ?? runs.maxMemoryMb ?? this.#options.maxMemoryMb
     if (limits.memoryMb > maxMemoryMb) {
       return `this deployment runs ${engine} jobs of at most ${maxMemoryMb} MiB (the profile gives memoryMb ${limits.memoryMb})`
     }

@@ -15,8 +15,11 @@ export const INTERNAL_PREFIX = '/__cordon/'
 
 /** Request body bytes one outbound request may carry (the fetch binding's own default cap). */
 const MAX_BODY_BYTES = 1024 * 1024
-/** Bytes of an egress message between the Worker and the object (a grant and one request). */
-const MAX_MESSAGE_BYTES = 4 * MAX_BODY_BYTES
+/**
+ * Bytes of an egress message between the Worker and the object (a grant and one request): the body
+ * travels as a byte string in JSON, where a control byte takes six (`\u0000`).
+ */
+export const MAX_MESSAGE_BYTES = 6 * MAX_BODY_BYTES + 256 * 1024
 
 /** A grant: `<tenant>.<random>`, naming the tenant whose object holds the job. */
 export function newEgressGrant(tenant: string): string {
@@ -117,8 +120,9 @@ export async function decideEgress(
   const parsed = parseJsonBounded(text, { maxBytes: MAX_MESSAGE_BYTES, maxDepth: 16 })
   const message = parsed.ok ? (parsed.value as { grant?: unknown; args?: unknown }) : null
   const channel = typeof message?.grant === 'string' ? grants.get(message.grant) : undefined
-  const reply: BindingReply =
-    channel === undefined
+  const reply: BindingReply = !parsed.ok
+    ? failure('INVALID_ARGUMENT', 'the egress message is malformed or too large')
+    : channel === undefined
       ? failure('EGRESS_DENIED', 'no running job holds this egress grant')
       : !Array.isArray(message?.args)
         ? failure('INVALID_ARGUMENT', 'malformed egress request')

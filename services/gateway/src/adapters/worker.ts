@@ -41,6 +41,7 @@ import {
   decideEgress,
   EGRESS_PATH,
   INTERNAL_PREFIX,
+  MAX_MESSAGE_BYTES,
   newEgressGrant,
   replyResponse,
   requestArgs,
@@ -436,10 +437,18 @@ let publicRoutes: Hono | null = null
 
 /** `{ token, args }` from the local sandbox server: the job's grant and the fetch binding's arguments. */
 async function sandboxOutbound(request: Request, env: WorkerEnv): Promise<Response> {
-  const text = await request.text()
+  // With CORDON_SANDBOX_TOKEN set, only the local server (which holds it) may use the route.
+  const token = env.CORDON_SANDBOX_TOKEN
+  if (token !== undefined && token !== '' && request.headers.get('authorization') !== `Bearer ${token}`) {
+    return Response.json(bindingFailure('EGRESS_DENIED', 'the sandbox token is missing or wrong'), {
+      status: 401,
+    })
+  }
+  const length = Number(request.headers.get('content-length') ?? '0')
+  const text = length > MAX_MESSAGE_BYTES ? '' : await request.text()
   let message: { token?: unknown; args?: unknown } = {}
   try {
-    message = JSON.parse(text) as typeof message
+    if (text.length <= MAX_MESSAGE_BYTES) message = JSON.parse(text) as typeof message
   } catch {}
   if (typeof message.token !== 'string' || !Array.isArray(message.args)) {
     return Response.json(bindingFailure('INVALID_ARGUMENT', 'malformed outbound request'))

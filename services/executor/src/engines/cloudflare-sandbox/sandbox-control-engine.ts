@@ -1,5 +1,5 @@
 import { GuestErrorCode, type Language, type RunOutcome } from '@cordon/contracts'
-import { failure } from '../../bridge/bridge.ts'
+import { BRIDGE_LIMITS, failure, MAX_REPLY_BYTES_PER_RUN } from '../../bridge/bridge.ts'
 import type { BindingChannel, RunJob } from '../../engine.ts'
 import type { InProcessEngine } from '../../in-process-runner.ts'
 import { outcomeOf } from '../../outcome.ts'
@@ -121,6 +121,11 @@ export class SandboxControlEngine implements InProcessEngine {
     // The container's requests count against the job's binding calls, and end with it.
     let ended = false
     let calls = 0
+    let pending = 0
+    let replyBytes = 0
+    // The container's requests are the job's binding calls: counted, at most 32 in flight, their reply
+    // bodies within the run's budget, and none after the job ends. The container runs guest code
+    // (maybe as root), so these bounds are kept here, in the object, never in the container.
     const egress: BindingChannel | undefined =
       job.grants?.fetch === true && channel !== undefined
         ? async (call) => {
@@ -131,7 +136,28 @@ export class SandboxControlEngine implements InProcessEngine {
                 `this execution may make at most ${job.limits.bindingCalls} binding calls`,
               )
             }
-            return channel(call)
+            if (pending >= BRIDGE_LIMITS.maxPendingCalls) {
+              return failure(
+                'BINDING_BUSY',
+                `at most ${BRIDGE_LIMITS.maxPendingCalls} requests may wait at once`,
+              )
+            }
+            pending++
+            try {
+              const reply = await channel(call)
+              if (reply.ok && reply.bytes !== undefined) {
+                replyBytes += Math.ceil((reply.bytes.length * 3) / 4)
+                if (replyBytes > MAX_REPLY_BYTES_PER_RUN) {
+                  return failure(
+                    'REPLY_TOO_LARGE',
+                    "the bodies of this execution's requests exceed their budget",
+                  )
+                }
+              }
+              return ended ? failure('INVALID_STATE', 'the execution has ended') : reply
+            } finally {
+              pending--
+            }
           }
         : undefined
     const lease = this.#open(job, egress)
@@ -261,9 +287,12 @@ export class SandboxControlEngine implements InProcessEngine {
       clearTimeout(timer)
       // The session and the container go with the job, whatever it left running; a container that
       // does not answer does not hold the job past its end.
+      // Both at once: a session that does not end never keeps its container (or its grant) alive.
       const cleanUp = async () => {
-        if (created) await control.utils.deleteSession(session).catch(() => {})
-        await lease.close().catch(() => {})
+        await Promise.allSettled([
+          created ? control.utils.deleteSession(session) : Promise.resolve(),
+          lease.close(),
+        ])
       }
       await Promise.race([cleanUp(), new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS))])
     }

@@ -143,7 +143,7 @@ export async function startSandboxProtocolServer(
     const egress =
       target.egress === null || options.outbound === undefined
         ? undefined
-        : outboundChannel(options.outbound, target.egress)
+        : outboundChannel(options.outbound, target.egress, options.token)
     return target.sandbox.run(
       egress === undefined ? job : { ...job, grants: { ...NO_GRANTS, fetch: true } },
       egress,
@@ -328,7 +328,7 @@ function withoutEgress(env: Record<string, string>): Record<string, string> {
  * the session's grant, and the answer is the fetch binding's reply (checked for its shape); anything
  * else (a tunnel) is refused here.
  */
-function outboundChannel(url: string, token: string): BindingChannel {
+function outboundChannel(url: string, token: string, serverToken: string | undefined): BindingChannel {
   return async (call): Promise<BindingReply> => {
     if (call.kind !== 'fetch' || call.op !== 'request') {
       return failure('EGRESS_DENIED', 'https through the proxy is not available in the local sandbox server')
@@ -337,7 +337,11 @@ function outboundChannel(url: string, token: string): BindingChannel {
     try {
       response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          // The Worker's route takes the same token the server requires of its clients.
+          ...(serverToken === undefined ? {} : { authorization: `Bearer ${serverToken}` }),
+        },
         body: JSON.stringify({ token, args: call.args }),
       })
     } catch {

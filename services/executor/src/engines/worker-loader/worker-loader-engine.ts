@@ -75,6 +75,8 @@ const expressions = (pairs: readonly (readonly [string, string | null])[]) =>
  */
 const MAIN_MODULE = `import { WorkerEntrypoint } from 'cloudflare:workers'
 const G = globalThis
+// Captured before the guest runs: a guest that replaces JSON changes only what it sees itself.
+const J = JSON.stringify, P = JSON.parse
 const library = (${GUEST_LIBRARY})(${expressions(GUEST_LIBRARY_INTRINSICS)})
 // No network of its own (the isolate has no outbound either): fetch exists only where granted, as the
 // guest API's. The runtime's lives on the global scope's prototype.
@@ -84,7 +86,7 @@ let bridge = null, room = 0, stdout = '', stderr = ''
 const bodies = new Map()
 let nextBody = 1
 const call = async (kind, op, argsJSON) => {
-  const r = JSON.parse(await bridge.call(kind, op, argsJSON))
+  const r = P(await bridge.call(kind, op, argsJSON))
   if (r.ok === true && typeof r.bytes === 'string') {
     const binary = atob(r.bytes), bytes = new Uint8Array(binary.length)
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
@@ -92,7 +94,7 @@ const call = async (kind, op, argsJSON) => {
     bodies.set(id, bytes.buffer)
     r.bytes = id
   }
-  return JSON.stringify(r)
+  return J(r)
 }
 const take = (id) => { const body = bodies.get(id); bodies.delete(id); return body }
 const decode = (buffer) => new TextDecoder().decode(buffer)
@@ -111,22 +113,22 @@ export default class extends WorkerEntrypoint {
   async run(inputJSON, grantsJSON, budget, hostBridge) {
     bridge = hostBridge
     room = budget
-    Object.defineProperty(G, 'input', { value: JSON.parse(inputJSON), writable: true, configurable: true })
+    Object.defineProperty(G, 'input', { value: P(inputJSON), writable: true, configurable: true })
     install(grantsJSON)
     let ns
     try { ns = await import('./main.js') } catch (e) {
-      return { kind: 'error', text: JSON.stringify(library.describe(e)), stdout, stderr, syntax: e instanceof SyntaxError }
+      return { kind: 'error', text: J(library.describe(e)), stdout, stderr, syntax: e instanceof SyntaxError }
     }
     let value
     try {
       value = ns.default
-      value = typeof value === 'function' ? await value(JSON.parse(inputJSON)) : await value
+      value = typeof value === 'function' ? await value(P(inputJSON)) : await value
     } catch (e) {
-      return { kind: 'error', text: JSON.stringify(library.describe(e)), stdout, stderr }
+      return { kind: 'error', text: J(library.describe(e)), stdout, stderr }
     }
     let text
-    try { text = JSON.stringify(value) } catch (e) {
-      return { kind: 'unserializable', text: JSON.stringify(library.describe(e)), stdout, stderr }
+    try { text = J(value) } catch (e) {
+      return { kind: 'unserializable', text: J(library.describe(e)), stdout, stderr }
     }
     return { kind: 'ok', text: typeof text === 'string' ? text : 'null', stdout, stderr }
   }
@@ -144,8 +146,8 @@ export default class extends WorkerEntrypoint {
 export class WorkerLoaderEngine implements InProcessEngine {
   readonly name = 'isolate' as const
   readonly languages: readonly Language[] = ['javascript']
-  /** An isolate of the platform has 128 MB; a job may not be promised more. */
-  readonly maxMemoryMb = 128
+  /** An isolate of the platform has 128 MB, and the loader sets no lower limit: a job has exactly that. */
+  readonly fixedMemoryMb = 128
   readonly #options: WorkerLoaderEngineOptions
 
   constructor(options: WorkerLoaderEngineOptions) {
