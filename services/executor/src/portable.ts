@@ -10,6 +10,7 @@ export {
   type BindingKind,
   type BindingReply,
   BRIDGE_LIMITS,
+  egressStatus,
   failure,
   type GuestGrants,
   isBindingReply,

@@ -199,3 +199,17 @@ export function replyJSON(answer: BindingReply, bytesId: number | undefined): st
   if (json.length <= MAX_REPLY_TEXT) return json
   return JSON.stringify(failure('REPLY_TOO_LARGE', `the reply exceeds ${MAX_REPLY_TEXT} characters`))
 }
+
+/**
+ * The HTTP status a client of the container's egress (a proxy, an outbound handler) gets for a
+ * refused request: 403 for the policy's refusals, 429 past the call limits, 504 for a timeout, 413
+ * for a body too large, 400 for a malformed request, 502 for the rest.
+ */
+export function egressStatus(code: string): number {
+  if (code === 'EGRESS_DENIED' || code === 'SECRET_DENIED' || code === 'NOT_GRANTED') return 403
+  if (code === 'BINDING_LIMIT' || code === 'BINDING_BUSY') return 429
+  if (code === 'FETCH_TIMEOUT') return 504
+  if (code === 'REQUEST_TOO_LARGE') return 413
+  if (code.startsWith('INVALID')) return 400
+  return 502
+}

@@ -1,5 +1,11 @@
 import { type JsonValue, parseJsonBounded } from '@cordon/contracts'
-import { type BindingChannel, type BindingReply, failure, isBindingReply } from '@cordon/executor/portable'
+import {
+  type BindingChannel,
+  type BindingReply,
+  egressStatus,
+  failure,
+  isBindingReply,
+} from '@cordon/executor/portable'
 
 // Container egress on Cloudflare: each outbound request of a job's container reaches the Worker (the
 // container's outbound handler, or in development the local sandbox server's proxy), travels to the
@@ -58,7 +64,7 @@ export function replyResponse(reply: BindingReply): Response {
   if (!reply.ok) {
     const { code, message, reason } = reply.error
     return new Response(`cordon: ${code}${reason === undefined ? '' : ` (${reason})`}: ${message}\n`, {
-      status: statusFor(code),
+      status: egressStatus(code),
       headers: { 'content-type': 'text/plain; charset=utf-8', 'x-cordon-error': code },
     })
   }
@@ -128,13 +134,4 @@ export async function decideEgress(
         ? failure('INVALID_ARGUMENT', 'malformed egress request')
         : await channel({ kind: 'fetch', op: 'request', args: message.args as JsonValue[] })
   return Response.json(reply)
-}
-
-function statusFor(code: string): number {
-  if (code === 'EGRESS_DENIED' || code === 'SECRET_DENIED' || code === 'NOT_GRANTED') return 403
-  if (code === 'BINDING_LIMIT' || code === 'BINDING_BUSY') return 429
-  if (code === 'FETCH_TIMEOUT') return 504
-  if (code === 'REQUEST_TOO_LARGE') return 413
-  if (code.startsWith('INVALID')) return 400
-  return 502
 }

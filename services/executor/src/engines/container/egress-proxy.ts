@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
-import { type BindingCall, type BindingReply, BRIDGE_LIMITS } from '../../bridge/bridge.ts'
+import { type BindingCall, type BindingReply, BRIDGE_LIMITS, egressStatus } from '../../bridge/bridge.ts'
 
 /**
  * The container engine's egress: an HTTP proxy on a Unix socket bound into the sandbox (its only way
@@ -236,7 +236,13 @@ export class EgressProxy {
     })
     if (socket.destroyed) return
     if (!reply.ok) {
-      answer(socket, statusFor(reply.error.code), reply.error.code, reply.error.message, reply.error.reason)
+      answer(
+        socket,
+        egressStatus(reply.error.code),
+        reply.error.code,
+        reply.error.message,
+        reply.error.reason,
+      )
       return
     }
     const value = reply.value as { status: number; statusText?: string; headers: [string, string][] }
@@ -263,7 +269,13 @@ export class EgressProxy {
     })
     if (socket.destroyed) return
     if (!reply.ok) {
-      answer(socket, statusFor(reply.error.code), reply.error.code, reply.error.message, reply.error.reason)
+      answer(
+        socket,
+        egressStatus(reply.error.code),
+        reply.error.code,
+        reply.error.message,
+        reply.error.reason,
+      )
       return
     }
     const { address, port } = reply.value as { address: string; port: number }
@@ -352,14 +364,6 @@ function readBody(socket: Socket, first: Buffer, length: number): Promise<Buffer
 }
 
 /** The status a refused or failed binding call becomes for an HTTP client. */
-function statusFor(code: string): number {
-  if (code === 'EGRESS_DENIED' || code === 'SECRET_DENIED' || code === 'NOT_GRANTED') return 403
-  if (code === 'BINDING_LIMIT' || code === 'BINDING_BUSY') return 429
-  if (code === 'FETCH_TIMEOUT') return 504
-  if (code === 'REQUEST_TOO_LARGE') return 413
-  if (code.startsWith('INVALID')) return 400
-  return 502
-}
 
 /** Answers the client with an error of Cordon's own and closes the connection. */
 function answer(socket: Socket, status: number, code: string, message: string, reason?: string): void {
