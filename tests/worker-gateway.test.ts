@@ -211,6 +211,12 @@ describe('the Worker build (workerd)', () => {
       'twice',
     ],
     ['an audit key of the wrong size', { CORDON_AUDIT_KEY: 'not-a-key' }, 'CORDON_AUDIT_KEY'],
+    ['a sandbox URL that is not http(s)', { CORDON_SANDBOX_URL: 'file:///etc/passwd' }, 'CORDON_SANDBOX_URL'],
+    [
+      'a sandbox URL with credentials',
+      { CORDON_SANDBOX_URL: 'http://user:pass@127.0.0.1:3000' },
+      'CORDON_SANDBOX_URL',
+    ],
   ])(
     'refuses to serve with %s, saying which setting is wrong and never its value',
     async (_, settings, named) => {

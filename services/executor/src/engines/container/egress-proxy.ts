@@ -236,13 +236,7 @@ export class EgressProxy {
     })
     if (socket.destroyed) return
     if (!reply.ok) {
-      answer(
-        socket,
-        egressStatus(reply.error.code),
-        reply.error.code,
-        reply.error.message,
-        reply.error.reason,
-      )
+      refuse(socket, reply.error)
       return
     }
     const value = reply.value as { status: number; statusText?: string; headers: [string, string][] }
@@ -269,13 +263,7 @@ export class EgressProxy {
     })
     if (socket.destroyed) return
     if (!reply.ok) {
-      answer(
-        socket,
-        egressStatus(reply.error.code),
-        reply.error.code,
-        reply.error.message,
-        reply.error.reason,
-      )
+      refuse(socket, reply.error)
       return
     }
     const { address, port } = reply.value as { address: string; port: number }
@@ -364,6 +352,11 @@ function readBody(socket: Socket, first: Buffer, length: number): Promise<Buffer
 }
 
 /** The status a refused or failed binding call becomes for an HTTP client. */
+
+/** Answers the client with a binding's refusal, at the status its code calls for. */
+function refuse(socket: Socket, error: { code: string; message: string; reason?: string }): void {
+  answer(socket, egressStatus(error.code), error.code, error.message, error.reason)
+}
 
 /** Answers the client with an error of Cordon's own and closes the connection. */
 function answer(socket: Socket, status: number, code: string, message: string, reason?: string): void {
