@@ -12,6 +12,7 @@ import { executionRoutes } from './routes/executions.ts'
 import { fileRoutes } from './routes/files.ts'
 import { mcpRoutes } from './routes/mcp.ts'
 import { profileRoutes } from './routes/profiles.ts'
+import { runRoutes } from './routes/runs.ts'
 import { secretRoutes } from './routes/secrets.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 
@@ -83,6 +84,9 @@ export function createApp(options: AppOptions): Hono<Env> {
   const sessions = sessionRoutes(options.harness, maxBodyBytes)
   app.route('/v1/agents', sessions.agents)
   app.route('/v1/sessions', sessions.sessions)
+  const runs = runRoutes(options.harness, maxBodyBytes)
+  app.route('/v1/agents', runs.agents)
+  app.route('/v1/runs', runs.runs)
   app.route('/v1/executions', executionRoutes(options.harness))
   app.route('/v1/secrets', secretRoutes(options.harness, maxBodyBytes))
   app.route('/v1/audit', auditRoutes(options.harness))

@@ -7,4 +7,10 @@ export {
   type Scope,
   TokenAuthenticator,
 } from './auth.ts'
-export { exposedEnvironment, type NodeServerOptions, type RunningServer, startNodeServer } from './server.ts'
+export { modelSettingsFrom } from './model-settings.ts'
+export {
+  exposedEnvironment,
+  type NodeServerOptions,
+  type RunningServer,
+  startNodeServer,
+} from './server.ts'

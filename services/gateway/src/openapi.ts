@@ -1,7 +1,16 @@
-import { ENGINES, ErrorCode, EXECUTION_STATUSES, GuestErrorCode, LANGUAGES } from '@cordon/contracts'
+import {
+  ENGINES,
+  ErrorCode,
+  EXECUTION_STATUSES,
+  GuestErrorCode,
+  LANGUAGES,
+  RUN_STATUSES,
+  RunErrorCode,
+} from '@cordon/contracts'
 import { AgentSchema, ProfileSchema } from '@cordon/policy'
 import { z } from 'zod'
 import { ExecuteBody, InvokeToolBody } from './routes/agents.ts'
+import { RunBody } from './routes/runs.ts'
 import { SessionExecuteBody } from './routes/sessions.ts'
 
 const json = (schema: z.ZodType) => {
@@ -18,6 +27,15 @@ const content = (name: string) => ({ 'application/json': { schema: ref(name) } }
 const EVENT_STREAM = {
   'text/event-stream': {
     schema: { type: 'string', description: 'server-sent events: started, stdout, stderr, end' },
+  },
+}
+/** A run's server-sent events (see `GET /v1/runs/{id}/events`). */
+const RUN_EVENT_STREAM = {
+  'text/event-stream': {
+    schema: {
+      type: 'string',
+      description: 'server-sent events: started, text, step, tool_call, tool_result, message, end',
+    },
   },
 }
 const errors = (...statuses: number[]) =>
@@ -133,6 +151,55 @@ export function openAPIDocument(): Record<string, unknown> {
           },
         },
         SessionExecuteRequest: json(SessionExecuteBody),
+        RunRequest: json(RunBody),
+        RunRecord: {
+          type: 'object',
+          required: ['id', 'agent', 'conversation', 'model', 'status', 'message', 'budget', 'usage', 'steps'],
+          properties: {
+            id: { type: 'string' },
+            agent: { type: 'string' },
+            conversation: {
+              type: 'string',
+              description: 'continue it with { conversation } in the next run',
+            },
+            model: { type: 'string', description: 'the provider/model id the run called' },
+            status: { enum: [...RUN_STATUSES] },
+            message: { type: 'string' },
+            output: { type: ['string', 'null'], description: "the model's final text, once completed" },
+            error: {
+              type: ['object', 'null'],
+              properties: { code: { enum: Object.values(RunErrorCode) }, message: { type: 'string' } },
+            },
+            budget: {
+              type: 'object',
+              properties: {
+                steps: { type: 'integer' },
+                tokens: { type: 'integer' },
+                wallMs: { type: 'integer' },
+              },
+            },
+            usage: {
+              type: 'object',
+              properties: {
+                steps: { type: 'integer', description: 'model calls made' },
+                toolCalls: { type: 'integer' },
+                inputTokens: { type: 'integer' },
+                outputTokens: { type: 'integer' },
+                wallMs: { type: 'integer' },
+              },
+            },
+            steps: {
+              type: 'array',
+              description:
+                'the journaled steps: `model` ({ seq, text, toolCalls: [{ id, name, input }], finishReason, usage }) and `tool` ({ seq, call: { id, name }, decision: { effect, code, rule, reason? }, execution, ok, output })',
+              items: { type: 'object' },
+            },
+            skills: { type: 'array', items: { type: 'string' }, description: 'skills the model activated' },
+            createdAt: { type: 'string', format: 'date-time' },
+            finishedAt: { type: ['string', 'null'], format: 'date-time' },
+            resumed: { type: 'integer', description: 'times it was resumed after a restart' },
+          },
+        },
         InvokeToolRequest: json(InvokeToolBody),
         Error: {
           type: 'object',
@@ -226,8 +293,35 @@ export function openAPIDocument(): Record<string, unknown> {
           responses: { 200: { description: 'agent', content: content('Agent') }, ...errors(401, 403, 404) },
         },
         put: {
-          summary: 'Create or replace an agent (JSON, YAML, or Markdown with front matter)',
-          requestBody: documentBody('Agent', true),
+          summary:
+            'Create or replace an agent (JSON, YAML, Markdown with front matter, or an agent bundle archive)',
+          description:
+            "An agent bundle is a tar (`application/x-tar`), gzipped tar (`application/gzip`, `application/x-gzip`, `application/x-compressed-tar`) or zip (`application/zip`, `application/x-zip-compressed`) holding one agent file at its root (`agent.yaml`, `agent.yml`, `agent.json`, or `AGENT.md`: YAML front matter + instructions) and, per skill, `skills/<name>/SKILL.md` (Agent Skills: front matter `name` equal to the folder, `description`, optional `license`, `compatibility`, `metadata`, `allowed-tools`) with the skill's other files, which become its `files` (UTF-8 text as `utf8`, other bytes as `base64`). One folder wrapping everything is stripped; directories and macOS metadata are skipped; it is stored as the JSON document it declares. 400 MALFORMED_BODY: bytes that do not parse, links, devices, absolute or `..` paths, duplicate or overlapping entries. 413 PAYLOAD_TOO_LARGE: more than 256 entries or over 4 MiB once inflated. 422 VALIDATION_FAILED: files outside `skills/<name>/`, a skill declared both inline and bundled, unknown front-matter keys, `allowed-tools` naming a tool that is neither the agent's nor `execute_code`/`activate_skill`, a skill file over 256 KiB (1 MiB for all), or a file that looks like a credential (issues name the rule); issue paths name the file in the bundle (`skills/pdf/SKILL.md:$.name`).",
+          requestBody: {
+            required: true,
+            content: {
+              ...documentBody('Agent', true).content,
+              ...Object.fromEntries(
+                [
+                  'application/x-tar',
+                  'application/gzip',
+                  'application/x-gzip',
+                  'application/x-compressed-tar',
+                  'application/zip',
+                  'application/x-zip-compressed',
+                ].map((type) => [
+                  type,
+                  {
+                    schema: {
+                      type: 'string',
+                      format: 'binary',
+                      description: 'agent bundle: the agent file and skills/<name>/SKILL.md with its files',
+                    },
+                  },
+                ]),
+              ),
+            },
+          },
           responses: {
             200: { description: 'the stored agent', content: content('Agent') },
             ...errors(400, 401, 403, 404, 413, 415, 422),
@@ -435,6 +529,56 @@ export function openAPIDocument(): Record<string, unknown> {
         delete: {
           summary: 'Delete a file or a directory with all it holds',
           responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      '/v1/agents/{name}/runs': {
+        parameters: [nameParam('agent')],
+        post: {
+          summary: 'Run the agent loop on a message (a new conversation, or one continued)',
+          description:
+            "The agent's model is called with its instructions, its skills' names and descriptions, and its tools plus `execute_code` and `activate_skill`; each tool call is decided by the policy and run under the agent's profile, and its result goes back to the model, until the model answers without a tool call or the run's budget (the declaration's `budget`: steps, tokens, wallMs) runs out. Answers the final record (200) whatever the model did; with `Accept: text/event-stream`, the run's events (see `GET /v1/runs/{id}/events`); with `Prefer: respond-async`, 202 and the running record. A client going away does not stop the run. 404 CONVERSATION_NOT_FOUND, 409 CONVERSATION_BUSY (a run of the conversation is running), 422 MODEL_UNAVAILABLE (no model declared, unknown provider, no key), 429 QUEUE_FULL (32 runs of the tenant running).",
+          requestBody: { required: true, content: content('RunRequest') },
+          responses: {
+            200: {
+              description: 'the final run record',
+              content: { ...content('RunRecord'), ...RUN_EVENT_STREAM },
+            },
+            202: { description: 'started (Prefer: respond-async)', content: content('RunRecord') },
+            ...errors(400, 401, 403, 404, 409, 413, 415, 422, 429),
+          },
+        },
+      },
+      '/v1/runs/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: 'A run, with its steps',
+          responses: {
+            200: { description: 'record', content: content('RunRecord') },
+            ...errors(401, 403, 404),
+          },
+        },
+      },
+      '/v1/runs/{id}/events': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: "Follow a run's events, or reattach after a disconnect",
+          description:
+            "Events: `started` ({ id, agent, conversation, resumed? }), `text` ({ step, delta }: the model's text as it streams), `step` ({ step, usage }: a model call ended), `tool_call` ({ step, id, name, input, decision }), `tool_result` ({ step, id, name, ok, output }), `message` ({ text }: the final answer), `end` (the final record). Ids count up from 1 (a resumed run: from 1 000 000 × n + 1); with `Last-Event-ID` only later ones are sent. After a run's live log is gone they are rebuilt from its record. 409 RUN_NOT_RUNNING for a run waiting to be resumed; at most 16 streams per run.",
+          responses: {
+            200: { description: 'the event stream', content: RUN_EVENT_STREAM },
+            204: { description: 'the client has the whole of an ended stream' },
+            ...errors(400, 401, 403, 404, 409, 429),
+          },
+        },
+      },
+      '/v1/runs/{id}/cancel': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary: 'Cancel a running run; answers its final record (cancelled)',
+          responses: {
+            200: { description: 'record', content: content('RunRecord') },
+            ...errors(401, 403, 404, 409),
+          },
         },
       },
       '/v1/executions': {

@@ -6,11 +6,18 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { EngineName } from '@cordon/contracts'
 import { availableEngines, SandboxSessions, Supervisor } from '@cordon/executor'
-import { type EgressOptions, type EnvSecrets, Harness } from '@cordon/harness'
+import {
+  type EgressOptions,
+  type EnvSecrets,
+  Harness,
+  type ModelSettings,
+  ProviderModels,
+} from '@cordon/harness'
 import { loadBuiltinProfiles, SqliteStore } from '@cordon/harness/node'
 import { serve } from '@hono/node-server'
 import { createApp } from './app.ts'
 import { DEFAULT_TENANT, TokenAuthenticator } from './auth.ts'
+import { modelSettingsFrom } from './model-settings.ts'
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -38,6 +45,11 @@ export interface NodeServerOptions {
   engines?: readonly EngineName[]
   /** Container sessions: idle timeout in seconds (CORDON_SESSION_IDLE_SECONDS) and the per-tenant cap (CORDON_MAX_SESSIONS). */
   sessions?: { idleSeconds?: number; maxSessions?: number }
+  /**
+   * Where agent runs reach their models, and the operator's default keys. Default: from the
+   * environment (see {@link modelSettingsFrom}).
+   */
+  models?: ModelSettings
 }
 
 export interface RunningServer {
@@ -48,6 +60,8 @@ export interface RunningServer {
   tokenGenerated: boolean
   /** Executions a previous process left running: resumed (in the background) and given up at this start. */
   interrupted: { resumed: number; abandoned: number; idle: Promise<void> }
+  /** Agent runs a previous process left running: resumed from their journals, and given up. */
+  interruptedRuns: { resumed: number; abandoned: number; idle: Promise<void> }
   /** Engines this machine cannot run, each with the reason (for the operator). */
   unavailableEngines: Partial<Record<string, string>>
   supervisor: Supervisor
@@ -80,10 +94,13 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       envSecrets: options.envSecrets ?? exposedEnvironment(process.env),
       sessions: { ...options.sessions, sandboxes: new SandboxSessions() },
       ...(options.egress === undefined ? {} : { egress: options.egress }),
+      models: new ProviderModels(options.models ?? modelSettingsFrom(process.env)),
     })
     seedExampleAgent(harness)
-    // Executions the previous process left running resume now, in the background.
+    // Executions the previous process left running resume now, in the background; then the runs
+    // (a run's tool call may wait for an execution resumed here).
     const interrupted = harness.resumeInterrupted()
+    const interruptedRuns = harness.runs.resumeInterrupted()
     const app = createApp({
       harness,
       auth: new TokenAuthenticator([{ token, principal: { tenant: DEFAULT_TENANT, scopes: ['admin'] } }]),
@@ -98,6 +115,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
       adminToken: token,
       tokenGenerated: generated,
       interrupted,
+      interruptedRuns,
       unavailableEngines: problems,
       supervisor,
       async close() {
@@ -105,6 +123,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
           server.close(() => resolve())
           server.closeAllConnections()
         })
+        // Runs stop where they are and stay running in the store: the next start resumes them.
+        harness.runs.stopAll()
         await harness.sessions.closeAll()
         await supervisor.stop()
         // Executions answered by the stop have queued their final records by now; let one turn pass

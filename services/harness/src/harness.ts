@@ -45,6 +45,8 @@ import {
 } from './executions.ts'
 import { AgentFiles, agentSpace } from './files.ts'
 import { type AgentProfiles, invalid, ProfileCatalog, type ProfileView } from './profile-catalog.ts'
+import { AgentRuns } from './runs/agent-runs.ts'
+import { type ModelCatalog, ProviderModels } from './runs/model-catalog.ts'
 import { SecretsAdmin } from './secrets-admin.ts'
 import {
   DEFAULT_MAX_SESSIONS,
@@ -109,6 +111,8 @@ export interface HarnessOptions {
    * to measure what the journal costs.
    */
   journal?: boolean
+  /** The models agent runs call (default: the AI SDK's providers, without operator keys or endpoints). */
+  models?: ModelCatalog
 }
 
 /** Tenant -> variable name -> value. */
@@ -140,6 +144,8 @@ export class Harness {
   readonly secrets: SecretsAdmin
   /** Container sessions: one sandbox kept across executions. */
   readonly sessions: SessionManager
+  /** Agent runs: the agent loop over the declaration's model, tools and skills. */
+  readonly runs: AgentRuns
   readonly #envSecrets: EnvSecrets
 
   constructor(options: HarnessOptions) {
@@ -192,6 +198,15 @@ export class Harness {
       filesystemProblem: containerFilesystemProblem,
       idleSeconds: options.sessions?.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS,
       maxSessions: options.sessions?.maxSessions ?? DEFAULT_MAX_SESSIONS,
+    })
+    this.runs = new AgentRuns({
+      store: this.#store,
+      models: options.models ?? new ProviderModels(),
+      runnable: (tenant, agent) => this.#runnableAgent(tenant, agent),
+      execute: (tenant, agent, request, runOptions) =>
+        this.execute(tenant, agent, { ...request, engine: undefined }, runOptions),
+      invokeTool: (tenant, agent, tool, input, runOptions) =>
+        this.invokeTool(tenant, agent, tool, input, runOptions),
     })
   }
 

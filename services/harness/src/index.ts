@@ -22,12 +22,32 @@ export {
 } from './harness.ts'
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export {
+  AgentRuns,
+  MAX_CONVERSATION_RUNS,
+  MAX_RUN_MESSAGE_CHARS,
+  MAX_RUNNING_RUNS,
+  type StartRunRequest,
+} from './runs/agent-runs.ts'
+export {
+  MODEL_PROVIDERS,
+  type ModelCatalog,
+  type ModelContext,
+  type ModelProvider,
+  type ModelSettings,
+  type OpenedModel,
+  PROVIDER_KEY_NAMES,
+  ProviderModels,
+} from './runs/model-catalog.ts'
+export { MAX_RUN_LISTENERS, type RunEvent, RunEventLog, recordEvents } from './runs/run-events.ts'
+export {
   DEFAULT_MAX_SESSIONS,
   DEFAULT_SESSION_IDLE_SECONDS,
   MAX_SESSION_IDLE_SECONDS,
   SESSION_FILE_MAX_BYTES,
   type SessionView,
 } from './sessions.ts'
+export { AGENT_BUNDLE_LIMITS, agentBundleDocument } from './skills/agent-bundle.ts'
+export type { ArchiveKind } from './skills/archive.ts'
 export type { SqlDatabase, SqlStatement } from './storage/sql.ts'
 export { SqlStore } from './storage/sql-store.ts'
 export type {

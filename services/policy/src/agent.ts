@@ -4,6 +4,8 @@ import { protoKeyPath, toIssues } from './issues.ts'
 import type { ProfileResult } from './profile.ts'
 import { NAME_PATTERN, NameSchema, ProfileSchema, ToolNameSchema } from './profile-schema.ts'
 import { type ResolveOptions, resolveProfile } from './resolve.ts'
+import { skillContentIssues } from './skill-content.ts'
+import { SKILL_FILE_MAX_BYTES, SKILL_FILES_MAX_BYTES, SKILL_MAX_FILES } from './skill-limits.ts'
 
 const KiB = 1024
 
@@ -23,17 +25,69 @@ const ToolSchema = z.strictObject({
   sandbox: z.union([NameSchema, InlineProfileSchema]).optional(),
 })
 
-const SkillSchema = z.strictObject({
+// The skill limits live apart so that skill-content.ts can use them without importing this module.
+export { SKILL_FILE_MAX_BYTES, SKILL_FILES_MAX_BYTES, SKILL_MAX_FILES }
+
+/** A skill's resource file (`scripts/`, `references/`, `assets/`...): a relative path and its content. */
+const SkillFileSchema = z.strictObject({
+  path: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(
+      /^(?!\/)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._/-]+$/,
+      'must be a relative path of letters, digits, ".", "_", "-" and "/"',
+    ),
+  content: z.string().max(Math.ceil((SKILL_FILE_MAX_BYTES * 4) / 3) + 4),
+  encoding: z.enum(['utf8', 'base64']).default('utf8'),
+})
+
+/**
+ * An Agent Skill (the SKILL.md format): its front matter's fields and its body, loaded only when the
+ * model activates the skill. `allowed-tools` (space-delimited, as in SKILL.md) narrows the tools the
+ * model may call while the skill is active.
+ */
+export const SkillSchema = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'must be lowercase words joined by "-"')
     .max(64),
   description: z.string().min(1).max(1024),
+  license: z.string().max(500).optional(),
+  compatibility: z.string().min(1).max(500).optional(),
+  metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+  'allowed-tools': z
+    .string()
+    .max(2 * KiB)
+    .regex(/^[\sA-Za-z0-9_*().:,-]*$/, 'must be tool names separated by spaces')
+    .optional(),
   body: z
     .string()
     .max(64 * KiB)
     .optional(),
+  files: z
+    .array(SkillFileSchema)
+    .max(SKILL_MAX_FILES)
+    .refine((files) => unique(files.map((f) => f.path)), 'lists a file path twice')
+    .optional(),
 })
+
+/** Defaults and ceilings of a run's budget (see `budget` in the agent declaration). */
+export const RUN_BUDGET_DEFAULTS = { steps: 16, tokens: 200_000, wallMs: 300_000 } as const
+export const RUN_BUDGET_CEILINGS = { steps: 200, tokens: 10_000_000, wallMs: 3_600_000 } as const
+
+/**
+ * What one run of the agent may spend: model calls (`steps`), tokens (input and output, summed over
+ * its model calls) and wall time. Every field has a default; none is unlimited.
+ */
+export const RunBudgetSchema = z.strictObject({
+  steps: z.number().int().min(1).max(RUN_BUDGET_CEILINGS.steps).default(RUN_BUDGET_DEFAULTS.steps),
+  tokens: z.number().int().min(1).max(RUN_BUDGET_CEILINGS.tokens).default(RUN_BUDGET_DEFAULTS.tokens),
+  wallMs: z.number().int().min(1000).max(RUN_BUDGET_CEILINGS.wallMs).default(RUN_BUDGET_DEFAULTS.wallMs),
+})
+
+export type RunBudget = z.infer<typeof RunBudgetSchema>
+export type Skill = z.infer<typeof SkillSchema>
 
 /**
  * An agent declaration (Flue-style): model, sandbox profile (by name or inline), skills, tools and
@@ -65,6 +119,8 @@ export const AgentSchema = z.strictObject({
     .string()
     .max(64 * KiB)
     .optional(),
+  /** What one run may spend (model calls, tokens, wall time); defaults apply to what it leaves out. */
+  budget: RunBudgetSchema.optional(),
 })
 
 export type AgentDeclaration = z.infer<typeof AgentSchema>
@@ -78,7 +134,7 @@ export function validateAgent(document: unknown): AgentResult {
     return { ok: false, issues: [{ path: proto, message: 'the key "__proto__" is not allowed' }] }
   const parsed = AgentSchema.safeParse(document)
   if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) }
-  const issues = inlineNameIssues(parsed.data)
+  const issues = [...inlineNameIssues(parsed.data), ...skillContentIssues(parsed.data)]
   return issues.length > 0 ? { ok: false, issues } : { ok: true, agent: parsed.data }
 }
 

@@ -21,7 +21,7 @@ export function parseDocument(text: string, format: DocumentFormat): DocumentRes
     case 'yaml':
       return bounded(parseYaml(text))
     case 'markdown':
-      return bounded(parseMarkdown(text))
+      return parseMarkdown(text)
   }
 }
 
@@ -58,7 +58,17 @@ function parseYaml(text: string): DocumentResult {
 
 const FRONT_MATTER = /^\uFEFF?---[ \t]*\r?\n([\s\S]*?)\r?\n---[ \t]*(?:\r?\n|$)/
 
-function parseMarkdown(text: string): DocumentResult {
+/** A Markdown document split into its YAML front matter (a mapping) and its trimmed body. */
+export type FrontMatterResult =
+  | { ok: true; front: Record<string, unknown>; body: string }
+  | { ok: false; message: string }
+
+/**
+ * Splits Markdown into YAML front matter between `---` lines at the top and the body after it. The
+ * YAML is parsed as `parseDocument` parses it (one document, unique keys, bounded aliases and depth,
+ * no custom tags); an own `__proto__` key is kept as data for the validator to refuse. Pure.
+ */
+export function parseFrontMatter(text: string): FrontMatterResult {
   const match = FRONT_MATTER.exec(text)
   if (match === null) {
     return {
@@ -66,19 +76,25 @@ function parseMarkdown(text: string): DocumentResult {
       message: 'malformed Markdown: expected YAML front matter between "---" lines at the top',
     }
   }
-  const front = parseYaml(match[1] ?? '')
+  const front = bounded(parseYaml(match[1] ?? ''))
   if (!front.ok) return front
   if (front.value === null || typeof front.value !== 'object' || Array.isArray(front.value)) {
     return { ok: false, message: 'malformed Markdown: front matter must be a YAML mapping' }
   }
-  const body = text.slice(match[0].length).trim()
-  if ('instructions' in front.value && body.length > 0) {
+  return { ok: true, front: front.value as Record<string, unknown>, body: text.slice(match[0].length).trim() }
+}
+
+function parseMarkdown(text: string): DocumentResult {
+  const parsed = parseFrontMatter(text)
+  if (!parsed.ok) return parsed
+  const { front, body } = parsed
+  if ('instructions' in front && body.length > 0) {
     return {
       ok: false,
       message: 'instructions are given twice: in the front matter and as the Markdown body',
     }
   }
-  return { ok: true, value: body.length > 0 ? { ...front.value, instructions: body } : front.value }
+  return { ok: true, value: body.length > 0 ? { ...front, instructions: body } : front }
 }
 
 function firstLine(message: string): string {

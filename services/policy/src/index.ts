@@ -4,12 +4,22 @@ export {
   AgentSchema,
   type InlineProfileName,
   inlineProfileNames,
+  RUN_BUDGET_CEILINGS,
+  RUN_BUDGET_DEFAULTS,
+  type RunBudget,
+  RunBudgetSchema,
   resolveInlineProfile,
   resolveInlineToolProfile,
+  SKILL_FILE_MAX_BYTES,
+  SKILL_FILES_MAX_BYTES,
+  SKILL_MAX_FILES,
+  type Skill,
+  SkillSchema,
   validateAgent,
 } from './agent.ts'
 export { decideSecret, decideTool, type SecretDenyCode, type ToolDenyCode } from './decide-grants.ts'
 export { decideRun, type RunDenyCode, type RunRequest } from './decide-run.ts'
+export { allowedTools, decideRunTool, RUN_TOOLS, type RunToolDenyCode } from './decide-run-tool.ts'
 export {
   type CheckedKey,
   type CheckedPath,
@@ -22,7 +32,13 @@ export {
   normalisePath,
 } from './decide-storage.ts'
 export type { Decision } from './decision.ts'
-export { type DocumentFormat, type DocumentResult, parseDocument } from './documents.ts'
+export {
+  type DocumentFormat,
+  type DocumentResult,
+  type FrontMatterResult,
+  parseDocument,
+  parseFrontMatter,
+} from './documents.ts'
 export {
   type AddressDenyCode,
   type CheckedEgress,
@@ -68,3 +84,12 @@ export {
 } from './review/review.ts'
 export { toSARIF } from './review/sarif.ts'
 export { locate as locateField, type SourceLocation } from './review/source-map.ts'
+export {
+  SECRET_CONTENT_RULES,
+  SECRET_FILE_RULES,
+  type SecretRule,
+  secretContentRule,
+  secretFileRule,
+} from './secret-files.ts'
+export { skillContentIssues } from './skill-content.ts'
+export { parseSkillMarkdown, type SkillDocument, type SkillMarkdownResult } from './skills.ts'

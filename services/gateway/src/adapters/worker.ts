@@ -20,6 +20,7 @@ import {
   dohResolver,
   fetchTransport,
   Harness,
+  ProviderModels,
   type ToolInputChecker,
 } from '@cordon/harness'
 import { DurableObjectSqlDatabase, type DurableObjectStorageLike, SqlStore } from '@cordon/harness/store'
@@ -36,6 +37,7 @@ import {
   TokenAuthenticator,
 } from '../auth.ts'
 import { errorBody } from '../http.ts'
+import { modelSettingsFrom } from '../model-settings.ts'
 import {
   askTenant,
   decideEgress,
@@ -84,6 +86,16 @@ export interface WorkerEnv {
    * job runs in a fresh isolate of its own; without it, the isolate engine is unavailable.
    */
   LOADER?: WorkerLoaderLike
+  /**
+   * Agent runs: the operator's provider keys (secrets; a tenant's stored key of the same name wins)
+   * and endpoints, as on Node (see `modelSettingsFrom`).
+   */
+  ANTHROPIC_API_KEY?: string
+  OPENAI_API_KEY?: string
+  OPENAI_COMPATIBLE_API_KEY?: string
+  CORDON_OPENAI_COMPATIBLE_URL?: string
+  CORDON_OPENAI_URL?: string
+  CORDON_ANTHROPIC_URL?: string
 }
 
 interface DurableObjectNamespaceLike {
@@ -189,11 +201,27 @@ export class TenantObject {
       // Response bodies are held to 1 MiB: a journaled reply must fit the object's 2 MB values.
       egress: { transport: fetchTransport, resolver: dohResolver(), limits: { maxResponseBytes: MiB } },
       toolInput: NO_TOOL_INPUT,
+      models: new ProviderModels(modelSettingsFrom(this.#modelEnv())),
     })
-    // Executions the object was running when it was evicted or restarted resume now, in the background.
+    // Executions the object was running when it was evicted or restarted resume now, in the
+    // background; then its runs, from their journals.
     harness.resumeInterrupted()
+    harness.runs.resumeInterrupted()
     const own = keys.filter((key) => key.principal.tenant === tenant)
     return createApp({ harness, auth: new TokenAuthenticator(own) })
+  }
+
+  /** The Worker's settings that agent runs read (keys and endpoints), and nothing else of its env. */
+  #modelEnv(): Record<string, string | undefined> {
+    const env = this.#env
+    return {
+      ANTHROPIC_API_KEY: env.ANTHROPIC_API_KEY,
+      OPENAI_API_KEY: env.OPENAI_API_KEY,
+      OPENAI_COMPATIBLE_API_KEY: env.OPENAI_COMPATIBLE_API_KEY,
+      CORDON_OPENAI_COMPATIBLE_URL: env.CORDON_OPENAI_COMPATIBLE_URL,
+      CORDON_OPENAI_URL: env.CORDON_OPENAI_URL,
+      CORDON_ANTHROPIC_URL: env.CORDON_ANTHROPIC_URL,
+    }
   }
 }
 

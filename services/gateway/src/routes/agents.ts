@@ -1,5 +1,5 @@
 import { CordonError, ENGINES, ErrorCode, LANGUAGES } from '@cordon/contracts'
-import type { ExecuteRequest, Harness } from '@cordon/harness'
+import { type ArchiveKind, agentBundleDocument, type ExecuteRequest, type Harness } from '@cordon/harness'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { type Env, nameParam, readDocument, readJson, requireScope } from '../http.ts'
@@ -68,10 +68,29 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
     const { tenant } = requireScope(c, 'invoke')
     return c.json(harness.getAgent(tenant, nameParam(c, 'name')))
   })
+  /**
+   * Stores an agent. The body is a declaration (JSON, YAML, or Markdown whose front matter is the
+   * declaration and whose body is the instructions) or an agent bundle: a tar (`application/x-tar`),
+   * gzipped tar (`application/gzip`, `application/x-gzip`, `application/x-compressed-tar`) or zip
+   * (`application/zip`, `application/x-zip-compressed`) holding one agent file at its root
+   * (`agent.yaml`, `agent.yml`, `agent.json` or `AGENT.md`) and `skills/<name>/SKILL.md` with each
+   * skill's files. A bundle is unpacked in memory within `AGENT_BUNDLE_LIMITS` (no links, devices,
+   * absolute or `..` paths; inflated bytes counted as they come) and stored as its JSON document; it
+   * never touches a filesystem. An archive that does not parse or is unsafe to unpack is a 400
+   * MALFORMED_BODY, one past a limit a 413 PAYLOAD_TOO_LARGE, a bundle that does not declare a valid
+   * agent (secret-looking skill files included) a 422 VALIDATION_FAILED; a refused upload stores nothing.
+   */
   app.put('/:name', async (c) => {
     const { tenant } = requireScope(c, 'deploy')
     const name = nameParam(c, 'name')
-    const { text, format } = await readDocument(c, ['json', 'yaml', 'markdown'])
+    const archive = ARCHIVE_TYPES.get(mediaType(c.req.header('content-type')))
+    if (archive !== undefined) {
+      const bytes = new Uint8Array(await c.req.arrayBuffer())
+      if (bytes.length === 0) throw new CordonError(ErrorCode.MALFORMED_BODY, 'the request body is empty')
+      const document = await agentBundleDocument(bytes, archive)
+      return c.json(harness.putAgent(tenant, name, JSON.stringify(document), 'json'))
+    }
+    const { text, format } = await readDocument(c, ['json', 'yaml', 'markdown']).catch(withArchiveTypes)
     return c.json(harness.putAgent(tenant, name, text, format))
   })
   app.delete('/:name', (c) => {
@@ -121,6 +140,31 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
 }
 
 const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/
+
+/** Media types of an agent bundle, and the archive format each names. */
+const ARCHIVE_TYPES: ReadonlyMap<string, ArchiveKind> = new Map<string, ArchiveKind>([
+  ['application/x-tar', 'tar'],
+  ['application/gzip', 'tar+gzip'],
+  ['application/x-gzip', 'tar+gzip'],
+  ['application/x-compressed-tar', 'tar+gzip'],
+  ['application/zip', 'zip'],
+  ['application/x-zip-compressed', 'zip'],
+])
+
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+}
+
+/** An unsupported content type on `PUT /v1/agents/{name}`: the refusal lists the archive types too. */
+function withArchiveTypes(error: unknown): never {
+  if (error instanceof CordonError && error.code === ErrorCode.UNSUPPORTED_MEDIA_TYPE) {
+    throw new CordonError(
+      ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+      `${error.message}, or an agent bundle as ${[...ARCHIVE_TYPES.keys()].join(', ')}`,
+    )
+  }
+  throw error
+}
 
 /** The body of `POST /v1/agents/{name}/tools/{tool}`. */
 export const InvokeToolBody = z.strictObject({ input: z.json().optional() })

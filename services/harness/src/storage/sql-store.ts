@@ -5,6 +5,7 @@ import { SqliteAudit } from './sqlite-audit.ts'
 import { SqliteFiles } from './sqlite-files.ts'
 import { SqliteJournal } from './sqlite-journal.ts'
 import { SqliteKv } from './sqlite-kv.ts'
+import { SqliteRuns } from './sqlite-runs.ts'
 import { SqliteSecrets } from './sqlite-secrets.ts'
 import type { InterruptedExecution, Store, StoredDocument } from './store.ts'
 
@@ -68,6 +69,16 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (tenant, execution, seq)) WITHOUT ROWID;`,
   // Idempotency keys expire: found by age.
   `CREATE INDEX idempotency_by_age ON idempotency (created_at);`,
+  // Agent runs: the record (JSON, without steps) and the step journal, one row per completed step.
+  `CREATE TABLE runs (
+     id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, conversation TEXT NOT NULL,
+     status TEXT NOT NULL, record TEXT NOT NULL, resume TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL, finished_at TEXT);
+   CREATE INDEX runs_by_conversation ON runs (tenant, conversation, created_at);
+   CREATE INDEX runs_running ON runs (created_at) WHERE status = 'running';
+   CREATE TABLE run_steps (
+     tenant TEXT NOT NULL, run TEXT NOT NULL, seq INTEGER NOT NULL, step TEXT NOT NULL,
+     messages TEXT NOT NULL, PRIMARY KEY (tenant, run, seq)) WITHOUT ROWID;`,
 ]
 
 /** The schema version from which the audit log is a hash chain. */
@@ -142,6 +153,7 @@ export class SqlStore implements Store {
   readonly audit: SqliteAudit
   readonly secrets: SqliteSecrets
   readonly journal: SqliteJournal
+  readonly runs: SqliteRuns
 
   /**
    * `auditKey` keys the audit log's hash chain (the service keeps it in a file of its own, beside the
@@ -177,6 +189,7 @@ export class SqlStore implements Store {
       },
       flush: () => this.#flush(),
     })
+    this.runs = new SqliteRuns(db, () => this.#flush())
     // One transaction per batch. Every write is a single statement, and SQLite undoes a failing
     // statement alone (a constraint, say) without touching its neighbours; an error that rolls back
     // the whole transaction (a full disk) fails the whole batch.

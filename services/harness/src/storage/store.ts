@@ -1,4 +1,4 @@
-import type { ExecutionRecord, GuestErrorCode, JsonValue } from '@cordon/contracts'
+import type { ExecutionRecord, GuestErrorCode, JsonValue, RunRecord, RunStep } from '@cordon/contracts'
 import type { DocumentFormat } from '@cordon/policy'
 import type { FileStore } from './file-store.ts'
 
@@ -74,8 +74,44 @@ export interface Store {
   readonly audit: AuditStore
   readonly secrets: SecretStore
   readonly journal: JournalStore
+  readonly runs: RunStore
 
   close(): void
+}
+
+/** A journaled step of a run and the model messages it adds to the conversation (JSON text). */
+export interface JournaledStep {
+  step: RunStep
+  messages: string
+}
+
+/** A run a previous process left running, and what resuming it needs. */
+export interface InterruptedRun {
+  tenant: string
+  record: RunRecord
+  resume: string | null
+  attempts: number
+}
+
+/**
+ * Agent runs and their step journal. Writes are on disk when they return: a journaled model call is
+ * never paid for twice, and a run's record always says how far it got.
+ */
+export interface RunStore {
+  /** Records a run that is about to start (status `running`), with what resuming it needs (JSON text). */
+  begin(tenant: string, record: RunRecord, resume: string): void
+  /** Stores a run's record as it is now (its usage, status, and at the end its outcome). */
+  update(tenant: string, record: RunRecord): void
+  /** A run with its steps. */
+  get(tenant: string, id: string): RunRecord | null
+  /** The runs of a conversation, oldest first (without steps). */
+  conversation(tenant: string, conversation: string): RunRecord[]
+  /** Journals a completed step (idempotent by seq). */
+  step(tenant: string, run: string, step: RunStep, messages: string): void
+  steps(tenant: string, run: string): JournaledStep[]
+  /** Runs left `running` by a previous process, oldest first. */
+  interrupted(): InterruptedRun[]
+  countAttempt(tenant: string, id: string): void
 }
 
 /** An execution a previous process left running, and what resuming it needs. */

@@ -1,0 +1,7 @@
+export { type CordonOptions, type CordonSandboxFactory, cordon } from './cordon.ts'
+export { CordonSandbox, type FileStat } from './cordon-sandbox.ts'
+export { CordonApiError, CordonSandboxError, type Errno } from './errors.ts'
+export type { ExecutionRecord, ShellResult } from './exec-result.ts'
+export type { FlueSandbox } from './flue-runtime.ts'
+export type { ExecOptions } from './run-command.ts'
+export { WORKSPACE } from './workspace-paths.ts'

@@ -1,0 +1,766 @@
+import {
+  CordonError,
+  ErrorCode,
+  type ExecutionRecord,
+  type JsonValue,
+  LANGUAGES,
+  type Language,
+  RunErrorCode,
+  type RunRecord,
+  type RunStatus,
+  type RunStep,
+  type RunToolCall,
+  type RunToolDecision,
+} from '@cordon/contracts'
+import { decideRunTool, RUN_BUDGET_DEFAULTS, RUN_TOOLS } from '@cordon/policy'
+import type { LanguageModel, ModelMessage } from 'ai'
+import type { RunnableAgent } from '../executions.ts'
+import { newId } from '../ids.ts'
+import type { AuditEntry, JournaledStep, Store } from '../storage/store.ts'
+import type { ModelCatalog } from './model-catalog.ts'
+import { modelStep } from './model-step.ts'
+import { RunEventLog } from './run-events.ts'
+import { runTools, skillOutput, systemPrompt } from './run-tools.ts'
+
+/** Longest user message of a run, in characters. */
+export const MAX_RUN_MESSAGE_CHARS = 64 * 1024
+/** Runs one tenant may have running at once in this service. */
+export const MAX_RUNNING_RUNS = 32
+/** Runs one conversation may hold (its history goes to the model on every call). */
+export const MAX_CONVERSATION_RUNS = 200
+/** Times a run is resumed after restarts before it is given up. */
+const MAX_RESUME_ATTEMPTS = 3
+/** Largest tool output (JSON characters) handed back to the model. */
+const MAX_TOOL_OUTPUT_CHARS = 16 * 1024
+/** Ended runs whose event logs are kept for clients to reattach, and for how long. */
+const KEEP_ENDED = 256
+const KEEP_ENDED_MS = 5 * 60_000
+
+/** How a client starts a run: the message, and the conversation it continues (else a new one). */
+export interface StartRunRequest {
+  message: string
+  conversation?: string | undefined
+}
+
+/** What runs need of the harness: agents as they are now, and executions of their code and tools. */
+export interface RunHost {
+  store: Store
+  models: ModelCatalog
+  runnable(tenant: string, agent: string): RunnableAgent
+  execute(
+    tenant: string,
+    agent: string,
+    request: { language: Language; code: string; input: JsonValue },
+    options: { idempotencyKey: string; signal: AbortSignal },
+  ): Promise<ExecutionRecord>
+  invokeTool(
+    tenant: string,
+    agent: string,
+    tool: string,
+    input: JsonValue,
+    options: { idempotencyKey: string; signal: AbortSignal },
+  ): Promise<ExecutionRecord>
+}
+
+/** Stored with a running run: what resuming it checks. */
+interface RunResume {
+  incarnation: string
+}
+
+/** A run being driven in this process. */
+interface Drive {
+  tenant: string
+  runnable: RunnableAgent
+  model: LanguageModel
+  record: RunRecord
+  /** The conversation so far, this run's steps included. */
+  messages: ModelMessage[]
+  activeSkills: string[]
+  /** The seq of the next step. */
+  seq: number
+  log: RunEventLog
+  cancel: AbortController
+  /** Aborted when the service stops: the run is left running in the store, to resume at the next start. */
+  stop: AbortController
+  /** Cancel or the wall-time budget: what ends tool executions. */
+  signal: AbortSignal
+  deadline: number
+}
+
+/**
+ * The agent loop, durable: model call, tool calls through the policy, results back to the model,
+ * until the model answers without calling a tool or the run's budget (steps, tokens, wall time, from
+ * the declaration) runs out. Every completed model call and tool call is a journaled step, on disk
+ * before the next one starts: a run resumed after a crash rebuilds its conversation from the journal
+ * and never calls the model again for a completed step; a tool call it had begun runs again under
+ * the same idempotency key, which answers the execution's record (or waits for its own resumption)
+ * instead of running it twice.
+ */
+export class AgentRuns {
+  readonly #host: RunHost
+  readonly #running = new Map<string, Drive>()
+  readonly #busyConversations = new Set<string>()
+  readonly #logs = new Map<string, RunEventLog>()
+  readonly #ended: { key: string; at: number }[] = []
+
+  constructor(host: RunHost) {
+    this.#host = host
+  }
+
+  /**
+   * Starts a run and answers its final record (`onStart` hears its id once it is recorded). Refused
+   * before anything runs: an unknown agent or conversation (404), an agent without a usable model
+   * (422), a conversation with a run still running (409), too many runs (429).
+   */
+  async start(
+    tenant: string,
+    agentName: string,
+    request: StartRunRequest,
+    onStart?: (record: RunRecord) => void,
+  ): Promise<RunRecord> {
+    const runnable = this.#host.runnable(tenant, agentName)
+    const model = this.#openModel(tenant, runnable)
+    if (request.message.length > MAX_RUN_MESSAGE_CHARS) {
+      throw new CordonError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `message exceeds ${MAX_RUN_MESSAGE_CHARS} characters`,
+      )
+    }
+    const conversation = request.conversation ?? newId('conv')
+    const busyKey = `${tenant}\u0000${conversation}`
+    const history =
+      request.conversation === undefined ? [] : this.#conversation(tenant, agentName, conversation)
+    if (this.#busyConversations.has(busyKey) || history.some((run) => run.status === 'running')) {
+      throw new CordonError(
+        ErrorCode.CONVERSATION_BUSY,
+        `conversation "${conversation}" has a run still running; wait for it to end`,
+      )
+    }
+    if (history.length >= MAX_CONVERSATION_RUNS) {
+      throw new CordonError(
+        ErrorCode.CONVERSATION_BUSY,
+        `conversation "${conversation}" has ${MAX_CONVERSATION_RUNS} runs, the most one may hold; start a new one`,
+      )
+    }
+    if ([...this.#running.values()].filter((drive) => drive.tenant === tenant).length >= MAX_RUNNING_RUNS) {
+      throw new CordonError(
+        ErrorCode.QUEUE_FULL,
+        `${MAX_RUNNING_RUNS} runs are running already; wait for one to end`,
+      )
+    }
+    const { agent } = runnable
+    const record: RunRecord = {
+      id: newId('run'),
+      agent: agentName,
+      conversation,
+      model: agent.model ?? '',
+      status: 'running',
+      message: request.message,
+      output: null,
+      error: null,
+      budget: { ...RUN_BUDGET_DEFAULTS, ...agent.budget },
+      usage: { steps: 0, toolCalls: 0, inputTokens: 0, outputTokens: 0, wallMs: 0 },
+      steps: [],
+      skills: [],
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      resumed: 0,
+    }
+    const resume: RunResume = { incarnation: runnable.incarnation }
+    this.#busyConversations.add(busyKey)
+    try {
+      this.#host.store.runs.begin(tenant, record, JSON.stringify(resume))
+    } catch (error) {
+      this.#busyConversations.delete(busyKey)
+      throw error
+    }
+    this.#audit(tenant, record, 'run.start', 'info', 'STARTED', { model: record.model, conversation })
+    const messages = [...this.#historyMessages(tenant, history), userMessage(record.message)]
+    const drive = this.#open(tenant, runnable, model, record, messages, 0)
+    onStart?.(structuredClone(record))
+    return this.#drive(drive, [])
+  }
+
+  /** A run with its steps (404 for an unknown id, or another tenant's). */
+  get(tenant: string, id: string): RunRecord {
+    const running = this.#running.get(`${tenant}\u0000${id}`)
+    if (running !== undefined) return structuredClone(running.record)
+    const record = this.#host.store.runs.get(tenant, id)
+    if (record === null) throw new CordonError(ErrorCode.RUN_NOT_FOUND, `no run with id "${id.slice(0, 64)}"`)
+    return record
+  }
+
+  /** A run's live event log while it runs here (and a while after), else undefined. */
+  events(tenant: string, id: string): RunEventLog | undefined {
+    return this.#logs.get(`${tenant}\u0000${id}`)
+  }
+
+  /** Cancels a run running here: it ends as `cancelled`; its final record is the answer. */
+  async cancel(tenant: string, id: string): Promise<RunRecord> {
+    const drive = this.#running.get(`${tenant}\u0000${id}`)
+    if (drive === undefined) {
+      const record = this.get(tenant, id)
+      throw new CordonError(ErrorCode.RUN_NOT_RUNNING, `run "${record.id}" is not running (${record.status})`)
+    }
+    const ended = new Promise<RunRecord>((resolve) => {
+      drive.log.attach(drive.log.lastId, (event) => {
+        if (event.event === 'end') resolve(event.data)
+      })
+    })
+    drive.cancel.abort()
+    return ended
+  }
+
+  /**
+   * Resumes the runs a previous process left running, in the background, from their journals; one
+   * that cannot be resumed (its agent deleted or re-created, its model gone, resumed too often) ends
+   * as failed / INTERRUPTED. Call after executions were resumed (a run's tool call may wait for one).
+   */
+  resumeInterrupted(): { resumed: number; abandoned: number; idle: Promise<void> } {
+    let abandoned = 0
+    const resuming: Promise<unknown>[] = []
+    for (const { tenant, record, resume, attempts } of this.#host.store.runs.interrupted()) {
+      try {
+        if (attempts >= MAX_RESUME_ATTEMPTS) {
+          throw new Error(`it was interrupted ${attempts + 1} times`)
+        }
+        const runnable = this.#host.runnable(tenant, record.agent)
+        const stored = JSON.parse(resume ?? 'null') as RunResume | null
+        if (stored === null || stored.incarnation !== runnable.incarnation) {
+          throw new Error(`the agent "${record.agent}" was deleted or stored again`)
+        }
+        const model = this.#openModel(tenant, runnable)
+        this.#host.store.runs.countAttempt(tenant, record.id)
+        resuming.push(this.#resume(tenant, runnable, model, record, attempts + 1))
+      } catch (error) {
+        abandoned++
+        const message = error instanceof Error ? error.message : String(error)
+        this.#abandon(
+          tenant,
+          record,
+          `the service restarted while this run was running; it is not resumed: ${message}`,
+        )
+      }
+    }
+    return { resumed: resuming.length, abandoned, idle: Promise.allSettled(resuming).then(() => {}) }
+  }
+
+  /** Whether any run is running here (for a graceful stop). */
+  get running(): number {
+    return this.#running.size
+  }
+
+  /** Cancels every run running here (the service is stopping); they resume at the next start. */
+  stopAll(): void {
+    for (const drive of this.#running.values()) drive.stop.abort()
+  }
+
+  #resume(
+    tenant: string,
+    runnable: RunnableAgent,
+    model: LanguageModel,
+    stored: RunRecord,
+    attempt: number,
+  ): Promise<RunRecord> {
+    const journal = this.#host.store.runs.steps(tenant, stored.id)
+    const steps = journal.map((entry) => entry.step)
+    // The journal is the truth of how far the run got; the stored record may lag a step behind.
+    const models = steps.flatMap((step) => (step.kind === 'model' ? [step] : []))
+    const usage = {
+      ...stored.usage,
+      steps: models.length,
+      toolCalls: steps.length - models.length,
+      inputTokens: models.reduce((sum, step) => sum + step.usage.inputTokens, 0),
+      outputTokens: models.reduce((sum, step) => sum + step.usage.outputTokens, 0),
+    }
+    const record: RunRecord = { ...stored, steps, usage, resumed: attempt }
+    const history = this.#conversation(tenant, record.agent, record.conversation).filter(
+      (run) => run.id !== record.id && run.createdAt <= record.createdAt,
+    )
+    const messages = [
+      ...this.#historyMessages(tenant, history),
+      userMessage(record.message),
+      ...journal.flatMap((entry) => JSON.parse(entry.messages) as ModelMessage[]),
+    ]
+    this.#busyConversations.add(`${tenant}\u0000${record.conversation}`)
+    this.#audit(tenant, record, 'run.resume', 'info', 'RESUMED', { attempt, steps: journal.length })
+    const drive = this.#open(tenant, runnable, model, record, messages, attempt)
+    drive.seq = journal.length
+    for (const step of record.steps) {
+      if (step.kind === 'tool' && step.call.name === RUN_TOOLS.activateSkill && step.ok) {
+        const name = (step.output as { name?: unknown; instructions?: unknown } | null)?.name
+        const loaded = (step.output as { instructions?: unknown } | null)?.instructions !== undefined
+        if (typeof name === 'string' && loaded && !drive.activeSkills.includes(name))
+          drive.activeSkills.push(name)
+      }
+    }
+    record.skills = [...drive.activeSkills]
+    return this.#drive(drive, unanswered(record.steps))
+  }
+
+  #open(
+    tenant: string,
+    runnable: RunnableAgent,
+    model: LanguageModel,
+    record: RunRecord,
+    messages: ModelMessage[],
+    attempt: number,
+  ): Drive {
+    const deadline = Date.parse(record.createdAt) + record.budget.wallMs
+    const cancel = new AbortController()
+    const stop = new AbortController()
+    const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(Math.max(0, deadline - Date.now()))])
+    const log = new RunEventLog(attempt)
+    const key = `${tenant}\u0000${record.id}`
+    this.#logs.set(key, log)
+    log.push({
+      event: 'started',
+      data: {
+        id: record.id,
+        agent: record.agent,
+        conversation: record.conversation,
+        ...(attempt > 0 ? { resumed: attempt } : {}),
+      },
+    })
+    const drive: Drive = {
+      tenant,
+      runnable,
+      model,
+      record,
+      messages,
+      activeSkills: [...record.skills],
+      seq: 0,
+      log,
+      cancel,
+      stop,
+      signal,
+      deadline,
+    }
+    this.#running.set(key, drive)
+    return drive
+  }
+
+  async #drive(drive: Drive, pending: RunToolCall[]): Promise<RunRecord> {
+    const { record } = drive
+    try {
+      await this.#runCalls(drive, pending)
+      for (;;) {
+        if (drive.stop.signal.aborted) throw new StopSignal()
+        const stop = this.#stopReason(drive)
+        if (stop !== null) return this.#finish(drive, stop.status, stop.error)
+        if (record.usage.steps >= record.budget.steps) {
+          return this.#finish(drive, 'budget_exceeded', {
+            code: RunErrorCode.STEP_BUDGET,
+            message: `the run made ${record.usage.steps} model calls, its budget, and the model asked for more`,
+          })
+        }
+        const seq = drive.seq++
+        const step = await modelStep({
+          model: drive.model,
+          system: systemPrompt(drive.runnable.agent),
+          messages: drive.messages,
+          tools: runTools(drive.runnable.agent, drive.runnable.profile),
+          maxOutputTokens: Math.max(
+            1,
+            record.budget.tokens - record.usage.inputTokens - record.usage.outputTokens,
+          ),
+          signal: AbortSignal.any([drive.signal, drive.stop.signal]),
+          onText: (delta) => drive.log.push({ event: 'text', data: { step: seq, delta } }),
+        })
+        if (drive.stop.signal.aborted) throw new StopSignal()
+        if (!step.ok) {
+          const stopped = this.#stopReason(drive)
+          if (stopped !== null) return this.#finish(drive, stopped.status, stopped.error)
+          return this.#finish(drive, 'failed', { code: RunErrorCode.MODEL_ERROR, message: step.message })
+        }
+        const journaled: RunStep = {
+          seq,
+          kind: 'model',
+          text: step.text,
+          toolCalls: step.toolCalls,
+          finishReason: step.finishReason,
+          usage: step.usage,
+        }
+        this.#journal(drive, journaled, step.messages)
+        record.usage.steps++
+        record.usage.inputTokens += step.usage.inputTokens
+        record.usage.outputTokens += step.usage.outputTokens
+        this.#audit(drive.tenant, record, 'run.model', 'info', 'CALLED', {
+          step: seq,
+          inputTokens: step.usage.inputTokens,
+          outputTokens: step.usage.outputTokens,
+          toolCalls: step.toolCalls.length,
+        })
+        drive.log.push({ event: 'step', data: { step: seq, usage: step.usage } })
+        this.#host.store.runs.update(drive.tenant, this.#snapshot(drive))
+        if (step.toolCalls.length === 0) return this.#finish(drive, 'completed', null, step.text)
+        await this.#runCalls(drive, step.toolCalls)
+      }
+    } catch (error) {
+      // The service is stopping, or a broken invariant (the store failed): the run stays `running`
+      // in the store and resumes at the next start; this process forgets it.
+      this.#forget(drive)
+      if (error instanceof StopSignal) return this.#snapshot(drive)
+      throw error
+    }
+  }
+
+  /** Why the run must stop now, if it must: cancelled, out of time, out of tokens. */
+  #stopReason(drive: Drive): { status: RunStatus; error: NonNullable<RunRecord['error']> } | null {
+    const { record } = drive
+    if (drive.cancel.signal.aborted) {
+      return {
+        status: 'cancelled',
+        error: { code: RunErrorCode.CANCELLED, message: 'the run was cancelled' },
+      }
+    }
+    if (drive.signal.aborted || Date.now() >= drive.deadline) {
+      return {
+        status: 'budget_exceeded',
+        error: {
+          code: RunErrorCode.TIME_BUDGET,
+          message: `the run reached its wall-time budget of ${record.budget.wallMs} ms`,
+        },
+      }
+    }
+    const tokens = record.usage.inputTokens + record.usage.outputTokens
+    if (tokens >= record.budget.tokens) {
+      return {
+        status: 'budget_exceeded',
+        error: {
+          code: RunErrorCode.TOKEN_BUDGET,
+          message: `the run used ${tokens} tokens, its budget is ${record.budget.tokens}`,
+        },
+      }
+    }
+    return null
+  }
+
+  /** Decides and runs the model's tool calls one after another, each a journaled step. */
+  async #runCalls(drive: Drive, calls: readonly RunToolCall[]): Promise<void> {
+    for (const call of calls) {
+      const seq = drive.seq++
+      const { agent, profile } = drive.runnable
+      const decided = drive.signal.aborted
+        ? {
+            effect: 'deny' as const,
+            code: 'RUN_STOPPED',
+            rule: null,
+            reason: 'the run stopped before this call ran',
+          }
+        : toDecision(decideRunTool(agent, profile, call.name, drive.activeSkills))
+      drive.log.push({ event: 'tool_call', data: { step: seq, ...call, decision: decided } })
+      this.#audit(
+        drive.tenant,
+        drive.record,
+        'run.tool',
+        decided.effect,
+        decided.code,
+        { step: seq, tool: call.name.slice(0, 64) },
+        decided.rule,
+      )
+      const outcome =
+        decided.effect === 'deny'
+          ? { ok: false, execution: null, output: { error: decided.reason ?? 'denied', code: decided.code } }
+          : await this.#runCall(drive, call, seq)
+      // Stopped meanwhile: its outcome may be the stop's doing; the next start runs it again (same key).
+      if (drive.stop.signal.aborted) throw new StopSignal()
+      const output = boundedOutput(outcome.output)
+      const step: RunStep = {
+        seq,
+        kind: 'tool',
+        call: { id: call.id, name: call.name },
+        decision: decided,
+        execution: outcome.execution,
+        ok: outcome.ok,
+        output,
+      }
+      const message: ModelMessage = {
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: call.id,
+            toolName: call.name,
+            output: { type: 'json', value: output },
+          },
+        ],
+      }
+      this.#journal(drive, step, [message])
+      drive.record.usage.toolCalls++
+      drive.log.push({
+        event: 'tool_result',
+        data: { step: seq, id: call.id, name: call.name, ok: outcome.ok, output },
+      })
+    }
+  }
+
+  async #runCall(
+    drive: Drive,
+    call: RunToolCall,
+    seq: number,
+  ): Promise<{ ok: boolean; execution: string | null; output: JsonValue }> {
+    const { tenant, record } = drive
+    const options = { idempotencyKey: `run:${record.id}:${seq}`, signal: drive.signal }
+    try {
+      if (call.name === RUN_TOOLS.activateSkill) {
+        const input = call.input as { name?: unknown; file?: unknown } | null
+        const skill = (drive.runnable.agent.skills ?? []).find((candidate) => candidate.name === input?.name)
+        if (skill === undefined) return { ok: false, execution: null, output: { error: 'no such skill' } }
+        const file = typeof input?.file === 'string' ? input.file : undefined
+        const answer = skillOutput(skill, file)
+        if (answer.ok && file === undefined && !drive.activeSkills.includes(skill.name)) {
+          drive.activeSkills.push(skill.name)
+          record.skills.push(skill.name)
+        }
+        return { ok: answer.ok, execution: null, output: answer.value as JsonValue }
+      }
+      if (call.name === RUN_TOOLS.executeCode) {
+        const input = call.input as { language?: unknown; code?: unknown; input?: JsonValue } | null
+        const language = input?.language
+        if (
+          typeof language !== 'string' ||
+          !LANGUAGES.includes(language as Language) ||
+          typeof input?.code !== 'string'
+        ) {
+          return {
+            ok: false,
+            execution: null,
+            output: {
+              error: `execute_code needs { language: one of ${LANGUAGES.join(', ')}, code: string }`,
+            },
+          }
+        }
+        const executed = await this.#host.execute(
+          tenant,
+          record.agent,
+          { language: language as Language, code: input.code, input: input.input ?? null },
+          options,
+        )
+        return executionOutput(executed)
+      }
+      const executed = await this.#host.invokeTool(tenant, record.agent, call.name, call.input, options)
+      return executionOutput(executed)
+    } catch (error) {
+      if (error instanceof CordonError) {
+        return { ok: false, execution: null, output: { error: error.message, code: error.code } }
+      }
+      throw error
+    }
+  }
+
+  #journal(drive: Drive, step: RunStep, messages: ModelMessage[]): void {
+    this.#host.store.runs.step(drive.tenant, drive.record.id, step, JSON.stringify(messages))
+    drive.record.steps.push(step)
+    drive.messages.push(...messages)
+  }
+
+  #finish(
+    drive: Drive,
+    status: RunStatus,
+    error: RunRecord['error'],
+    output: string | null = null,
+  ): RunRecord {
+    // Calls the model made that will not run are answered, so that the conversation stays whole.
+    for (const call of unanswered(drive.record.steps)) {
+      const seq = drive.seq++
+      const step: RunStep = {
+        seq,
+        kind: 'tool',
+        call: { id: call.id, name: call.name },
+        decision: {
+          effect: 'deny',
+          code: 'RUN_STOPPED',
+          rule: null,
+          reason: 'the run stopped before this call ran',
+        },
+        execution: null,
+        ok: false,
+        output: { error: 'not run: the run stopped first' },
+      }
+      this.#journal(drive, step, [
+        {
+          role: 'tool',
+          content: [
+            {
+              type: 'tool-result',
+              toolCallId: call.id,
+              toolName: call.name,
+              output: { type: 'json', value: step.output },
+            },
+          ],
+        },
+      ])
+    }
+    const { record } = drive
+    record.status = status
+    record.error = error
+    record.output = output
+    record.finishedAt = new Date().toISOString()
+    const final = this.#snapshot(drive)
+    this.#host.store.runs.update(drive.tenant, final)
+    this.#audit(
+      drive.tenant,
+      record,
+      'run.end',
+      status === 'completed' ? 'info' : 'error',
+      error?.code ?? 'COMPLETED',
+      {
+        status,
+        steps: record.usage.steps,
+        toolCalls: record.usage.toolCalls,
+        inputTokens: record.usage.inputTokens,
+        outputTokens: record.usage.outputTokens,
+      },
+    )
+    if (output !== null) drive.log.push({ event: 'message', data: { text: output } })
+    drive.log.push({ event: 'end', data: final })
+    this.#forget(drive)
+    return final
+  }
+
+  #snapshot(drive: Drive): RunRecord {
+    const { record } = drive
+    record.usage.wallMs = Math.max(0, Date.now() - Date.parse(record.createdAt))
+    return structuredClone(record)
+  }
+
+  #forget(drive: Drive): void {
+    const key = `${drive.tenant}\u0000${drive.record.id}`
+    this.#running.delete(key)
+    this.#busyConversations.delete(`${drive.tenant}\u0000${drive.record.conversation}`)
+    const now = Date.now()
+    this.#ended.push({ key, at: now })
+    while (
+      this.#ended.length > KEEP_ENDED ||
+      (this.#ended.length > 0 && now - (this.#ended[0]?.at ?? now) > KEEP_ENDED_MS)
+    ) {
+      const old = this.#ended.shift()
+      if (old !== undefined && !this.#running.has(old.key)) this.#logs.delete(old.key)
+    }
+  }
+
+  #abandon(tenant: string, stored: RunRecord, reason: string): void {
+    const record: RunRecord = {
+      ...stored,
+      status: 'failed',
+      error: { code: RunErrorCode.INTERRUPTED, message: reason.slice(0, 300) },
+      finishedAt: new Date().toISOString(),
+    }
+    this.#host.store.runs.update(tenant, record)
+    this.#audit(tenant, record, 'run.resume', 'error', RunErrorCode.INTERRUPTED, {
+      reason: reason.slice(0, 300),
+    })
+  }
+
+  /** The model an agent declares, opened for a tenant; 422 MODEL_UNAVAILABLE when there is none. */
+  #openModel(tenant: string, runnable: RunnableAgent): LanguageModel {
+    const { agent } = runnable
+    if (agent.model === undefined) {
+      throw new CordonError(ErrorCode.MODEL_UNAVAILABLE, `agent "${agent.name}" declares no model`)
+    }
+    const opened = this.#host.models.open(agent.model, {
+      tenant,
+      secret: (name) => this.#host.store.secrets.value(tenant, name),
+      audit: (entry) =>
+        this.#host.store.audit.append(tenant, {
+          ...entry,
+          kind: 'model.request',
+          agent: agent.name,
+          execution: null,
+        }),
+    })
+    if (!opened.ok) throw new CordonError(ErrorCode.MODEL_UNAVAILABLE, opened.problem)
+    return opened.model
+  }
+
+  /** The runs of a conversation of this agent; 404 when it has none. */
+  #conversation(tenant: string, agent: string, conversation: string): RunRecord[] {
+    const runs = /^conv_[A-Za-z0-9_-]{1,64}$/.test(conversation)
+      ? this.#host.store.runs.conversation(tenant, conversation)
+      : []
+    if (runs.length === 0 || runs[0]?.agent !== agent) {
+      throw new CordonError(
+        ErrorCode.CONVERSATION_NOT_FOUND,
+        `agent "${agent}" has no conversation "${conversation.slice(0, 80)}"`,
+      )
+    }
+    return runs
+  }
+
+  /** The messages of earlier runs of a conversation: each one's user message and journaled steps. */
+  #historyMessages(tenant: string, runs: readonly RunRecord[]): ModelMessage[] {
+    return runs.flatMap((run) => [
+      userMessage(run.message),
+      ...this.#host.store.runs
+        .steps(tenant, run.id)
+        .flatMap((entry: JournaledStep) => JSON.parse(entry.messages) as ModelMessage[]),
+    ])
+  }
+
+  #audit(
+    tenant: string,
+    record: RunRecord,
+    kind: string,
+    decision: AuditEntry['decision'],
+    code: string,
+    detail: AuditEntry['detail'],
+    rule: string | null = null,
+  ): void {
+    this.#host.store.audit.append(tenant, {
+      kind,
+      agent: record.agent,
+      execution: null,
+      decision,
+      code,
+      rule,
+      detail: { run: record.id, ...detail },
+    })
+  }
+}
+
+/** Unwinds a run the service's stop interrupted (it resumes at the next start). */
+class StopSignal extends Error {}
+
+function userMessage(text: string): ModelMessage {
+  return { role: 'user', content: text }
+}
+
+/** The tool calls of the last model step that have no tool step yet. */
+function unanswered(steps: readonly RunStep[]): RunToolCall[] {
+  const lastModel = steps.findLast((step) => step.kind === 'model')
+  if (lastModel === undefined || lastModel.kind !== 'model') return []
+  const answered = new Set(
+    steps
+      .filter((step) => step.kind === 'tool' && step.seq > lastModel.seq)
+      .map((step) => (step.kind === 'tool' ? step.call.id : '')),
+  )
+  return lastModel.toolCalls.filter((call) => !answered.has(call.id))
+}
+
+function toDecision(
+  decision:
+    | { effect: 'allow'; rule: string }
+    | { effect: 'deny'; code: string; rule: string; message: string },
+): RunToolDecision {
+  return decision.effect === 'allow'
+    ? { effect: 'allow', code: 'ALLOWED', rule: decision.rule }
+    : { effect: 'deny', code: decision.code, rule: decision.rule, reason: decision.message }
+}
+
+/** What the model is told of an execution: its status, result, output and error. */
+function executionOutput(record: ExecutionRecord): { ok: boolean; execution: string; output: JsonValue } {
+  const output: { [key: string]: JsonValue } = { status: record.status, result: record.result ?? null }
+  if (record.stdout.length > 0) output.stdout = record.stdout.slice(0, 4096)
+  if (record.stderr.length > 0) output.stderr = record.stderr.slice(0, 4096)
+  if (record.error !== null && record.error !== undefined)
+    output.error = { code: record.error.code, message: record.error.message }
+  return { ok: record.status === 'ok', execution: record.id, output }
+}
+
+/** A tool output cut to what the model is handed (its JSON text at most MAX_TOOL_OUTPUT_CHARS). */
+function boundedOutput(output: JsonValue): JsonValue {
+  const text = JSON.stringify(output)
+  if (text.length <= MAX_TOOL_OUTPUT_CHARS) return output
+  return { truncated: true, text: text.slice(0, MAX_TOOL_OUTPUT_CHARS) }
+}
