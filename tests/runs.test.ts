@@ -39,7 +39,7 @@ skills:
     description: Checks sums twice.
     allowed-tools: add
     body: Always add twice and compare the results.
-budget: { steps: 4, tokens: 10000, wallMs: 60000 }
+budget: { steps: 4, tokens: 10000, wallMs: 60000, maxOutputTokens: 6000 }
 `
 
 function agentOf(request: { body: Body }): string {
@@ -317,8 +317,8 @@ describe('run budgets', () => {
       usage: { steps: 1, inputTokens: 6000, outputTokens: 4500 },
     })
     expect(model.requests.length - before).toBe(1)
-    // The model was asked to stay within what was left of the budget.
-    expect(model.requests[before]?.body.max_tokens).toBe(10000)
+    // The model was asked for at most the declared output per call (less than what the budget had left).
+    expect(model.requests[before]?.body.max_tokens).toBe(6000)
   })
 
   it('stops at the wall-time budget, even in the middle of a model call', async () => {

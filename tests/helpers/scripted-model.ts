@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net'
 /** One answer of the scripted model: text, tool calls, the usage it reports. */
 export interface ScriptedTurn {
   text?: string
-  toolCalls?: { name: string; input: unknown; id?: string }[]
+  /** Tool calls; `raw` sends these exact argument bytes instead of `input` as JSON. */
+  toolCalls?: { name: string; input: unknown; id?: string; raw?: string }[]
   usage?: { input: number; output: number }
   /** Answered only once this settles (the request stays open until then). */
   hold?: Promise<void>
@@ -76,7 +77,7 @@ export async function startScriptedModel(
     const calls = (turn.toolCalls ?? []).map((call, i) => ({
       id: call.id ?? `call_${index}_${i}`,
       type: 'function' as const,
-      function: { name: call.name, arguments: JSON.stringify(call.input) },
+      function: { name: call.name, arguments: call.raw ?? JSON.stringify(call.input) },
     }))
     const usage = {
       prompt_tokens: turn.usage?.input ?? 10,

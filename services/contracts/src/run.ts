@@ -17,6 +17,8 @@ export const RunErrorCode = {
   /** The service restarted while the run was running, and it could not be resumed. */
   INTERRUPTED: 'INTERRUPTED',
   CANCELLED: 'CANCELLED',
+  /** The service failed while the run was running (its store, say); the run was ended. */
+  INTERNAL: 'INTERNAL',
 } as const
 export type RunErrorCode = (typeof RunErrorCode)[keyof typeof RunErrorCode]
 
@@ -25,6 +27,8 @@ export interface RunToolCall {
   id: string
   name: string
   input: JsonValue
+  /** Why the call is invalid (an unknown tool, arguments that do not parse): it is answered, never run. */
+  invalid?: string
 }
 
 /** The policy's decision on a tool call (`reason` says why a denial denied). */
@@ -55,6 +59,8 @@ export type RunStep =
       ok: boolean
       /** What the model was told (JSON). */
       output: JsonValue
+      /** The skill this call activated (`activate_skill`), if it did. */
+      activated?: string
     }
 
 export interface RunUsage {
@@ -77,7 +83,7 @@ export interface RunRecord {
   /** The model's final text, once the run completed. */
   output: string | null
   error: { code: RunErrorCode; message: string } | null
-  budget: { steps: number; tokens: number; wallMs: number }
+  budget: { steps: number; tokens: number; wallMs: number; maxOutputTokens: number }
   usage: RunUsage
   steps: RunStep[]
   /** Skills the model activated in this run, in order. */

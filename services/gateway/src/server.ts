@@ -123,8 +123,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Runni
           server.close(() => resolve())
           server.closeAllConnections()
         })
-        // Runs stop where they are and stay running in the store: the next start resumes them.
-        harness.runs.stopAll()
+        // Runs stop where they are (tool calls in flight get a few seconds to end) and stay running
+        // in the store: the next start resumes them.
+        await harness.runs.stopAll()
         await harness.sessions.closeAll()
         await supervisor.stop()
         // Executions answered by the stop have queued their final records by now; let one turn pass

@@ -73,17 +73,34 @@ export const SkillSchema = z.strictObject({
 })
 
 /** Defaults and ceilings of a run's budget (see `budget` in the agent declaration). */
-export const RUN_BUDGET_DEFAULTS = { steps: 16, tokens: 200_000, wallMs: 300_000 } as const
-export const RUN_BUDGET_CEILINGS = { steps: 200, tokens: 10_000_000, wallMs: 3_600_000 } as const
+export const RUN_BUDGET_DEFAULTS = {
+  steps: 16,
+  tokens: 200_000,
+  wallMs: 300_000,
+  maxOutputTokens: 4096,
+} as const
+export const RUN_BUDGET_CEILINGS = {
+  steps: 200,
+  tokens: 10_000_000,
+  wallMs: 3_600_000,
+  maxOutputTokens: 128_000,
+} as const
 
 /**
  * What one run of the agent may spend: model calls (`steps`), tokens (input and output, summed over
- * its model calls) and wall time. Every field has a default; none is unlimited.
+ * its model calls), wall time, and the output tokens one model call may ask for (`maxOutputTokens`). Every field has a default; none is unlimited.
  */
 export const RunBudgetSchema = z.strictObject({
   steps: z.number().int().min(1).max(RUN_BUDGET_CEILINGS.steps).default(RUN_BUDGET_DEFAULTS.steps),
   tokens: z.number().int().min(1).max(RUN_BUDGET_CEILINGS.tokens).default(RUN_BUDGET_DEFAULTS.tokens),
   wallMs: z.number().int().min(1000).max(RUN_BUDGET_CEILINGS.wallMs).default(RUN_BUDGET_DEFAULTS.wallMs),
+  /** Most output tokens one model call may produce (asked of the provider; within the run's `tokens`). */
+  maxOutputTokens: z
+    .number()
+    .int()
+    .min(1)
+    .max(RUN_BUDGET_CEILINGS.maxOutputTokens)
+    .default(RUN_BUDGET_DEFAULTS.maxOutputTokens),
 })
 
 export type RunBudget = z.infer<typeof RunBudgetSchema>

@@ -19,6 +19,7 @@ export type RunToolDenyCode =
  * - `execute_code` runs code under the agent's own profile (its languages, engines and limits decide
  *   the rest when it runs);
  * - `activate_skill` exists only when the agent has skills;
+ * - a tool the agent declares under the name of a built-in one is the agent's (as on MCP);
  * - while an activated skill lists `allowed-tools`, only the tools those lists name (together) and
  *   `activate_skill` may be called; `allowed-tools` never grants what the profile does not.
  */
@@ -29,7 +30,8 @@ export function decideRunTool(
   activeSkills: readonly string[],
 ): Decision<RunToolDenyCode> {
   const skills = agent.skills ?? []
-  if (name === RUN_TOOLS.activateSkill) {
+  const declared = (agent.tools ?? []).some((tool) => tool.name === name)
+  if (name === RUN_TOOLS.activateSkill && !declared) {
     if (skills.length === 0) {
       return deny(
         'NO_SKILLS',
@@ -53,10 +55,10 @@ export function decideRunTool(
       )
     }
   }
-  if (name === RUN_TOOLS.executeCode) {
+  if (name === RUN_TOOLS.executeCode && !declared) {
     return { effect: 'allow', code: 'ALLOWED', rule: ruleRef(profile, '/languages') }
   }
-  if (!(agent.tools ?? []).some((tool) => tool.name === name)) {
+  if (!declared) {
     return deny(
       'TOOL_NOT_DECLARED',
       `agents/${agent.name}#/tools`,

@@ -80,44 +80,65 @@ export function eventStream(
       for (const event of recordEvents(source.record, after)) await send(stream, event)
       return
     }
-    const queue: ExecutionEvent[] = []
-    let wake: (() => void) | null = null
-    const detach = source.log.attach(after, (event) => {
-      queue.push(event)
-      wake?.()
-    })
-    const gone = () => {
-      detach()
-      wake?.()
-    }
-    stream.onAbort(gone)
-    c.req.raw.signal.addEventListener('abort', gone, { once: true })
-    try {
-      for (let ended = false; !ended && !stream.aborted && !c.req.raw.signal.aborted; ) {
-        for (let event = queue.shift(); event !== undefined; event = queue.shift()) {
-          await send(stream, event)
-          if (event.event === 'end') ended = true
-        }
-        if (ended) break
-        const timer = { id: undefined as NodeJS.Timeout | undefined, beat: false }
-        await new Promise<void>((resolve) => {
-          wake = resolve
-          timer.id = setTimeout(() => {
-            timer.beat = true
-            resolve()
-          }, HEARTBEAT_MS)
-        })
-        clearTimeout(timer.id)
-        wake = null
-        if (timer.beat && queue.length === 0) await stream.write(': keep-alive\n\n')
-      }
-    } finally {
-      detach()
-    }
+    await followEvents(c, stream, source.log, after)
   })
 }
 
-function send(stream: SSEStreamingApi, event: ExecutionEvent): Promise<void> {
+/** An event as a stream sends it: its id, its name, and its data (JSON). */
+interface StreamEvent {
+  id: number
+  event: string
+  data: unknown
+}
+
+/**
+ * Sends the events of `log` after `after`, then each new one as it comes, until its `end` event, the
+ * client going away, or the stream closing; an idle stream gets a `: keep-alive` comment every 15 s.
+ */
+export async function followEvents<E extends StreamEvent>(
+  c: Context<Env>,
+  stream: SSEStreamingApi,
+  log: { attach(after: number, listener: (event: E) => void): () => void },
+  after: number,
+): Promise<void> {
+  const queue: E[] = []
+  let wake: (() => void) | null = null
+  const detach = log.attach(after, (event) => {
+    queue.push(event)
+    wake?.()
+  })
+  const gone = () => {
+    detach()
+    wake?.()
+  }
+  stream.onAbort(gone)
+  c.req.raw.signal.addEventListener('abort', gone, { once: true })
+  try {
+    for (let ended = false; !ended && !stream.aborted && !c.req.raw.signal.aborted; ) {
+      for (let event = queue.shift(); event !== undefined; event = queue.shift()) {
+        await send(stream, event)
+        if (event.event === 'end') ended = true
+      }
+      if (ended) break
+      const timer = { id: undefined as NodeJS.Timeout | undefined, beat: false }
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        timer.id = setTimeout(() => {
+          timer.beat = true
+          resolve()
+        }, HEARTBEAT_MS)
+      })
+      clearTimeout(timer.id)
+      wake = null
+      if (timer.beat && queue.length === 0) await stream.write(': keep-alive\n\n')
+    }
+  } finally {
+    detach()
+  }
+}
+
+/** Writes one event: its id (for Last-Event-ID), name and JSON data. */
+export function send(stream: SSEStreamingApi, event: StreamEvent): Promise<void> {
   return stream.writeSSE({ id: String(event.id), event: event.event, data: JSON.stringify(event.data) })
 }
 

@@ -1,19 +1,12 @@
 import { CordonError, ErrorCode } from '@cordon/contracts'
-import {
-  type Harness,
-  MAX_RUN_LISTENERS,
-  MAX_RUN_MESSAGE_CHARS,
-  type RunEvent,
-  type RunEventLog,
-  recordEvents,
-} from '@cordon/harness'
+import { type Harness, MAX_RUN_LISTENERS, MAX_RUN_MESSAGE_CHARS, recordEvents } from '@cordon/harness'
 import type { Context } from 'hono'
 import { Hono } from 'hono'
-import { type SSEStreamingApi, streamSSE } from 'hono/streaming'
+import { streamSSE } from 'hono/streaming'
 import { z } from 'zod'
 import { type Env, nameParam, readJson, requireScope } from '../http.ts'
 import { validated } from '../validate.ts'
-import { lastEventId, wantsEventStream } from './event-stream.ts'
+import { followEvents, lastEventId, send, wantsEventStream } from './event-stream.ts'
 
 /** `POST /v1/agents/{name}/runs`: a message, and the conversation it continues. */
 export const RunBody = z.strictObject({
@@ -25,7 +18,6 @@ export const RunBody = z.strictObject({
 })
 
 const RUN_ID = /^run_[A-Za-z0-9_-]{1,64}$/
-const HEARTBEAT_MS = 15_000
 
 /**
  * Agent runs (scope `invoke`). Starting one answers its final record (200) once it ends; with
@@ -107,52 +99,5 @@ function runStream(c: Context<Env>, harness: Harness, tenant: string, id: string
       `this run has ${MAX_RUN_LISTENERS} streams attached already`,
     )
   }
-  return streamSSE(c, (stream) => follow(c, stream, log, after))
-}
-
-async function follow(
-  c: Context<Env>,
-  stream: SSEStreamingApi,
-  log: RunEventLog,
-  after: number,
-): Promise<void> {
-  const queue: RunEvent[] = []
-  let wake: (() => void) | null = null
-  const detach = log.attach(after, (event) => {
-    queue.push(event)
-    wake?.()
-  })
-  const gone = () => {
-    detach()
-    wake?.()
-  }
-  stream.onAbort(gone)
-  c.req.raw.signal.addEventListener('abort', gone, { once: true })
-  try {
-    for (let ended = false; !ended && !stream.aborted && !c.req.raw.signal.aborted; ) {
-      for (let event = queue.shift(); event !== undefined; event = queue.shift()) {
-        await send(stream, event)
-        if (event.event === 'end') ended = true
-      }
-      if (ended) break
-      let beat = false
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        wake = resolve
-        timer = setTimeout(() => {
-          beat = true
-          resolve()
-        }, HEARTBEAT_MS)
-      })
-      clearTimeout(timer)
-      wake = null
-      if (beat && queue.length === 0) await stream.write(': keep-alive\n\n')
-    }
-  } finally {
-    detach()
-  }
-}
-
-function send(stream: SSEStreamingApi, event: RunEvent): Promise<void> {
-  return stream.writeSSE({ id: String(event.id), event: event.event, data: JSON.stringify(event.data) })
+  return streamSSE(c, (stream) => followEvents(c, stream, log, after))
 }

@@ -12,9 +12,9 @@ import {
   type RunToolCall,
   type RunToolDecision,
 } from '@cordon/contracts'
-import { decideRunTool, RUN_BUDGET_DEFAULTS, RUN_TOOLS } from '@cordon/policy'
+import { type AgentDeclaration, decideRunTool, RUN_BUDGET_DEFAULTS, RUN_TOOLS } from '@cordon/policy'
 import type { LanguageModel, ModelMessage } from 'ai'
-import type { RunnableAgent } from '../executions.ts'
+import { type RunnableAgent, sha256Hex } from '../executions.ts'
 import { newId } from '../ids.ts'
 import type { AuditEntry, JournaledStep, Store } from '../storage/store.ts'
 import type { ModelCatalog } from './model-catalog.ts'
@@ -28,6 +28,12 @@ export const MAX_RUN_MESSAGE_CHARS = 64 * 1024
 export const MAX_RUNNING_RUNS = 32
 /** Runs one conversation may hold (its history goes to the model on every call). */
 export const MAX_CONVERSATION_RUNS = 200
+/** Characters of history (JSON) a conversation may send to the model; a longer one takes no more runs. */
+export const MAX_CONVERSATION_CHARS = 4 * 1024 * 1024
+/** How long a stopping service waits for runs' tool calls in flight to end before it goes on. */
+const STOP_GRACE_MS = 10_000
+/** Largest `activate_skill` answer (a skill's body is at most 64 KiB, plus its file list). */
+const MAX_SKILL_OUTPUT_CHARS = 96 * 1024
 /** Times a run is resumed after restarts before it is given up. */
 const MAX_RESUME_ATTEMPTS = 3
 /** Largest tool output (JSON characters) handed back to the model. */
@@ -65,6 +71,8 @@ export interface RunHost {
 /** Stored with a running run: what resuming it checks. */
 interface RunResume {
   incarnation: string
+  /** SHA-256 of the declaration the run started with: a run resumes only under the same one. */
+  agent: string
 }
 
 /** A run being driven in this process. */
@@ -85,6 +93,8 @@ interface Drive {
   /** Cancel or the wall-time budget: what ends tool executions. */
   signal: AbortSignal
   deadline: number
+  /** Settles when the run's loop has ended (or left the run for the next start). */
+  done: Promise<RunRecord>
 }
 
 /**
@@ -166,7 +176,16 @@ export class AgentRuns {
       finishedAt: null,
       resumed: 0,
     }
-    const resume: RunResume = { incarnation: runnable.incarnation }
+    const earlier = this.#historySteps(tenant, history)
+    const messages = [...earlier.messages, userMessage(record.message)]
+    const size = JSON.stringify(messages).length
+    if (size > MAX_CONVERSATION_CHARS) {
+      throw new CordonError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `conversation "${conversation}" holds ${size} characters, more than ${MAX_CONVERSATION_CHARS}; start a new one`,
+      )
+    }
+    const resume: RunResume = { incarnation: runnable.incarnation, agent: agentHash(runnable) }
     this.#busyConversations.add(busyKey)
     try {
       this.#host.store.runs.begin(tenant, record, JSON.stringify(resume))
@@ -175,10 +194,9 @@ export class AgentRuns {
       throw error
     }
     this.#audit(tenant, record, 'run.start', 'info', 'STARTED', { model: record.model, conversation })
-    const messages = [...this.#historyMessages(tenant, history), userMessage(record.message)]
-    const drive = this.#open(tenant, runnable, model, record, messages, 0)
+    const drive = this.#open(tenant, runnable, model, record, messages, 0, earlier.activated)
     onStart?.(structuredClone(record))
-    return this.#drive(drive, [])
+    return this.#run(drive, [])
   }
 
   /** A run with its steps (404 for an unknown id, or another tenant's). */
@@ -227,7 +245,11 @@ export class AgentRuns {
         const runnable = this.#host.runnable(tenant, record.agent)
         const stored = JSON.parse(resume ?? 'null') as RunResume | null
         if (stored === null || stored.incarnation !== runnable.incarnation) {
-          throw new Error(`the agent "${record.agent}" was deleted or stored again`)
+          throw new Error(`the agent "${record.agent}" was deleted and created again`)
+        }
+        if (stored.agent !== agentHash(runnable)) {
+          // Its tools may have changed: a call the run had begun must not run again as another one.
+          throw new Error(`the agent "${record.agent}" was changed (stored again) since the run started`)
         }
         const model = this.#openModel(tenant, runnable)
         this.#host.store.runs.countAttempt(tenant, record.id)
@@ -250,9 +272,22 @@ export class AgentRuns {
     return this.#running.size
   }
 
-  /** Cancels every run running here (the service is stopping); they resume at the next start. */
-  stopAll(): void {
-    for (const drive of this.#running.values()) drive.stop.abort()
+  /**
+   * Stops every run running here (the service is stopping): model calls in flight are dropped, tool
+   * calls in flight may end (for up to `graceMs`), and each run stays `running` in the store, to be
+   * resumed at the next start.
+   */
+  async stopAll(graceMs = STOP_GRACE_MS): Promise<void> {
+    const drives = [...this.#running.values()]
+    for (const drive of drives) drive.stop.abort()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.allSettled(drives.map((drive) => drive.done)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs)
+      }),
+    ])
+    clearTimeout(timer)
   }
 
   #resume(
@@ -277,25 +312,18 @@ export class AgentRuns {
     const history = this.#conversation(tenant, record.agent, record.conversation).filter(
       (run) => run.id !== record.id && run.createdAt <= record.createdAt,
     )
+    const earlier = this.#historySteps(tenant, history)
     const messages = [
-      ...this.#historyMessages(tenant, history),
+      ...earlier.messages,
       userMessage(record.message),
       ...journal.flatMap((entry) => JSON.parse(entry.messages) as ModelMessage[]),
     ]
+    record.skills = activatedIn(steps)
     this.#busyConversations.add(`${tenant}\u0000${record.conversation}`)
     this.#audit(tenant, record, 'run.resume', 'info', 'RESUMED', { attempt, steps: journal.length })
-    const drive = this.#open(tenant, runnable, model, record, messages, attempt)
+    const drive = this.#open(tenant, runnable, model, record, messages, attempt, earlier.activated)
     drive.seq = journal.length
-    for (const step of record.steps) {
-      if (step.kind === 'tool' && step.call.name === RUN_TOOLS.activateSkill && step.ok) {
-        const name = (step.output as { name?: unknown; instructions?: unknown } | null)?.name
-        const loaded = (step.output as { instructions?: unknown } | null)?.instructions !== undefined
-        if (typeof name === 'string' && loaded && !drive.activeSkills.includes(name))
-          drive.activeSkills.push(name)
-      }
-    }
-    record.skills = [...drive.activeSkills]
-    return this.#drive(drive, unanswered(record.steps))
+    return this.#run(drive, unanswered(record.steps))
   }
 
   #open(
@@ -305,6 +333,7 @@ export class AgentRuns {
     record: RunRecord,
     messages: ModelMessage[],
     attempt: number,
+    inherited: readonly string[],
   ): Drive {
     const deadline = Date.parse(record.createdAt) + record.budget.wallMs
     const cancel = new AbortController()
@@ -328,21 +357,33 @@ export class AgentRuns {
       model,
       record,
       messages,
-      activeSkills: [...record.skills],
+      activeSkills: [...new Set([...inherited, ...record.skills])],
       seq: 0,
       log,
       cancel,
       stop,
       signal,
       deadline,
+      done: Promise.resolve(record),
     }
     this.#running.set(key, drive)
     return drive
   }
 
+  /** Drives a run to its end, remembering the loop's promise (for a graceful stop). */
+  #run(drive: Drive, pending: RunToolCall[]): Promise<RunRecord> {
+    drive.done = this.#drive(drive, pending)
+    return drive.done
+  }
+
   async #drive(drive: Drive, pending: RunToolCall[]): Promise<RunRecord> {
     const { record } = drive
     try {
+      const last = record.steps.at(-1)
+      if (pending.length === 0 && last?.kind === 'model' && last.toolCalls.length === 0) {
+        // Resumed after its final answer was journaled: it completed then.
+        return this.#finish(drive, 'completed', null, last.text)
+      }
       await this.#runCalls(drive, pending)
       for (;;) {
         if (drive.stop.signal.aborted) throw new StopSignal()
@@ -354,15 +395,25 @@ export class AgentRuns {
             message: `the run made ${record.usage.steps} model calls, its budget, and the model asked for more`,
           })
         }
+        const system = systemPrompt(drive.runnable.agent)
+        const tools = runTools(drive.runnable.agent, drive.runnable.profile)
+        const used = record.usage.inputTokens + record.usage.outputTokens
+        const prompt = estimateTokens(system, drive.messages, drive.runnable.agent)
+        if (used + prompt >= record.budget.tokens) {
+          return this.#finish(drive, 'budget_exceeded', {
+            code: RunErrorCode.TOKEN_BUDGET,
+            message: `the next model call's prompt (about ${prompt} tokens) would take the run past its budget of ${record.budget.tokens} tokens (${used} used)`,
+          })
+        }
         const seq = drive.seq++
         const step = await modelStep({
           model: drive.model,
-          system: systemPrompt(drive.runnable.agent),
+          system,
           messages: drive.messages,
-          tools: runTools(drive.runnable.agent, drive.runnable.profile),
+          tools,
           maxOutputTokens: Math.max(
             1,
-            record.budget.tokens - record.usage.inputTokens - record.usage.outputTokens,
+            Math.min(record.budget.maxOutputTokens, record.budget.tokens - used - prompt),
           ),
           signal: AbortSignal.any([drive.signal, drive.stop.signal]),
           onText: (delta) => drive.log.push({ event: 'text', data: { step: seq, delta } }),
@@ -397,11 +448,22 @@ export class AgentRuns {
         await this.#runCalls(drive, step.toolCalls)
       }
     } catch (error) {
-      // The service is stopping, or a broken invariant (the store failed): the run stays `running`
-      // in the store and resumes at the next start; this process forgets it.
-      this.#forget(drive)
-      if (error instanceof StopSignal) return this.#snapshot(drive)
-      throw error
+      if (error instanceof StopSignal) {
+        // The service is stopping: the run stays `running` in the store and resumes at the next start.
+        this.#forget(drive)
+        return this.#snapshot(drive)
+      }
+      // A broken invariant (the store failed, say): the run ends here, as far as the store allows.
+      try {
+        return this.#finish(drive, 'failed', {
+          code: RunErrorCode.INTERNAL,
+          message: 'the service failed while the run was running',
+        })
+      } catch {
+        drive.log.push({ event: 'end', data: this.#snapshot(drive) })
+        this.#forget(drive)
+        throw error
+      }
     }
   }
 
@@ -441,14 +503,17 @@ export class AgentRuns {
     for (const call of calls) {
       const seq = drive.seq++
       const { agent, profile } = drive.runnable
-      const decided = drive.signal.aborted
-        ? {
-            effect: 'deny' as const,
-            code: 'RUN_STOPPED',
-            rule: null,
-            reason: 'the run stopped before this call ran',
-          }
-        : toDecision(decideRunTool(agent, profile, call.name, drive.activeSkills))
+      const decided: RunToolDecision =
+        drive.signal.aborted || Date.now() >= drive.deadline
+          ? {
+              effect: 'deny',
+              code: 'RUN_STOPPED',
+              rule: null,
+              reason: 'the run stopped before this call ran',
+            }
+          : call.invalid !== undefined
+            ? { effect: 'deny', code: 'INVALID_TOOL_CALL', rule: null, reason: call.invalid }
+            : toDecision(decideRunTool(agent, profile, call.name, drive.activeSkills))
       drive.log.push({ event: 'tool_call', data: { step: seq, ...call, decision: decided } })
       this.#audit(
         drive.tenant,
@@ -459,13 +524,16 @@ export class AgentRuns {
         { step: seq, tool: call.name.slice(0, 64) },
         decided.rule,
       )
-      const outcome =
+      const outcome: CallOutcome =
         decided.effect === 'deny'
           ? { ok: false, execution: null, output: { error: decided.reason ?? 'denied', code: decided.code } }
           : await this.#runCall(drive, call, seq)
       // Stopped meanwhile: its outcome may be the stop's doing; the next start runs it again (same key).
       if (drive.stop.signal.aborted) throw new StopSignal()
-      const output = boundedOutput(outcome.output)
+      const output = boundedOutput(
+        outcome.output,
+        outcome.activated === undefined ? MAX_TOOL_OUTPUT_CHARS : MAX_SKILL_OUTPUT_CHARS,
+      )
       const step: RunStep = {
         seq,
         kind: 'tool',
@@ -474,6 +542,7 @@ export class AgentRuns {
         execution: outcome.execution,
         ok: outcome.ok,
         output,
+        ...(outcome.activated === undefined ? {} : { activated: outcome.activated }),
       }
       const message: ModelMessage = {
         role: 'tool',
@@ -495,25 +564,31 @@ export class AgentRuns {
     }
   }
 
-  async #runCall(
-    drive: Drive,
-    call: RunToolCall,
-    seq: number,
-  ): Promise<{ ok: boolean; execution: string | null; output: JsonValue }> {
+  async #runCall(drive: Drive, call: RunToolCall, seq: number): Promise<CallOutcome> {
     const { tenant, record } = drive
     const options = { idempotencyKey: `run:${record.id}:${seq}`, signal: drive.signal }
+    const declared = (drive.runnable.agent.tools ?? []).some((tool) => tool.name === call.name)
     try {
+      if (declared) {
+        return executionOutput(
+          await this.#host.invokeTool(tenant, record.agent, call.name, call.input, options),
+        )
+      }
       if (call.name === RUN_TOOLS.activateSkill) {
         const input = call.input as { name?: unknown; file?: unknown } | null
         const skill = (drive.runnable.agent.skills ?? []).find((candidate) => candidate.name === input?.name)
         if (skill === undefined) return { ok: false, execution: null, output: { error: 'no such skill' } }
         const file = typeof input?.file === 'string' ? input.file : undefined
         const answer = skillOutput(skill, file)
-        if (answer.ok && file === undefined && !drive.activeSkills.includes(skill.name)) {
-          drive.activeSkills.push(skill.name)
-          record.skills.push(skill.name)
+        const activated = answer.ok && file === undefined
+        if (activated && !drive.activeSkills.includes(skill.name)) drive.activeSkills.push(skill.name)
+        if (activated && !record.skills.includes(skill.name)) record.skills.push(skill.name)
+        return {
+          ok: answer.ok,
+          execution: null,
+          output: answer.value as JsonValue,
+          ...(activated ? { activated: skill.name } : {}),
         }
-        return { ok: answer.ok, execution: null, output: answer.value as JsonValue }
       }
       if (call.name === RUN_TOOLS.executeCode) {
         const input = call.input as { language?: unknown; code?: unknown; input?: JsonValue } | null
@@ -539,8 +614,8 @@ export class AgentRuns {
         )
         return executionOutput(executed)
       }
-      const executed = await this.#host.invokeTool(tenant, record.agent, call.name, call.input, options)
-      return executionOutput(executed)
+      // decideRunTool allows nothing else.
+      return { ok: false, execution: null, output: { error: `no tool "${call.name.slice(0, 64)}"` } }
     } catch (error) {
       if (error instanceof CordonError) {
         return { ok: false, execution: null, output: { error: error.message, code: error.code } }
@@ -562,35 +637,9 @@ export class AgentRuns {
     output: string | null = null,
   ): RunRecord {
     // Calls the model made that will not run are answered, so that the conversation stays whole.
-    for (const call of unanswered(drive.record.steps)) {
-      const seq = drive.seq++
-      const step: RunStep = {
-        seq,
-        kind: 'tool',
-        call: { id: call.id, name: call.name },
-        decision: {
-          effect: 'deny',
-          code: 'RUN_STOPPED',
-          rule: null,
-          reason: 'the run stopped before this call ran',
-        },
-        execution: null,
-        ok: false,
-        output: { error: 'not run: the run stopped first' },
-      }
-      this.#journal(drive, step, [
-        {
-          role: 'tool',
-          content: [
-            {
-              type: 'tool-result',
-              toolCallId: call.id,
-              toolName: call.name,
-              output: { type: 'json', value: step.output },
-            },
-          ],
-        },
-      ])
+    for (const { step, messages } of stoppedCalls(drive.record.steps, drive.seq)) {
+      drive.seq++
+      this.#journal(drive, step, messages)
     }
     const { record } = drive
     record.status = status
@@ -641,6 +690,12 @@ export class AgentRuns {
   }
 
   #abandon(tenant: string, stored: RunRecord, reason: string): void {
+    // Its open tool calls are answered, so that its conversation can go on.
+    const journal = this.#host.store.runs.steps(tenant, stored.id)
+    const steps = journal.map((entry) => entry.step)
+    for (const { step, messages } of stoppedCalls(steps, steps.length)) {
+      this.#host.store.runs.step(tenant, stored.id, step, JSON.stringify(messages))
+    }
     const record: RunRecord = {
       ...stored,
       status: 'failed',
@@ -688,14 +743,24 @@ export class AgentRuns {
     return runs
   }
 
-  /** The messages of earlier runs of a conversation: each one's user message and journaled steps. */
-  #historyMessages(tenant: string, runs: readonly RunRecord[]): ModelMessage[] {
-    return runs.flatMap((run) => [
-      userMessage(run.message),
-      ...this.#host.store.runs
-        .steps(tenant, run.id)
-        .flatMap((entry: JournaledStep) => JSON.parse(entry.messages) as ModelMessage[]),
-    ])
+  /**
+   * What earlier runs of a conversation hand the next one: each one's user message and journaled
+   * messages, and the skills they activated (their `allowed-tools` hold on in the conversation).
+   */
+  #historySteps(
+    tenant: string,
+    runs: readonly RunRecord[],
+  ): { messages: ModelMessage[]; activated: string[] } {
+    const messages: ModelMessage[] = []
+    const steps: RunStep[] = []
+    for (const run of runs) {
+      messages.push(userMessage(run.message))
+      for (const entry of this.#host.store.runs.steps(tenant, run.id)) {
+        messages.push(...(JSON.parse(entry.messages) as ModelMessage[]))
+        steps.push(entry.step)
+      }
+    }
+    return { messages, activated: activatedIn(steps) }
   }
 
   #audit(
@@ -758,9 +823,77 @@ function executionOutput(record: ExecutionRecord): { ok: boolean; execution: str
   return { ok: record.status === 'ok', execution: record.id, output }
 }
 
-/** A tool output cut to what the model is handed (its JSON text at most MAX_TOOL_OUTPUT_CHARS). */
-function boundedOutput(output: JsonValue): JsonValue {
+/** A tool output cut to what the model is handed (its JSON text at most `max` characters). */
+function boundedOutput(output: JsonValue, max: number): JsonValue {
   const text = JSON.stringify(output)
-  if (text.length <= MAX_TOOL_OUTPUT_CHARS) return output
-  return { truncated: true, text: text.slice(0, MAX_TOOL_OUTPUT_CHARS) }
+  if (text.length <= max) return output
+  return { truncated: true, text: text.slice(0, max) }
+}
+
+/** What running (or not running) one tool call came to. */
+interface CallOutcome {
+  ok: boolean
+  execution: string | null
+  output: JsonValue
+  /** The skill it activated. */
+  activated?: string
+}
+
+/** The skills activated in these steps, in order. */
+function activatedIn(steps: readonly RunStep[]): string[] {
+  const names: string[] = []
+  for (const step of steps) {
+    if (step.kind === 'tool' && step.activated !== undefined && !names.includes(step.activated)) {
+      names.push(step.activated)
+    }
+  }
+  return names
+}
+
+/** Tool steps answering the open calls of the last model step `RUN_STOPPED`, from `seq` on. */
+function stoppedCalls(steps: readonly RunStep[], seq: number): { step: RunStep; messages: ModelMessage[] }[] {
+  return unanswered(steps).map((call, index) => {
+    const step: RunStep = {
+      seq: seq + index,
+      kind: 'tool',
+      call: { id: call.id, name: call.name },
+      decision: {
+        effect: 'deny',
+        code: 'RUN_STOPPED',
+        rule: null,
+        reason: 'the run stopped before this call ran',
+      },
+      execution: null,
+      ok: false,
+      output: { error: 'not run: the run stopped first' },
+    }
+    const messages: ModelMessage[] = [
+      {
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: call.id,
+            toolName: call.name,
+            output: { type: 'json', value: step.output },
+          },
+        ],
+      },
+    ]
+    return { step, messages }
+  })
+}
+
+/** The declaration a run runs under, as a hash (a changed agent is another one to resume under). */
+function agentHash(runnable: RunnableAgent): string {
+  return sha256Hex(JSON.stringify(runnable.agent))
+}
+
+/**
+ * About how many tokens a prompt holds (4 characters a token, the usual rule of thumb for English
+ * and JSON), to stop before a call whose prompt alone would take the run past its token budget.
+ */
+function estimateTokens(system: string, messages: readonly ModelMessage[], agent: AgentDeclaration): number {
+  const tools = JSON.stringify((agent.tools ?? []).map((tool) => [tool.name, tool.description, tool.input]))
+  return Math.ceil((system.length + JSON.stringify(messages).length + tools.length) / 4)
 }

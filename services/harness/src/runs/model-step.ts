@@ -45,10 +45,21 @@ export async function modelStep(options: {
       },
     })
     let text = ''
+    // The calls as the stream reports them: an invalid one (an unknown tool, arguments that do not
+    // parse or fit its schema) is flagged, and answered by the caller with an error, never run.
+    const toolCalls: RunToolCall[] = []
     for await (const part of result.fullStream) {
       if (part.type === 'text-delta') {
         text += part.text
         options.onText(part.text)
+      } else if (part.type === 'tool-call') {
+        const invalid = 'invalid' in part && part.invalid === true
+        toolCalls.push({
+          id: part.toolCallId,
+          name: part.toolName,
+          input: invalid ? null : ((part.input ?? null) as JsonValue),
+          ...(invalid ? { invalid: invalidReason(part.error) } : {}),
+        })
       } else if (part.type === 'error') {
         failure ??= part.error
       }
@@ -57,19 +68,6 @@ export async function modelStep(options: {
     const response = await result.response
     const usage = await result.usage
     const finishReason = await result.finishReason
-    const toolCalls: RunToolCall[] = []
-    for (const message of response.messages) {
-      if (message.role !== 'assistant' || typeof message.content === 'string') continue
-      for (const part of message.content) {
-        if (part.type === 'tool-call') {
-          toolCalls.push({
-            id: part.toolCallId,
-            name: part.toolName,
-            input: (part.input ?? null) as JsonValue,
-          })
-        }
-      }
-    }
     if (toolCalls.length > MAX_TOOL_CALLS_PER_STEP) {
       return {
         ok: false,
@@ -82,11 +80,19 @@ export async function modelStep(options: {
       toolCalls,
       finishReason,
       usage: { inputTokens: usage.inputTokens ?? 0, outputTokens: usage.outputTokens ?? 0 },
-      messages: response.messages,
+      // Only what the model said: the SDK's own answers to invalid calls are left out (the caller
+      // answers every call, once).
+      messages: response.messages.filter((message) => message.role === 'assistant'),
     }
   } catch (error) {
     return { ok: false, message: describe(failure ?? error) }
   }
+}
+
+/** Why the SDK found a tool call invalid, in a few words (the error's name and message, bounded). */
+function invalidReason(error: unknown): string {
+  if (!(error instanceof Error)) return 'the tool call is invalid'
+  return `${error.name}: ${error.message}`.slice(0, 300)
 }
 
 /** A provider error in words fit for a record: its name and HTTP status, nothing the provider sent. */

@@ -42,8 +42,11 @@ type Listener = (event: RunEvent) => void
 
 /** Clients one run's stream may have at once. */
 export const MAX_RUN_LISTENERS = 16
-/** Events kept per run; a long run's text deltas beyond this are joined into the last one. */
-const MAX_EVENTS = 10_000
+/**
+ * Events kept per run. Past this, a text delta is joined into the last kept event and sent live under
+ * that event's id (a client reattaching after it gets the joined text once more).
+ */
+const MAX_EVENTS = 100_000
 
 /** One run's events, kept while it runs and a while after its end, for clients to (re)attach. */
 export class RunEventLog {
@@ -72,6 +75,8 @@ export class RunEventLog {
     const last = this.#events.at(-1)
     if (input.event === 'text' && last?.event === 'text' && this.#events.length >= MAX_EVENTS) {
       last.data = { step: last.data.step, delta: last.data.delta + input.data.delta }
+      const live: RunEvent = { id: last.id, event: 'text', data: input.data }
+      for (const listener of this.#listeners) listener(live)
       return
     }
     const event = { ...input, id: this.#firstId + this.#events.length } as RunEvent

@@ -34,26 +34,28 @@ export function runTools(agent: AgentDeclaration, profile: ResolvedProfile): Too
   for (const tool of agent.tools ?? []) {
     tools[tool.name] = { description: tool.description, inputSchema: jsonSchema(tool.input as object) }
   }
-  tools[RUN_TOOLS.executeCode] = {
-    description: [
-      `Run code in this agent's sandbox (profile "${profile.name}": languages ${profile.languages.join(', ')};`,
-      `${profile.limits.cpuMs} ms of CPU, ${profile.limits.wallMs} ms wall time, ${profile.limits.memoryMb} MiB).`,
-      'JavaScript and TypeScript run as an ES module: its default export is the result (a function is called with `input`).',
-      'Python and bash run as a program: print what you need. Returns status, result, stdout and stderr.',
-    ].join(' '),
-    inputSchema: jsonSchema({
-      type: 'object',
-      properties: {
-        language: { type: 'string', enum: [...profile.languages] },
-        code: { type: 'string' },
-        input: { description: 'JSON passed to the code as `input`' },
-      },
-      required: ['language', 'code'],
-      additionalProperties: false,
-    }),
-  }
+  // A declared tool of a built-in's name is the agent's own (as on MCP).
+  if (tools[RUN_TOOLS.executeCode] === undefined)
+    tools[RUN_TOOLS.executeCode] = {
+      description: [
+        `Run code in this agent's sandbox (profile "${profile.name}": languages ${profile.languages.join(', ')};`,
+        `${profile.limits.cpuMs} ms of CPU, ${profile.limits.wallMs} ms wall time, ${profile.limits.memoryMb} MiB).`,
+        'JavaScript and TypeScript run as an ES module: its default export is the result (a function is called with `input`).',
+        'Python and bash run as a program: print what you need. Returns status, result, stdout and stderr.',
+      ].join(' '),
+      inputSchema: jsonSchema({
+        type: 'object',
+        properties: {
+          language: { type: 'string', enum: [...profile.languages] },
+          code: { type: 'string' },
+          input: { description: 'JSON passed to the code as `input`' },
+        },
+        required: ['language', 'code'],
+        additionalProperties: false,
+      }),
+    }
   const skills = agent.skills ?? []
-  if (skills.length > 0) {
+  if (skills.length > 0 && tools[RUN_TOOLS.activateSkill] === undefined) {
     tools[RUN_TOOLS.activateSkill] = {
       description:
         "Load a skill's instructions (and the list of its files). Give `file` to read one of its files instead.",
