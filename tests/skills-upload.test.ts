@@ -147,6 +147,13 @@ const asTar = (extra: TarEntry[]) => () => ({
   bytes: tar(entries(extra)),
   type: 'application/x-tar',
 })
+/** The valid bundle, gzipped, with its SKILL.md replaced by `data`. */
+const withSkill = (data: string) => () => ({
+  bytes: tarGzip(
+    entries().map((entry) => (entry.name === 'bundle/skills/glossary/SKILL.md' ? { ...entry, data } : entry)),
+  ),
+  type: 'application/gzip',
+})
 const asZip = (list: ZipEntry[]) => () => ({ bytes: zip(list), type: 'application/zip' })
 const skillFile = (path: string, data: string): TarEntry => ({
   name: `bundle/skills/glossary/${path}`,
@@ -294,6 +301,40 @@ const ATTACKS: Attack[] = [
     code: 'VALIDATION_FAILED',
     says: 'neither the agent file',
   },
+  {
+    name: 'a SKILL.md front matter of 48 000 keys (a slow unique-key check, as a small gzipped upload)',
+    archive: withSkill(
+      `---\nname: glossary\ndescription: d\nmetadata:\n${Array.from({ length: 48_000 }, (_, i) => `  k${i}: v`).join('\n')}\n---\nbody\n`,
+    ),
+    status: 422,
+    code: 'VALIDATION_FAILED',
+    says: 'characters; at most',
+  },
+  {
+    name: 'skills that escape to a document past 1.5 MiB (control characters are 6 bytes of JSON each)',
+    archive: () => ({
+      bytes: tarGzip([
+        { name: 'agent.yaml', data: 'sandbox: strict' },
+        ...Array.from({ length: 8 }, (_, i) => ({
+          name: `skills/s${i}/SKILL.md`,
+          data: `---\nname: s${i}\ndescription: d\n---\n${'\u0001'.repeat(60_000)}\n`,
+        })),
+      ]),
+      type: 'application/gzip',
+    }),
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+    says: 'bytes of JSON',
+  },
+  {
+    name: 'a token in a skill description (it goes into every system prompt)',
+    archive: withSkill(
+      `---\nname: glossary\ndescription: call with ghp_${'a1B2c3D4e5'.repeat(4).slice(0, 36)}\n---\nbody\n`,
+    ),
+    status: 422,
+    code: 'VALIDATION_FAILED',
+    says: 'never ship credentials',
+  },
 ]
 
 describe('agent bundle attacks', () => {
@@ -315,4 +356,23 @@ describe('agent bundle attacks', () => {
       expect(got.body.error.code).toBe('AGENT_NOT_FOUND')
     },
   )
+})
+
+describe('archives sent as application/octet-stream', () => {
+  it('are taken for what their first bytes say (gzip, zip, tar); other bytes are a 415', async () => {
+    for (const [name, bytes] of [
+      ['sniffed-gzip', tarGzip(entries())],
+      ['sniffed-tar', tar(entries())],
+    ] as const) {
+      const { status, body } = await upload(name, bytes, 'application/octet-stream')
+      expect(status, JSON.stringify(body)).toBe(200)
+      expect(body.skills[0].name).toBe('glossary')
+    }
+    const other = await upload(
+      'sniffed-other',
+      new TextEncoder().encode('sandbox: strict'),
+      'application/octet-stream',
+    )
+    expect([other.status, other.body.error.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE'])
+  })
 })

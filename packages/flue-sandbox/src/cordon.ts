@@ -36,8 +36,14 @@ export interface CordonSandboxFactory {
 export function cordon(options: CordonOptions): CordonSandboxFactory {
   const settings: CordonOptions = { ...options }
   new SessionClient(settings)
-  // Drivers are shared only by factories with the same service, agent, key and idle timeout.
-  const scope = [settings.url, settings.agent, settings.token, settings.idleTimeoutSeconds ?? ''].join('\0')
+  // Drivers are shared only by factories with the same service, agent, key, idle timeout and fetch.
+  const scope = [
+    settings.url,
+    settings.agent,
+    settings.token,
+    settings.idleTimeoutSeconds ?? '',
+    fetchIdentity(settings.fetch),
+  ].join('\0')
   const driver = ({ id }: { id: string }): CordonSandbox => {
     if (typeof id !== 'string' || id === '') throw new TypeError('cordon: the instance id must be a string')
     return sharedDriver(scope, id, () => new CordonSandbox(settings))
@@ -58,4 +64,17 @@ export function cordon(options: CordonOptions): CordonSandboxFactory {
       await Promise.all(takeDrivers(scope).map((found) => found.close()))
     },
   }
+}
+
+/** A number per `fetch` function given (none: 0), so that factories with other transports never share drivers. */
+const fetchIds = new WeakMap<object, number>()
+let lastFetchId = 0
+function fetchIdentity(fetch: unknown): number {
+  if (typeof fetch !== 'function') return 0
+  let id = fetchIds.get(fetch)
+  if (id === undefined) {
+    id = ++lastFetchId
+    fetchIds.set(fetch, id)
+  }
+  return id
 }

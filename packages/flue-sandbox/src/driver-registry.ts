@@ -34,6 +34,7 @@ export function takeDriver(scope: string, id: string): CordonSandbox | undefined
   const drivers = scopes.get(scope)
   const driver = drivers?.get(id)
   drivers?.delete(id)
+  if (drivers?.size === 0) scopes.delete(scope)
   return driver
 }
 

@@ -20,6 +20,8 @@ export interface ExecOptions {
 
 /** How long past a deadline the client waits for Cordon's answer before it gives up on it. */
 const ANSWER_GRACE_MS = 15_000
+/** The largest delay `setTimeout` honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** An abort this close to the command's own deadline is left to the deadline (the session survives). */
 const DEFER_MS = 2000
 /** How long after the deadline's kill a deferred abort waits for the answer. */
@@ -87,6 +89,9 @@ export async function runCommand(
   let timer: ReturnType<typeof setTimeout> | undefined
   const abortIn = (ms: number, reason: unknown) => {
     clearTimeout(timer)
+    // Past the largest delay a timer takes (2^31 - 1 ms, about 24 days) there is no client deadline:
+    // Node would fire it at once.
+    if (ms > MAX_TIMER_MS) return
     timer = setTimeout(() => request.abort(reason), Math.max(0, ms))
   }
   const onAbort = () => {

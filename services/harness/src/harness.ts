@@ -76,6 +76,11 @@ export interface RunOptions {
 }
 
 const MAX_CACHED_AGENTS = 10_000
+/**
+ * Largest agent document stored (its validated JSON, in bytes): a bundle's skills may decompress and
+ * escape to more than the request was, and a Durable Object's value holds at most 2 MB.
+ */
+export const MAX_AGENT_DOCUMENT_BYTES = 1536 * 1024
 /** Times an execution is resumed after crashes before it is given up (a guest that crashes the service). */
 export const MAX_RESUME_ATTEMPTS = 3
 /** Interrupted executions resumed at once after a start. */
@@ -297,8 +302,15 @@ export class Harness {
     const agent = validated.agent
     // Every profile it names must exist now, and every inline one must resolve.
     this.#profiles.forAgent(tenant, agent)
-    this.#forget(tenant, name)
     const stored = JSON.stringify(agent)
+    const bytes = new TextEncoder().encode(stored).length
+    if (bytes > MAX_AGENT_DOCUMENT_BYTES) {
+      throw new CordonError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `the agent's validated document is ${bytes} bytes of JSON; at most ${MAX_AGENT_DOCUMENT_BYTES}`,
+      )
+    }
+    this.#forget(tenant, name)
     this.#store.putAgent(tenant, { name, document: stored, source, format })
     this.#auditChange(tenant, 'agent.put', { agent: name, format, sha256: sha256Hex(stored) }, name)
     return agent

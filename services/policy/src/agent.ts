@@ -35,8 +35,8 @@ const SkillFileSchema = z.strictObject({
     .min(1)
     .max(256)
     .regex(
-      /^(?!\/)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._/-]+$/,
-      'must be a relative path of letters, digits, ".", "_", "-" and "/"',
+      /^(?!\/)(?!.*\/\/)(?!.*\/$)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._/-]+$/,
+      'must be a relative path of letters, digits, ".", "_", "-" and "/" (no empty, "." or ".." segment)',
     ),
   content: z.string().max(Math.ceil((SKILL_FILE_MAX_BYTES * 4) / 3) + 4),
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
@@ -55,7 +55,10 @@ export const SkillSchema = z.strictObject({
   description: z.string().min(1).max(1024),
   license: z.string().max(500).optional(),
   compatibility: z.string().min(1).max(500).optional(),
-  metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+  metadata: z
+    .record(z.string().max(64), z.string().max(1024))
+    .refine((entries) => Object.keys(entries).length <= 64, 'may have at most 64 entries')
+    .optional(),
   'allowed-tools': z
     .string()
     .max(2 * KiB)

@@ -14,6 +14,8 @@ describe('parseDocument', () => {
 
   it.each([
     ['duplicate keys', 'a: 1\na: 2\n'],
+    ['duplicate keys in a nested flow mapping', 'a:\n  b: {c: 1, c: 2}\n'],
+    ['keys that become the same property (1 and "1")', '1: a\n"1": b\n'],
     ['two documents', 'a: 1\n---\nb: 2\n'],
     ['an unclosed flow sequence', 'a: [1, 2\n'],
     [

@@ -38,7 +38,9 @@ function bounded(result: DocumentResult): DocumentResult {
 }
 
 function parseYaml(text: string): DocumentResult {
-  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false, strict: true })
+  // Duplicate keys are found by `duplicateKey` in one pass: the library's own check compares every
+  // pair of keys, which a document of many keys turns into seconds of CPU.
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: false, prettyErrors: false, strict: true })
   if (!Array.isArray(docs)) return { ok: false, message: 'malformed YAML: empty document' }
   if (docs.length !== 1)
     return { ok: false, message: `malformed YAML: expected one document, found ${docs.length}` }
@@ -46,6 +48,13 @@ function parseYaml(text: string): DocumentResult {
   if (doc === undefined) return { ok: false, message: 'malformed YAML: empty document' }
   const problem = doc.errors[0] ?? doc.warnings[0]
   if (problem !== undefined) return { ok: false, message: `malformed YAML: ${firstLine(problem.message)}` }
+  const duplicate = duplicateKey(doc)
+  if (duplicate !== null) {
+    return {
+      ok: false,
+      message: `malformed YAML: map keys must be unique ("${duplicate.slice(0, 80)}" is repeated)`,
+    }
+  }
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) }
   } catch (error) {
@@ -54,6 +63,29 @@ function parseYaml(text: string): DocumentResult {
       message: `malformed YAML: ${error instanceof Error ? firstLine(error.message) : 'parse error'}`,
     }
   }
+}
+
+/**
+ * The first key that a mapping of `doc` holds twice, or null. Keys are compared as the object built
+ * from the mapping will hold them (`1` and `"1"` are the same key), so nothing is silently dropped.
+ */
+function duplicateKey(doc: YAML.Document.Parsed): string | null {
+  let found: string | null = null
+  YAML.visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>()
+      for (const pair of map.items) {
+        const key = String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)
+        if (seen.has(key)) {
+          found = String(key)
+          return YAML.visit.BREAK
+        }
+        seen.add(key)
+      }
+      return undefined
+    },
+  })
+  return found
 }
 
 const FRONT_MATTER = /^\uFEFF?---[ \t]*\r?\n([\s\S]*?)\r?\n---[ \t]*(?:\r?\n|$)/

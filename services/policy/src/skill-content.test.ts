@@ -146,3 +146,36 @@ describe('skill content', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 })
+
+describe('skill content, normalised before it is matched', () => {
+  it.each([
+    ['.env/', 'a trailing slash'],
+    ['keys/id_rsa/', 'a trailing slash'],
+    ['.aws//credentials', 'an empty segment'],
+    ['a//b', 'an empty segment'],
+  ])('attack: a credential file named %s (%s) is refused by the path rule', (path) => {
+    expect(issues(agent([{ path, content: 'DB_PASSWORD=hunter2' }]))).toEqual([
+      expect.objectContaining({ path: '$.skills[0].files[0].path' }),
+    ])
+  })
+
+  it.each([
+    ['description', { description: `use ghp_${'a1B2c3D4e5'.repeat(4).slice(0, 36)}` }],
+    ['license', { license: '-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----' }],
+    ['metadata.token', { metadata: { token: `xoxb-${'1234567890'.repeat(3)}` } }],
+  ])('attack: a credential in the front matter field %s is refused', (field, extra) => {
+    expect(issues(agent([], extra))).toEqual([
+      expect.objectContaining({
+        path: `$.skills[0].${field}`,
+        message: expect.stringContaining('never ship credentials'),
+      }),
+    ])
+  })
+
+  it('bounds metadata to 64 entries', () => {
+    const metadata = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']))
+    expect(issues(agent([], { metadata }))).toEqual([
+      expect.objectContaining({ path: '$.skills[0].metadata' }),
+    ])
+  })
+})

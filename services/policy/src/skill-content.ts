@@ -32,6 +32,22 @@ export function skillContentIssues(agent: AgentDeclaration): Issue[] {
     }
     const inBody = skill.body === undefined ? null : secretContentRule(skill.body)
     if (inBody !== null) issues.push({ path: `${at}.body`, message: holds(`skill "${skill.name}"`, inBody) })
+    // The front matter too: the description goes into every run's system prompt.
+    const fields: [string, string | undefined][] = [
+      ['description', skill.description],
+      ['license', skill.license],
+      ['compatibility', skill.compatibility],
+      ...Object.entries(skill.metadata ?? {}).map(([key, value]): [string, string] => [
+        `metadata.${key}`,
+        value,
+      ]),
+    ]
+    for (const [field, value] of fields) {
+      const found = value === undefined ? null : secretContentRule(value)
+      if (found !== null) {
+        issues.push({ path: `${at}.${field}`, message: holds(`skill "${skill.name}"`, found) })
+      }
+    }
     for (const [j, file] of (skill.files ?? []).entries()) {
       const fileAt = `${at}.files[${j}]`
       const named = secretFileRule(file.path)

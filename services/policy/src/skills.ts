@@ -9,6 +9,10 @@ export type SkillDocument = Omit<z.infer<typeof SkillSchema>, 'files'> & { body:
 
 export type SkillMarkdownResult = { ok: true; skill: SkillDocument } | { ok: false; issues: Issue[] }
 
+/** Longest SKILL.md, and longest front matter in it, in characters. */
+export const MAX_SKILL_MARKDOWN_CHARS = 80 * 1024
+export const MAX_FRONT_MATTER_CHARS = 16 * 1024
+
 /** The fields SKILL.md front matter may hold (the Agent Skills specification's); any other is an error. */
 const FrontMatterSchema = SkillSchema.omit({ files: true, body: true })
 const FRONT_MATTER_KEYS = Object.keys(FrontMatterSchema.shape)
@@ -22,6 +26,16 @@ const FRONT_MATTER_KEYS = Object.keys(FrontMatterSchema.shape)
  * requires. Issue paths point into the front matter (`$.name`); the body is `$.body`. Pure.
  */
 export function parseSkillMarkdown(text: string, options: { folder?: string } = {}): SkillMarkdownResult {
+  // Bounded before the YAML is parsed (its unique-key check grows with the square of the keys).
+  if (text.length > MAX_SKILL_MARKDOWN_CHARS) {
+    const message = `SKILL.md has ${text.length} characters; at most ${MAX_SKILL_MARKDOWN_CHARS} (a 64 KiB body and its front matter)`
+    return { ok: false, issues: [{ path: '$', message }] }
+  }
+  const end = text.indexOf('\n---', 3)
+  if (end > MAX_FRONT_MATTER_CHARS) {
+    const message = `the front matter has ${end} characters; at most ${MAX_FRONT_MATTER_CHARS}`
+    return { ok: false, issues: [{ path: '$', message }] }
+  }
   const parsed = parseFrontMatter(text)
   if (!parsed.ok) return { ok: false, issues: [{ path: '$', message: parsed.message }] }
   const proto = protoKeyPath(parsed.front)

@@ -83,10 +83,18 @@ export function agentRoutes(harness: Harness, maxBodyBytes: number): Hono<Env> {
   app.put('/:name', async (c) => {
     const { tenant } = requireScope(c, 'deploy')
     const name = nameParam(c, 'name')
-    const archive = ARCHIVE_TYPES.get(mediaType(c.req.header('content-type')))
-    if (archive !== undefined) {
+    const type = mediaType(c.req.header('content-type'))
+    if (ARCHIVE_TYPES.has(type) || type === 'application/octet-stream') {
       const bytes = new Uint8Array(await c.req.arrayBuffer())
       if (bytes.length === 0) throw new CordonError(ErrorCode.MALFORMED_BODY, 'the request body is empty')
+      // Plain bytes are taken for what their first bytes say they are.
+      const archive = ARCHIVE_TYPES.get(type) ?? sniffArchive(bytes)
+      if (archive === undefined) {
+        throw new CordonError(
+          ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+          `application/octet-stream is not a tar, gzipped tar or zip archive; send a declaration as JSON, YAML or Markdown, or an archive as ${[...ARCHIVE_TYPES.keys()].join(', ')}`,
+        )
+      }
       const document = await agentBundleDocument(bytes, archive)
       return c.json(harness.putAgent(tenant, name, JSON.stringify(document), 'json'))
     }
@@ -150,6 +158,14 @@ const ARCHIVE_TYPES: ReadonlyMap<string, ArchiveKind> = new Map<string, ArchiveK
   ['application/zip', 'zip'],
   ['application/x-zip-compressed', 'zip'],
 ])
+
+/** The archive format bytes begin with (gzip, zip, or a ustar tar header), if any. */
+function sniffArchive(bytes: Uint8Array): ArchiveKind | undefined {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'tar+gzip'
+  if (bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) return 'zip'
+  if (new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar') return 'tar'
+  return undefined
+}
 
 function mediaType(header: string | undefined): string {
   return (header ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''

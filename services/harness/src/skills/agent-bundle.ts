@@ -84,7 +84,14 @@ export function agentFromBundle(files: readonly ArchiveFile[]): BundleResult {
 /** A value, or the issues that stand in its way. */
 type Checked<T> = ({ ok: true } & T) | { ok: false; issues: Issue[] }
 
+/** Largest agent file in a bundle: what a declaration sent on its own may be (the default body limit). */
+const MAX_AGENT_FILE_BYTES = 1024 * 1024
+
 function agentDocument(file: ArchiveFile): Checked<{ document: Record<string, unknown> }> {
+  if (file.data.length > MAX_AGENT_FILE_BYTES) {
+    const message = `is ${file.data.length} bytes; an agent file may have at most ${MAX_AGENT_FILE_BYTES}`
+    return { ok: false, issues: [{ path: file.path, message }] }
+  }
   const text = decode(file.data)
   if (text === null) return { ok: false, issues: [{ path: file.path, message: 'is not UTF-8 text' }] }
   const parsed = parseDocument(text, AGENT_FILES[file.path] ?? 'yaml')
