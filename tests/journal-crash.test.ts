@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ChildServer, spawnChildServer } from '../bench/child-server.ts'
+import type { ChildServer } from '../bench/child-server.ts'
+import { serviceApi, spawnService } from './helpers/child-service.ts'
 import { type RecordingServer, startRecordingServer } from './helpers/egress.ts'
 import { workerChildren } from './helpers/processes.ts'
 import type { Body } from './helpers/server.ts'
@@ -14,7 +15,6 @@ import type { Body } from './helpers/server.ts'
 // that is not replay-safe reaches the counting server twice.
 
 const TOKEN = 'journal-crash-admin-token-0123456789'
-const REPO_ROOT = new URL('../', import.meta.url).pathname
 const EXECUTIONS = 3
 
 let dataDir: string
@@ -24,32 +24,18 @@ let child: ChildServer | null = null
 const held: { end(): void }[] = []
 
 function startService(): Promise<string> {
-  child = spawnChildServer({
-    name: 'cordon',
-    args: ['--disable-warning=ExperimentalWarning', join(REPO_ROOT, 'services/gateway/src/adapters/node.ts')],
+  child = spawnService({
+    dataDir,
+    token: TOKEN,
     env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CORDON_'))),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CORDON_DATA_DIR: dataDir,
-      CORDON_ADMIN_TOKEN: TOKEN,
       CORDON_WORKERS: String(EXECUTIONS),
       CORDON_ENGINES: 'quickjs',
     },
-    readyLine: /^cordon: listening on (http:\/\/\S+)/,
-    readyTimeoutMs: 60_000,
   })
   return child.ready
 }
 
-async function call(base: string, method: string, path: string, body?: unknown, headers = {}) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  return { status: response.status, body: (await response.json()) as Body }
-}
+const call = serviceApi(TOKEN)
 
 /** Whether a process runs (a zombie waiting for init to reap it has ended). */
 function alive(pid: number): boolean {

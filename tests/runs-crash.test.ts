@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ChildServer, spawnChildServer } from '../bench/child-server.ts'
+import type { ChildServer } from '../bench/child-server.ts'
+import { serviceApi, spawnService } from './helpers/child-service.ts'
 import { type ScriptedModel, type ScriptedTurn, startScriptedModel } from './helpers/scripted-model.ts'
 import type { Body } from './helpers/server.ts'
 
@@ -12,7 +13,6 @@ import type { Body } from './helpers/server.ts'
 // does not run again, and the run completes.
 
 const TOKEN = 'runs-crash-admin-token-0123456789'
-const REPO_ROOT = new URL('../', import.meta.url).pathname
 
 let dataDir: string
 let model: ScriptedModel
@@ -22,33 +22,19 @@ const answers = new Map<string, (nth: number) => ScriptedTurn>()
 const calls = new Map<string, number>()
 
 function startService(): Promise<string> {
-  child = spawnChildServer({
-    name: 'cordon',
-    args: ['--disable-warning=ExperimentalWarning', join(REPO_ROOT, 'services/gateway/src/adapters/node.ts')],
+  child = spawnService({
+    dataDir,
+    token: TOKEN,
     env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CORDON_'))),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CORDON_DATA_DIR: dataDir,
-      CORDON_ADMIN_TOKEN: TOKEN,
       CORDON_WORKERS: '2',
       CORDON_ENGINES: 'quickjs',
       CORDON_OPENAI_COMPATIBLE_URL: model.url,
     },
-    readyLine: /^cordon: listening on (http:\/\/\S+)/,
-    readyTimeoutMs: 60_000,
   })
   return child.ready
 }
 
-async function call(base: string, method: string, path: string, body?: unknown, headers = {}) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  return { status: response.status, body: (await response.json()) as Body }
-}
+const call = serviceApi(TOKEN)
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs
