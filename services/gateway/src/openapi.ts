@@ -309,6 +309,7 @@ export function openAPIDocument(): Record<string, unknown> {
                   'application/x-compressed-tar',
                   'application/zip',
                   'application/x-zip-compressed',
+                  'application/octet-stream',
                 ].map((type) => [
                   type,
                   {
