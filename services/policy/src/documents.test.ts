@@ -16,6 +16,10 @@ describe('parseDocument', () => {
     ['duplicate keys', 'a: 1\na: 2\n'],
     ['duplicate keys in a nested flow mapping', 'a:\n  b: {c: 1, c: 2}\n'],
     ['keys that become the same property (1 and "1")', '1: a\n"1": b\n'],
+    [
+      'flow collections 300 brackets deep (refused before parsing)',
+      `a: ${'['.repeat(300)}${']'.repeat(300)}\n`,
+    ],
     ['two documents', 'a: 1\n---\nb: 2\n'],
     ['an unclosed flow sequence', 'a: [1, 2\n'],
     [
@@ -78,5 +82,13 @@ describe('validateAgent', () => {
     ['a nested __proto__ key', JSON.parse('{"name":"a","sandbox":"strict","tools":[{"__proto__":{}}]}')],
   ])('refuses %s', (_what, document) => {
     expect(validateAgent(document).ok).toBe(false)
+  })
+})
+
+describe('the bracket bound', () => {
+  it('leaves brackets in quoted strings and balanced code in block scalars alone', () => {
+    const code = `export default () => ${'['.repeat(40)}1${']'.repeat(40)}`
+    const text = `name: x\nnote: "${'['.repeat(300)}"\nother: 'it''s ${'{'.repeat(300)}'\ncode: |\n  ${code}\n`
+    expect(parseDocument(text, 'yaml')).toMatchObject({ ok: true })
   })
 })

@@ -38,6 +38,14 @@ function bounded(result: DocumentResult): DocumentResult {
 }
 
 function parseYaml(text: string): DocumentResult {
+  // Nesting past the document limit is refused before parsing: the parser spends seconds on a
+  // megabyte of `[` before it would fail on depth.
+  if (bracketDepth(text) > MAX_FLOW_BRACKETS) {
+    return {
+      ok: false,
+      message: `malformed YAML: flow collections nest deeper than ${MAX_FLOW_BRACKETS} brackets`,
+    }
+  }
   // Duplicate keys are found by `duplicateKey` in one pass: the library's own check compares every
   // pair of keys, which a document of many keys turns into seconds of CPU.
   const docs = YAML.parseAllDocuments(text, { uniqueKeys: false, prettyErrors: false, strict: true })
@@ -63,6 +71,35 @@ function parseYaml(text: string): DocumentResult {
       message: `malformed YAML: ${error instanceof Error ? firstLine(error.message) : 'parse error'}`,
     }
   }
+}
+
+/** Open `[` and `{` a YAML text may nest (well past the 64 levels a declaration may have). */
+const MAX_FLOW_BRACKETS = 256
+
+/**
+ * The deepest nesting of `[`/`{` in a text, outside quoted strings: an upper bound on the depth of its
+ * flow collections (brackets in block scalars, such as code, count too, and are balanced there).
+ */
+function bracketDepth(text: string): number {
+  let depth = 0
+  let deepest = 0
+  let quote: string | null = null
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (quote !== null) {
+      // A quote ends at its closing mark, or (as far as this bound cares) at the end of its line: an
+      // apostrophe in plain text must not hide the rest of the document.
+      if (c === '\\' && quote === '"') i++
+      else if (c === quote || c === '\n') quote = null
+      continue
+    }
+    if (c === '"' || c === "'") quote = c
+    else if (c === '[' || c === '{') {
+      depth++
+      if (depth > deepest) deepest = depth
+    } else if ((c === ']' || c === '}') && depth > 0) depth--
+  }
+  return deepest
 }
 
 /**
