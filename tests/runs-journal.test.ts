@@ -15,7 +15,7 @@ import type { Body } from './helpers/server.ts'
 
 const REPO = fileURLToPath(new URL('../', import.meta.url))
 
-type Turn = { text?: string; calls?: { name: string; input: string }[] }
+type Turn = { text?: string; calls?: { name: string; input: string }[]; cut?: boolean }
 
 /** The scripted answer to a prompt: `script` reads the prompt and says what the model says. */
 let script: (prompt: LanguageModelV4CallOptions['prompt']) => Turn = () => ({ text: 'ok' })
@@ -36,7 +36,9 @@ function parts(turn: Turn): LanguageModelV4StreamPart[] {
   const calls = (turn.calls ?? []).length > 0
   out.push({
     type: 'finish',
-    finishReason: { unified: calls ? 'tool-calls' : 'stop', raw: calls ? 'tool_calls' : 'stop' },
+    finishReason: turn.cut
+      ? { unified: 'length', raw: 'length' }
+      : { unified: calls ? 'tool-calls' : 'stop', raw: calls ? 'tool_calls' : 'stop' },
     usage: {
       inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 },
       outputTokens: { total: 5, text: 5, reasoning: 0 },
@@ -76,6 +78,12 @@ const COUNTER = {
       description: 'only counts',
       'allowed-tools': 'count',
       body: 'Count, nothing else.',
+    },
+    {
+      name: 'reference',
+      description: 'a long reference',
+      body: 'Read refs/long.md.',
+      files: [{ path: 'refs/long.md', content: 'r'.repeat(40 * 1024) }],
     },
   ],
 }
@@ -126,8 +134,9 @@ describe('a run resumed from each point a crash can hit', () => {
     restore()
     const before = modelCalls
     const resumed = harnessOn()
-    const { resumed: count, idle } = resumed.runs.resumeInterrupted()
-    expect(count).toBe(1)
+    // Completed from its journal at once: nothing is left to resume or to give up.
+    const { resumed: count, abandoned, idle } = resumed.runs.resumeInterrupted()
+    expect([count, abandoned]).toEqual([0, 0])
     await idle
     expect(store.runs.interrupted()).toEqual([])
     expect(modelCalls).toBe(before)
@@ -135,7 +144,6 @@ describe('a run resumed from each point a crash can hit', () => {
     expect(record).toMatchObject({
       status: 'completed',
       output: 'the final answer',
-      resumed: 1,
       usage: { steps: 1 },
     })
   })
@@ -161,7 +169,11 @@ describe('a run resumed from each point a crash can hit', () => {
     const crashed = lastRun(second, 'count, then crash')
     expect(crashed).toMatchObject({ status: 'failed', error: { code: 'INTERRUPTED' } })
     expect(crashed.error?.message).toContain('changed')
-    expect(crashed.steps.at(-1)).toMatchObject({ kind: 'tool', decision: { code: 'RUN_STOPPED' } })
+    expect(crashed.steps.at(-1)).toMatchObject({
+      kind: 'tool',
+      decision: { code: 'RUN_STOPPED' },
+      output: { error: expect.stringContaining('it may have run') },
+    })
     // The tool did not run a second time; the conversation takes its next turn.
     expect(await counted(second)).toBe(countAfterCrash)
     const next = await second.runs.start('default', 'counter', {
@@ -254,3 +266,79 @@ function lastRun(harness: Harness, message: string) {
   if (id === undefined) throw new Error(`no run for "${message}"`)
   return harness.runs.get('default', id)
 }
+
+describe('what the second review found', () => {
+  it('keeps step numbers whole when a step write and the failure record both fail, so the resumed run loses no step', async () => {
+    script = (prompt) =>
+      prompt.some((m) => m.role === 'tool')
+        ? { text: 'after the gap' }
+        : { calls: [{ name: 'count', input: '{}' }] }
+    let failStep = true
+    const restoreStep = failing('step', (_tenant, _run, step) => {
+      const fail = failStep && step.kind === 'tool' && step.decision.effect === 'allow'
+      if (fail) failStep = false
+      return fail
+    })
+    const restoreUpdate = failing('update', (_tenant, record) => record.status === 'failed')
+    await expect(
+      harnessOn().runs.start('default', 'counter', { message: 'gap' }, remember('gap')),
+    ).rejects.toThrow()
+    restoreStep()
+    restoreUpdate()
+    const second = harnessOn()
+    await second.runs.resumeInterrupted().idle
+    const run = lastRun(second, 'gap')
+    expect(run).toMatchObject({ status: 'completed', output: 'after the gap' })
+    expect(run.steps.map((step) => step.seq)).toEqual(run.steps.map((_, i) => i))
+    expect(run.steps.map((step) => step.kind)).toEqual(['model', 'tool', 'model'])
+  })
+
+  it('hands a skill file of 40 KiB to the model whole', async () => {
+    let turns = 0
+    script = () =>
+      turns++ === 0
+        ? { calls: [{ name: 'activate_skill', input: '{"name":"reference","file":"refs/long.md"}' }] }
+        : { text: 'read it' }
+    const run = await harnessOn().runs.start('default', 'counter', { message: 'read the reference' })
+    const read = run.steps.find((step) => step.kind === 'tool')
+    expect(read?.kind === 'tool' && (read.output as { content?: string }).content?.length).toBe(40 * 1024)
+  })
+
+  it('says so when the final answer was cut at the output cap, and keeps what there is', async () => {
+    script = () => ({ text: 'the beginning of a long', cut: true })
+    const run = await harnessOn().runs.start('default', 'counter', { message: 'write a lot' })
+    expect(run).toMatchObject({
+      status: 'budget_exceeded',
+      error: { code: 'TOKEN_BUDGET', message: expect.stringContaining('cut at') },
+      output: 'the beginning of a long',
+    })
+  })
+
+  it('keeps a completed run completed when a write after its record (its audit) fails', async () => {
+    script = () => ({ text: 'done' })
+    const audit = store.audit as unknown as { append: (...args: unknown[]) => void }
+    const original = audit.append
+    audit.append = (...args: unknown[]) => {
+      if ((args[1] as { kind?: string }).kind === 'run.end') throw new Error('simulated audit failure')
+      return original.apply(store.audit, args)
+    }
+    try {
+      const harness = harnessOn()
+      const message = 'finish despite audit'
+      const run = await harness.runs.start('default', 'counter', { message }, remember(message))
+      expect(run).toMatchObject({ status: 'completed', output: 'done' })
+      expect(lastRun(harness, message)).toMatchObject({ status: 'completed', output: 'done' })
+    } finally {
+      audit.append = original
+    }
+  })
+
+  it('starts and resumes nothing once the service is stopping', async () => {
+    const harness = harnessOn()
+    await harness.runs.stopAll(0)
+    await expect(harness.runs.start('default', 'counter', { message: 'too late' })).rejects.toMatchObject({
+      code: 'SHUTTING_DOWN',
+    })
+    expect(harness.runs.resumeInterrupted().resumed).toBe(0)
+  })
+})

@@ -243,7 +243,8 @@ describe('agent runs', () => {
     const names = events.map((event) => event.event)
     expect(names[0]).toBe('started')
     expect(names.at(-1)).toBe('end')
-    expect(names.filter((name) => name === 'text').length).toBeGreaterThan(2)
+    // Text goes out in batches of 50 ms: at least one event per model call that wrote some.
+    expect(names.filter((name) => name === 'text').length).toBeGreaterThanOrEqual(2)
     expect(
       events
         .filter((e) => e.event === 'text')

@@ -179,3 +179,11 @@ describe('skill content, normalised before it is matched', () => {
     ])
   })
 })
+
+describe('a tool named like the skill loader', () => {
+  it('is refused on an agent with skills (runs load skills through activate_skill)', () => {
+    const document = agent([]) as { tools: { name: string }[] }
+    document.tools.push({ ...document.tools[0], name: 'activate_skill' } as { name: string })
+    expect(issues(document)).toEqual([expect.objectContaining({ path: '$.tools[1].name' })])
+  })
+})

@@ -19,6 +19,14 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 export function skillContentIssues(agent: AgentDeclaration): Issue[] {
   const issues: Issue[] = []
   const tools = new Set<string>([...BUILT_IN, ...(agent.tools ?? []).map((tool) => tool.name)])
+  // Runs offer `activate_skill` to load skills: a tool of the agent's under that name would take its place.
+  const shadow = (agent.tools ?? []).findIndex((tool) => tool.name === RUN_TOOLS.activateSkill)
+  if (shadow >= 0 && (agent.skills ?? []).length > 0) {
+    issues.push({
+      path: `$.tools[${shadow}].name`,
+      message: `"${RUN_TOOLS.activateSkill}" is how runs load this agent's skills; give the tool another name`,
+    })
+  }
   let total = 0
   for (const [i, skill] of (agent.skills ?? []).entries()) {
     const at = `$.skills[${i}]`

@@ -39,7 +39,7 @@ const MAX_RESUME_ATTEMPTS = 3
 /** Largest tool output (JSON characters) handed back to the model. */
 const MAX_TOOL_OUTPUT_CHARS = 16 * 1024
 /** Ended runs whose event logs are kept for clients to reattach, and for how long. */
-const KEEP_ENDED = 256
+const KEEP_ENDED = 64
 const KEEP_ENDED_MS = 5 * 60_000
 
 /** How a client starts a run: the message, and the conversation it continues (else a new one). */
@@ -71,8 +71,8 @@ export interface RunHost {
 /** Stored with a running run: what resuming it checks. */
 interface RunResume {
   incarnation: string
-  /** SHA-256 of the declaration the run started with: a run resumes only under the same one. */
-  agent: string
+  /** SHA-256 of the declaration's source as stored when the run started: it resumes only under the same. */
+  agent?: string
 }
 
 /** A run being driven in this process. */
@@ -84,8 +84,6 @@ interface Drive {
   /** The conversation so far, this run's steps included. */
   messages: ModelMessage[]
   activeSkills: string[]
-  /** The seq of the next step. */
-  seq: number
   log: RunEventLog
   cancel: AbortController
   /** Aborted when the service stops: the run is left running in the store, to resume at the next start. */
@@ -95,6 +93,8 @@ interface Drive {
   deadline: number
   /** Settles when the run's loop has ended (or left the run for the next start). */
   done: Promise<RunRecord>
+  /** The final record, once stored. */
+  ended?: RunRecord
 }
 
 /**
@@ -112,6 +112,8 @@ export class AgentRuns {
   readonly #busyConversations = new Set<string>()
   readonly #logs = new Map<string, RunEventLog>()
   readonly #ended: { key: string; at: number }[] = []
+  /** Set by `stopAll`: no run starts or resumes any more. */
+  #stopping = false
 
   constructor(host: RunHost) {
     this.#host = host
@@ -128,6 +130,7 @@ export class AgentRuns {
     request: StartRunRequest,
     onStart?: (record: RunRecord) => void,
   ): Promise<RunRecord> {
+    if (this.#stopping) throw new CordonError(ErrorCode.SHUTTING_DOWN, 'the service is stopping')
     const runnable = this.#host.runnable(tenant, agentName)
     const model = this.#openModel(tenant, runnable)
     if (request.message.length > MAX_RUN_MESSAGE_CHARS) {
@@ -185,7 +188,10 @@ export class AgentRuns {
         `conversation "${conversation}" holds ${size} characters, more than ${MAX_CONVERSATION_CHARS}; start a new one`,
       )
     }
-    const resume: RunResume = { incarnation: runnable.incarnation, agent: agentHash(runnable) }
+    const resume: RunResume = {
+      incarnation: runnable.incarnation,
+      agent: this.#declarationHash(tenant, agentName),
+    }
     this.#busyConversations.add(busyKey)
     try {
       this.#host.store.runs.begin(tenant, record, JSON.stringify(resume))
@@ -237,7 +243,15 @@ export class AgentRuns {
   resumeInterrupted(): { resumed: number; abandoned: number; idle: Promise<void> } {
     let abandoned = 0
     const resuming: Promise<unknown>[] = []
+    if (this.#stopping) return { resumed: 0, abandoned: 0, idle: Promise.resolve() }
     for (const { tenant, record, resume, attempts } of this.#host.store.runs.interrupted()) {
+      // Its final answer journaled: it completed then, whatever became of its agent since.
+      const journal = this.#host.store.runs.steps(tenant, record.id).map((entry) => entry.step)
+      const last = journal.at(-1)
+      if (last?.kind === 'model' && last.toolCalls.length === 0 && last.finishReason !== 'length') {
+        this.#completeFromJournal(tenant, record, journal, last.text)
+        continue
+      }
       try {
         if (attempts >= MAX_RESUME_ATTEMPTS) {
           throw new Error(`it was interrupted ${attempts + 1} times`)
@@ -247,7 +261,7 @@ export class AgentRuns {
         if (stored === null || stored.incarnation !== runnable.incarnation) {
           throw new Error(`the agent "${record.agent}" was deleted and created again`)
         }
-        if (stored.agent !== agentHash(runnable)) {
+        if (stored.agent !== undefined && stored.agent !== this.#declarationHash(tenant, record.agent)) {
           // Its tools may have changed: a call the run had begun must not run again as another one.
           throw new Error(`the agent "${record.agent}" was changed (stored again) since the run started`)
         }
@@ -278,6 +292,7 @@ export class AgentRuns {
    * resumed at the next start.
    */
   async stopAll(graceMs = STOP_GRACE_MS): Promise<void> {
+    this.#stopping = true
     const drives = [...this.#running.values()]
     for (const drive of drives) drive.stop.abort()
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -300,15 +315,7 @@ export class AgentRuns {
     const journal = this.#host.store.runs.steps(tenant, stored.id)
     const steps = journal.map((entry) => entry.step)
     // The journal is the truth of how far the run got; the stored record may lag a step behind.
-    const models = steps.flatMap((step) => (step.kind === 'model' ? [step] : []))
-    const usage = {
-      ...stored.usage,
-      steps: models.length,
-      toolCalls: steps.length - models.length,
-      inputTokens: models.reduce((sum, step) => sum + step.usage.inputTokens, 0),
-      outputTokens: models.reduce((sum, step) => sum + step.usage.outputTokens, 0),
-    }
-    const record: RunRecord = { ...stored, steps, usage, resumed: attempt }
+    const record: RunRecord = { ...stored, steps, usage: usageOf(stored.usage, steps), resumed: attempt }
     const history = this.#conversation(tenant, record.agent, record.conversation).filter(
       (run) => run.id !== record.id && run.createdAt <= record.createdAt,
     )
@@ -322,7 +329,6 @@ export class AgentRuns {
     this.#busyConversations.add(`${tenant}\u0000${record.conversation}`)
     this.#audit(tenant, record, 'run.resume', 'info', 'RESUMED', { attempt, steps: journal.length })
     const drive = this.#open(tenant, runnable, model, record, messages, attempt, earlier.activated)
-    drive.seq = journal.length
     return this.#run(drive, unanswered(record.steps))
   }
 
@@ -358,7 +364,6 @@ export class AgentRuns {
       record,
       messages,
       activeSkills: [...new Set([...inherited, ...record.skills])],
-      seq: 0,
       log,
       cancel,
       stop,
@@ -381,10 +386,11 @@ export class AgentRuns {
     try {
       const last = record.steps.at(-1)
       if (pending.length === 0 && last?.kind === 'model' && last.toolCalls.length === 0) {
-        // Resumed after its final answer was journaled: it completed then.
-        return this.#finish(drive, 'completed', null, last.text)
+        // Resumed after its final answer was journaled (one cut at the output cap: see below).
+        if (last.finishReason !== 'length') return this.#finish(drive, 'completed', null, last.text)
+        return this.#finish(drive, 'budget_exceeded', cutAnswer(record.budget.maxOutputTokens), last.text)
       }
-      await this.#runCalls(drive, pending)
+      await this.#runCalls(drive, pending, true)
       for (;;) {
         if (drive.stop.signal.aborted) throw new StopSignal()
         const stop = this.#stopReason(drive)
@@ -405,7 +411,8 @@ export class AgentRuns {
             message: `the next model call's prompt (about ${prompt} tokens) would take the run past its budget of ${record.budget.tokens} tokens (${used} used)`,
           })
         }
-        const seq = drive.seq++
+        const seq = nextSeq(drive.record.steps)
+        const text = batchedText((delta) => drive.log.push({ event: 'text', data: { step: seq, delta } }))
         const step = await modelStep({
           model: drive.model,
           system,
@@ -416,8 +423,9 @@ export class AgentRuns {
             Math.min(record.budget.maxOutputTokens, record.budget.tokens - used - prompt),
           ),
           signal: AbortSignal.any([drive.signal, drive.stop.signal]),
-          onText: (delta) => drive.log.push({ event: 'text', data: { step: seq, delta } }),
+          onText: text.add,
         })
+        text.flush()
         if (drive.stop.signal.aborted) throw new StopSignal()
         if (!step.ok) {
           const stopped = this.#stopReason(drive)
@@ -444,6 +452,11 @@ export class AgentRuns {
         })
         drive.log.push({ event: 'step', data: { step: seq, usage: step.usage } })
         this.#host.store.runs.update(drive.tenant, this.#snapshot(drive))
+        if (step.toolCalls.length === 0 && step.finishReason === 'length') {
+          // The answer was cut at the output cap: what there is is returned, and said to be cut.
+          const cap = Math.min(record.budget.maxOutputTokens, record.budget.tokens - used - prompt)
+          return this.#finish(drive, 'budget_exceeded', cutAnswer(cap), step.text)
+        }
         if (step.toolCalls.length === 0) return this.#finish(drive, 'completed', null, step.text)
         await this.#runCalls(drive, step.toolCalls)
       }
@@ -453,12 +466,26 @@ export class AgentRuns {
         this.#forget(drive)
         return this.#snapshot(drive)
       }
+      // Stored as ended already (a later write failed, its audit say): that stands.
+      if (drive.ended !== undefined) {
+        drive.log.push({ event: 'end', data: drive.ended })
+        this.#forget(drive)
+        return drive.ended
+      }
+      // Failing because the service is stopping: left running, to resume at the next start.
+      if (drive.stop.signal.aborted) {
+        this.#forget(drive)
+        return this.#snapshot(drive)
+      }
       // A broken invariant (the store failed, say): the run ends here, as far as the store allows.
       try {
-        return this.#finish(drive, 'failed', {
-          code: RunErrorCode.INTERNAL,
-          message: 'the service failed while the run was running',
-        })
+        return this.#finish(
+          drive,
+          'failed',
+          { code: RunErrorCode.INTERNAL, message: 'the service failed while the run was running' },
+          null,
+          MAY_HAVE_RUN,
+        )
       } catch {
         drive.log.push({ event: 'end', data: this.#snapshot(drive) })
         this.#forget(drive)
@@ -499,9 +526,9 @@ export class AgentRuns {
   }
 
   /** Decides and runs the model's tool calls one after another, each a journaled step. */
-  async #runCalls(drive: Drive, calls: readonly RunToolCall[]): Promise<void> {
+  async #runCalls(drive: Drive, calls: readonly RunToolCall[], resumed = false): Promise<void> {
     for (const call of calls) {
-      const seq = drive.seq++
+      const seq = nextSeq(drive.record.steps)
       const { agent, profile } = drive.runnable
       const decided: RunToolDecision =
         drive.signal.aborted || Date.now() >= drive.deadline
@@ -509,7 +536,7 @@ export class AgentRuns {
               effect: 'deny',
               code: 'RUN_STOPPED',
               rule: null,
-              reason: 'the run stopped before this call ran',
+              reason: resumed ? MAY_HAVE_RUN : NOT_RUN,
             }
           : call.invalid !== undefined
             ? { effect: 'deny', code: 'INVALID_TOOL_CALL', rule: null, reason: call.invalid }
@@ -530,10 +557,7 @@ export class AgentRuns {
           : await this.#runCall(drive, call, seq)
       // Stopped meanwhile: its outcome may be the stop's doing; the next start runs it again (same key).
       if (drive.stop.signal.aborted) throw new StopSignal()
-      const output = boundedOutput(
-        outcome.output,
-        outcome.activated === undefined ? MAX_TOOL_OUTPUT_CHARS : MAX_SKILL_OUTPUT_CHARS,
-      )
+      const output = boundedOutput(outcome.output, outcome.bound ?? MAX_TOOL_OUTPUT_CHARS)
       const step: RunStep = {
         seq,
         kind: 'tool',
@@ -587,6 +611,7 @@ export class AgentRuns {
           ok: answer.ok,
           execution: null,
           output: answer.value as JsonValue,
+          bound: MAX_SKILL_OUTPUT_CHARS,
           ...(activated ? { activated: skill.name } : {}),
         }
       }
@@ -635,10 +660,10 @@ export class AgentRuns {
     status: RunStatus,
     error: RunRecord['error'],
     output: string | null = null,
+    why = NOT_RUN,
   ): RunRecord {
     // Calls the model made that will not run are answered, so that the conversation stays whole.
-    for (const { step, messages } of stoppedCalls(drive.record.steps, drive.seq)) {
-      drive.seq++
+    for (const { step, messages } of stoppedCalls(drive.record.steps, why)) {
       this.#journal(drive, step, messages)
     }
     const { record } = drive
@@ -648,6 +673,7 @@ export class AgentRuns {
     record.finishedAt = new Date().toISOString()
     const final = this.#snapshot(drive)
     this.#host.store.runs.update(drive.tenant, final)
+    drive.ended = final
     this.#audit(
       drive.tenant,
       record,
@@ -678,6 +704,11 @@ export class AgentRuns {
     const key = `${drive.tenant}\u0000${drive.record.id}`
     this.#running.delete(key)
     this.#busyConversations.delete(`${drive.tenant}\u0000${drive.record.conversation}`)
+    // A stream nobody watched is not kept after its end: its events are rebuilt from the record.
+    if (!drive.log.watched) {
+      this.#logs.delete(key)
+      return
+    }
     const now = Date.now()
     this.#ended.push({ key, at: now })
     while (
@@ -689,12 +720,34 @@ export class AgentRuns {
     }
   }
 
+  /** SHA-256 of an agent's stored source: what the client sent, not what this release parsed it into. */
+  #declarationHash(tenant: string, agent: string): string {
+    return sha256Hex(this.#host.store.getAgent(tenant, agent)?.source ?? '')
+  }
+
+  /** Ends a run left running whose final answer is in its journal: completed, with that answer. */
+  #completeFromJournal(tenant: string, stored: RunRecord, steps: RunStep[], output: string): void {
+    const record: RunRecord = {
+      ...stored,
+      steps,
+      status: 'completed',
+      output,
+      error: null,
+      skills: activatedIn(steps),
+      usage: usageOf(stored.usage, steps),
+      finishedAt: new Date().toISOString(),
+    }
+    this.#host.store.runs.update(tenant, record)
+    this.#audit(tenant, record, 'run.end', 'info', 'COMPLETED', { status: 'completed', resumed: true })
+  }
+
   #abandon(tenant: string, stored: RunRecord, reason: string): void {
     // Its open tool calls are answered, so that its conversation can go on.
     const journal = this.#host.store.runs.steps(tenant, stored.id)
     const steps = journal.map((entry) => entry.step)
-    for (const { step, messages } of stoppedCalls(steps, steps.length)) {
+    for (const { step, messages } of stoppedCalls(steps, MAY_HAVE_RUN)) {
       this.#host.store.runs.step(tenant, stored.id, step, JSON.stringify(messages))
+      steps.push(step)
     }
     const record: RunRecord = {
       ...stored,
@@ -837,6 +890,8 @@ interface CallOutcome {
   output: JsonValue
   /** The skill it activated. */
   activated?: string
+  /** Most characters of output handed to the model (default MAX_TOOL_OUTPUT_CHARS). */
+  bound?: number
 }
 
 /** The skills activated in these steps, in order. */
@@ -850,22 +905,69 @@ function activatedIn(steps: readonly RunStep[]): string[] {
   return names
 }
 
-/** Tool steps answering the open calls of the last model step `RUN_STOPPED`, from `seq` on. */
-function stoppedCalls(steps: readonly RunStep[], seq: number): { step: RunStep; messages: ModelMessage[] }[] {
+/** What a call the run stopped before is answered: it never began, or it may have begun before a crash. */
+const NOT_RUN = 'not run: the run stopped first'
+const MAY_HAVE_RUN = 'interrupted: the service restarted while this call was open; it may have run'
+
+/** A run's usage as its journaled steps add it up (the wall time as stored). */
+function usageOf(stored: RunRecord['usage'], steps: readonly RunStep[]): RunRecord['usage'] {
+  const models = steps.flatMap((step) => (step.kind === 'model' ? [step] : []))
+  return {
+    ...stored,
+    steps: models.length,
+    toolCalls: steps.length - models.length,
+    inputTokens: models.reduce((sum, step) => sum + step.usage.inputTokens, 0),
+    outputTokens: models.reduce((sum, step) => sum + step.usage.outputTokens, 0),
+  }
+}
+
+/** The error of a run whose final answer the provider cut at `cap` output tokens. */
+function cutAnswer(cap: number): NonNullable<RunRecord['error']> {
+  return {
+    code: RunErrorCode.TOKEN_BUDGET,
+    message: `the model's answer was cut at ${cap} output tokens (budget.maxOutputTokens, or what the run's tokens left)`,
+  }
+}
+
+/** How long text deltas gather before they go out as one event (fewer events, same text). */
+const TEXT_BATCH_MS = 50
+
+/** Gathers a model call's text deltas into events at most every TEXT_BATCH_MS; `flush` sends the rest. */
+function batchedText(send: (delta: string) => void): { add: (delta: string) => void; flush: () => void } {
+  let pending = ''
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const flush = () => {
+    clearTimeout(timer)
+    timer = undefined
+    if (pending.length > 0) send(pending)
+    pending = ''
+  }
+  return {
+    add: (delta) => {
+      pending += delta
+      timer ??= setTimeout(flush, TEXT_BATCH_MS)
+    },
+    flush,
+  }
+}
+
+/** The seq of a run's next step: one past its last journaled one (no gaps, so idempotency keys hold). */
+function nextSeq(steps: readonly RunStep[]): number {
+  return (steps.at(-1)?.seq ?? -1) + 1
+}
+
+/** Tool steps answering the open calls of the last model step `RUN_STOPPED`, numbered on from the last. */
+function stoppedCalls(steps: readonly RunStep[], why: string): { step: RunStep; messages: ModelMessage[] }[] {
+  const first = nextSeq(steps)
   return unanswered(steps).map((call, index) => {
     const step: RunStep = {
-      seq: seq + index,
+      seq: first + index,
       kind: 'tool',
       call: { id: call.id, name: call.name },
-      decision: {
-        effect: 'deny',
-        code: 'RUN_STOPPED',
-        rule: null,
-        reason: 'the run stopped before this call ran',
-      },
+      decision: { effect: 'deny', code: 'RUN_STOPPED', rule: null, reason: why },
       execution: null,
       ok: false,
-      output: { error: 'not run: the run stopped first' },
+      output: { error: why },
     }
     const messages: ModelMessage[] = [
       {
@@ -882,11 +984,6 @@ function stoppedCalls(steps: readonly RunStep[], seq: number): { step: RunStep; 
     ]
     return { step, messages }
   })
-}
-
-/** The declaration a run runs under, as a hash (a changed agent is another one to resume under). */
-function agentHash(runnable: RunnableAgent): string {
-  return sha256Hex(JSON.stringify(runnable.agent))
 }
 
 /**

@@ -43,16 +43,19 @@ type Listener = (event: RunEvent) => void
 /** Clients one run's stream may have at once. */
 export const MAX_RUN_LISTENERS = 16
 /**
- * Events kept per run. Past this, a text delta is joined into the last kept event and sent live under
- * that event's id (a client reattaching after it gets the joined text once more).
+ * Events kept per run (text goes out in batches of 50 ms, so a run needs over 8 minutes of streaming
+ * to reach it). Past it, a text delta is joined into the last kept event and sent live under that
+ * event's id: a client reattaching with that id misses what was joined after it.
  */
-const MAX_EVENTS = 100_000
+const MAX_EVENTS = 10_000
 
 /** One run's events, kept while it runs and a while after its end, for clients to (re)attach. */
 export class RunEventLog {
   readonly #events: RunEvent[] = []
   readonly #listeners = new Set<Listener>()
   readonly #firstId: number
+  /** Whether a client ever attached (a log nobody watched is dropped at the run's end). */
+  watched = false
 
   constructor(attempt = 0) {
     this.#firstId = attempt * 1_000_000 + 1
@@ -87,6 +90,7 @@ export class RunEventLog {
 
   /** Sends every event after `after`, then each new one, until the end event or until detached. */
   attach(after: number, listener: Listener): () => void {
+    this.watched = true
     for (const event of this.#events) if (event.id > after) listener(event)
     if (this.ended) return () => {}
     this.#listeners.add(listener)

@@ -77,9 +77,18 @@ export class SqliteRuns implements RunStore {
   }
 
   step(tenant: string, run: string, step: RunStep, messages: string): void {
-    this.#durably(() =>
-      this.#sql.step.run({ tenant, run, seq: step.seq, step: JSON.stringify(step), messages }),
-    )
+    let changes = 0
+    this.#durably(() => {
+      changes = this.#sql.step.run({
+        tenant,
+        run,
+        seq: step.seq,
+        step: JSON.stringify(step),
+        messages,
+      }).changes
+    })
+    // Two steps under one seq would lose one of them: a broken invariant, never ignored.
+    if (changes === 0) throw new Error(`run ${run} has a step ${step.seq} journaled already`)
   }
 
   steps(tenant: string, run: string): JournaledStep[] {

@@ -106,7 +106,7 @@ export interface RunStore {
   get(tenant: string, id: string): RunRecord | null
   /** The runs of a conversation, oldest first (without steps). */
   conversation(tenant: string, conversation: string): RunRecord[]
-  /** Journals a completed step (idempotent by seq). */
+  /** Journals a completed step; throws when its seq is journaled already (steps never share one). */
   step(tenant: string, run: string, step: RunStep, messages: string): void
   steps(tenant: string, run: string): JournaledStep[]
   /** Runs left `running` by a previous process, oldest first. */
