@@ -537,7 +537,7 @@ export function openAPIDocument(): Record<string, unknown> {
         post: {
           summary: 'Run the agent loop on a message (a new conversation, or one continued)',
           description:
-            "The agent's model is called with its instructions, its skills' names and descriptions, and its tools plus `execute_code` and `activate_skill`; each tool call is decided by the policy and run under the agent's profile, and its result goes back to the model, until the model answers without a tool call or the run's budget (the declaration's `budget`: steps, tokens, wallMs) runs out. Answers the final record (200) whatever the model did; with `Accept: text/event-stream`, the run's events (see `GET /v1/runs/{id}/events`); with `Prefer: respond-async`, 202 and the running record. A client going away does not stop the run. 404 CONVERSATION_NOT_FOUND, 409 CONVERSATION_BUSY (a run of the conversation is running), 422 MODEL_UNAVAILABLE (no model declared, unknown provider, no key), 429 QUEUE_FULL (32 runs of the tenant running).",
+            "The agent's model is called with its instructions, its skills' names and descriptions, and its tools plus `execute_code` and `activate_skill`; each tool call is decided by the policy and run under the agent's profile, and its result goes back to the model, until the model answers without a tool call or the run's budget (the declaration's `budget`: steps, tokens, wallMs) runs out. Answers the final record (200) whatever the model did; with `Accept: text/event-stream`, the run's events (see `GET /v1/runs/{id}/events`); with `Prefer: respond-async`, 202 and the running record. A client going away does not stop the run. 404 CONVERSATION_NOT_FOUND, 409 CONVERSATION_BUSY (a run of the conversation is running), 413 PAYLOAD_TOO_LARGE (the conversation's history passed 4 Mi characters), 422 MODEL_UNAVAILABLE (no model declared, unknown provider, no key), 429 QUEUE_FULL (32 runs of the tenant running), 503 SHUTTING_DOWN.",
           requestBody: { required: true, content: content('RunRequest') },
           responses: {
             200: {
@@ -545,7 +545,7 @@ export function openAPIDocument(): Record<string, unknown> {
               content: { ...content('RunRecord'), ...RUN_EVENT_STREAM },
             },
             202: { description: 'started (Prefer: respond-async)', content: content('RunRecord') },
-            ...errors(400, 401, 403, 404, 409, 413, 415, 422, 429),
+            ...errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
           },
         },
       },
