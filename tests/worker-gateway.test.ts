@@ -217,6 +217,11 @@ describe('the Worker build (workerd)', () => {
       { CORDON_SANDBOX_URL: 'http://user:pass@127.0.0.1:3000' },
       'CORDON_SANDBOX_URL',
     ],
+    [
+      'a model endpoint that is not http(s)',
+      { CORDON_OPENAI_COMPATIBLE_URL: 'file:///etc/passwd' },
+      'CORDON_OPENAI_COMPATIBLE_URL',
+    ],
   ])(
     'refuses to serve with %s, saying which setting is wrong and never its value',
     async (_, settings, named) => {

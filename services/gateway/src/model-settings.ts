@@ -25,20 +25,24 @@ export function modelSettingsFrom(env: Readonly<Record<string, string | undefine
   for (const [provider, name] of Object.entries(urls) as [keyof typeof urls, string][]) {
     const value = env[name]?.trim()
     if (value === undefined || value === '') continue
-    let url: URL
-    try {
-      url = new URL(value)
-    } catch {
-      throw new Error(`${name} must be a URL, got "${value.slice(0, 100)}"`)
-    }
-    if (
-      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-      url.username !== '' ||
-      url.password !== ''
-    ) {
-      throw new Error(`${name} must be an http(s) URL without credentials`)
-    }
-    baseURLs[provider] = value.replace(/\/+$/, '')
+    baseURLs[provider] = httpBaseURL(name, value).replace(/\/+$/, '')
   }
   return { keys, baseURLs }
+}
+
+/**
+ * A setting that names where the service connects: an http(s) URL without credentials. The error
+ * names the setting, never its value (which may hold a secret the operator misplaced).
+ */
+export function httpBaseURL(name: string, text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new Error(`${name} is not a URL`)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+    throw new Error(`${name} must be an http or https URL without credentials`)
+  }
+  return text
 }

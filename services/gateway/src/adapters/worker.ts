@@ -20,6 +20,7 @@ import {
   dohResolver,
   fetchTransport,
   Harness,
+  type ModelSettings,
   ProviderModels,
   type ToolInputChecker,
 } from '@cordon/harness'
@@ -37,7 +38,7 @@ import {
   TokenAuthenticator,
 } from '../auth.ts'
 import { errorBody } from '../http.ts'
-import { modelSettingsFrom } from '../model-settings.ts'
+import { httpBaseURL, modelSettingsFrom } from '../model-settings.ts'
 import {
   askTenant,
   decideEgress,
@@ -169,7 +170,7 @@ export class TenantObject {
   }
 
   #start(tenant: string): ReturnType<typeof createApp> {
-    const { keys, auditKey } = settingsOf(this.#env)
+    const { keys, auditKey, models } = settingsOf(this.#env)
     const store = new SqlStore(new DurableObjectSqlDatabase(this.#storage), {
       maxFileBytes: WORKER_MAX_FILE_BYTES,
       ...(auditKey === null ? {} : { auditKey }),
@@ -201,7 +202,7 @@ export class TenantObject {
       // Response bodies are held to 1 MiB: a journaled reply must fit the object's 2 MB values.
       egress: { transport: fetchTransport, resolver: dohResolver(), limits: { maxResponseBytes: MiB } },
       toolInput: NO_TOOL_INPUT,
-      models: new ProviderModels(modelSettingsFrom(this.#modelEnv())),
+      models: new ProviderModels(models),
     })
     // Executions the object was running when it was evicted or restarted resume now, in the
     // background; then its runs, from their journals.
@@ -209,19 +210,6 @@ export class TenantObject {
     harness.runs.resumeInterrupted()
     const own = keys.filter((key) => key.principal.tenant === tenant)
     return createApp({ harness, auth: new TokenAuthenticator(own) })
-  }
-
-  /** The Worker's settings that agent runs read (keys and endpoints), and nothing else of its env. */
-  #modelEnv(): Record<string, string | undefined> {
-    const env = this.#env
-    return {
-      ANTHROPIC_API_KEY: env.ANTHROPIC_API_KEY,
-      OPENAI_API_KEY: env.OPENAI_API_KEY,
-      OPENAI_COMPATIBLE_API_KEY: env.OPENAI_COMPATIBLE_API_KEY,
-      CORDON_OPENAI_COMPATIBLE_URL: env.CORDON_OPENAI_COMPATIBLE_URL,
-      CORDON_OPENAI_URL: env.CORDON_OPENAI_URL,
-      CORDON_ANTHROPIC_URL: env.CORDON_ANTHROPIC_URL,
-    }
   }
 }
 
@@ -341,6 +329,8 @@ interface Settings {
   auditKey: Buffer | null
   /** CORDON_SANDBOX_URL, checked (http or https, no credentials). */
   sandboxUrl: string | null
+  /** Agent runs' provider keys and endpoints, checked. */
+  models: ModelSettings
 }
 
 /** Settings are read once per isolate (they change only with a new deployment), errors included. */
@@ -357,6 +347,14 @@ function settingsOf(env: WorkerEnv): Settings {
         auth: new TokenAuthenticator(keys),
         auditKey: auditKeyOf(env),
         sandboxUrl: sandboxUrlOf(env),
+        models: modelSettingsFrom({
+          ANTHROPIC_API_KEY: env.ANTHROPIC_API_KEY,
+          OPENAI_API_KEY: env.OPENAI_API_KEY,
+          OPENAI_COMPATIBLE_API_KEY: env.OPENAI_COMPATIBLE_API_KEY,
+          CORDON_OPENAI_COMPATIBLE_URL: env.CORDON_OPENAI_COMPATIBLE_URL,
+          CORDON_OPENAI_URL: env.CORDON_OPENAI_URL,
+          CORDON_ANTHROPIC_URL: env.CORDON_ANTHROPIC_URL,
+        }),
       }
     } catch (error) {
       value = error instanceof Error ? error : new Error(String(error))
@@ -371,16 +369,7 @@ function settingsOf(env: WorkerEnv): Settings {
 function sandboxUrlOf(env: WorkerEnv): string | null {
   const text = env.CORDON_SANDBOX_URL?.trim()
   if (text === undefined || text === '') return null
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    throw new Error('CORDON_SANDBOX_URL is not a URL')
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
-    throw new Error('CORDON_SANDBOX_URL must be an http or https URL without credentials')
-  }
-  return url.origin
+  return new URL(httpBaseURL('CORDON_SANDBOX_URL', text)).origin
 }
 
 /** `CORDON_AUDIT_KEY`: exactly 32 bytes, base64url; null when unset. */
