@@ -1,4 +1,7 @@
 import type { ExecutionRecord } from '@cordon/contracts'
+import { LiveLog } from './live-log.ts'
+
+export { RESUMED_ID_BASE } from './live-log.ts'
 
 /**
  * What an execution's event stream carries, in order: `started` once it is recorded, `stdout` and
@@ -17,21 +20,11 @@ export type ExecutionEvent =
   | { id: number; event: 'stdout' | 'stderr'; data: { text: string } }
   | { id: number; event: 'end'; data: ExecutionRecord }
 
-type Listener = (event: ExecutionEvent) => void
-
 /** Listeners one execution's stream may have at once (clients reattached to it). */
 export const MAX_LISTENERS = 16
 
-/** The first event id of a resumed execution's stream: 1 000 000 × the attempt, plus 1. */
-export const RESUMED_ID_BASE = 1_000_000
-
 /** One execution's events, kept while it runs and for a while after, for clients to (re)attach. */
-export class EventLog {
-  readonly #events: ExecutionEvent[] = []
-  readonly #listeners = new Set<Listener>()
-  readonly #firstId: number
-  /** Whether a client ever attached (a stream nobody watched is not kept after its end). */
-  watched = false
+export class EventLog extends LiveLog<ExecutionEvent> {
   /** Characters of output held. */
   bytes = 0
 
@@ -39,62 +32,31 @@ export class EventLog {
   readonly attempt: number
 
   constructor(attempt = 0) {
+    super(attempt)
     this.attempt = attempt
-    this.#firstId = attempt * RESUMED_ID_BASE + 1
-  }
-
-  /** The id of the newest event (one before the first when there is none). */
-  get lastId(): number {
-    return this.#firstId + this.#events.length - 1
-  }
-
-  get ended(): boolean {
-    return this.#events.at(-1)?.event === 'end'
-  }
-
-  get listeners(): number {
-    return this.#listeners.size
   }
 
   started(record: ExecutionRecord): void {
     const { id, agent, engine, language, createdAt } = record
     const resumed = this.attempt > 0 ? { resumed: this.attempt } : {}
-    this.#push({ id: 0, event: 'started', data: { id, agent, engine, language, createdAt, ...resumed } })
+    this.append({ id: 0, event: 'started', data: { id, agent, engine, language, createdAt, ...resumed } })
   }
 
   chunk(stream: 'stdout' | 'stderr', text: string): void {
     if (text.length === 0 || this.ended) return
     this.bytes += text.length
     // Consecutive pieces of one stream that nobody has been sent yet go out as one event.
-    const last = this.#events.at(-1)
-    if (this.#listeners.size === 0 && last?.event === stream && !this.watched) {
+    const last = this.events.at(-1)
+    if (this.subscribers.size === 0 && last?.event === stream && !this.watched) {
       last.data = { text: last.data.text + text }
       return
     }
-    this.#push({ id: 0, event: stream, data: { text } })
+    this.append({ id: 0, event: stream, data: { text } })
   }
 
   end(record: ExecutionRecord): void {
-    if (!this.ended) this.#push({ id: 0, event: 'end', data: record })
-    this.#listeners.clear()
-  }
-
-  /**
-   * Sends every event after `after` to `listener`, then each new one as it comes, until the end
-   * event (included) or until the returned function is called.
-   */
-  attach(after: number, listener: Listener): () => void {
-    this.watched = true
-    for (const event of this.#events) if (event.id > after) listener(event)
-    if (this.ended) return () => {}
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
-  }
-
-  #push(event: ExecutionEvent): void {
-    event.id = this.#firstId + this.#events.length
-    this.#events.push(event)
-    for (const listener of this.#listeners) listener(event)
+    if (!this.ended) this.append({ id: 0, event: 'end', data: record })
+    this.subscribers.clear()
   }
 }
 

@@ -23,9 +23,11 @@ export {
 export type { AgentProfiles, ProfileView } from './profile-catalog.ts'
 export {
   AgentRuns,
+  CONVERSATION_ID,
   MAX_CONVERSATION_RUNS,
   MAX_RUN_MESSAGE_CHARS,
   MAX_RUNNING_RUNS,
+  RUN_ID,
   type StartRunRequest,
 } from './runs/agent-runs.ts'
 export {

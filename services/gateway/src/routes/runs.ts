@@ -1,5 +1,12 @@
 import { CordonError, ErrorCode } from '@cordon/contracts'
-import { type Harness, MAX_RUN_LISTENERS, MAX_RUN_MESSAGE_CHARS, recordEvents } from '@cordon/harness'
+import {
+  CONVERSATION_ID,
+  type Harness,
+  MAX_RUN_LISTENERS,
+  MAX_RUN_MESSAGE_CHARS,
+  RUN_ID,
+  recordEvents,
+} from '@cordon/harness'
 import type { Context } from 'hono'
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
@@ -11,13 +18,8 @@ import { followEvents, lastEventId, send, wantsEventStream } from './event-strea
 /** `POST /v1/agents/{name}/runs`: a message, and the conversation it continues. */
 export const RunBody = z.strictObject({
   message: z.string().min(1, 'must not be empty').max(MAX_RUN_MESSAGE_CHARS),
-  conversation: z
-    .string()
-    .regex(/^conv_[A-Za-z0-9_-]{1,64}$/, 'must be a conversation id (conv_...)')
-    .optional(),
+  conversation: z.string().regex(CONVERSATION_ID, 'must be a conversation id (conv_...)').optional(),
 })
-
-const RUN_ID = /^run_[A-Za-z0-9_-]{1,64}$/
 
 /**
  * Agent runs (scope `invoke`). Starting one answers its final record (200) once it ends; with

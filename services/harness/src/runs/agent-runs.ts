@@ -12,7 +12,7 @@ import {
   type RunToolCall,
   type RunToolDecision,
 } from '@cordon/contracts'
-import { type AgentDeclaration, decideRunTool, RUN_BUDGET_DEFAULTS, RUN_TOOLS } from '@cordon/policy'
+import { decideRunTool, RUN_BUDGET_DEFAULTS, RUN_TOOLS } from '@cordon/policy'
 import type { LanguageModel, ModelMessage } from 'ai'
 import { type RunnableAgent, sha256Hex } from '../executions.ts'
 import { newId } from '../ids.ts'
@@ -20,8 +20,30 @@ import type { AuditEntry, JournaledStep, Store } from '../storage/store.ts'
 import type { ModelCatalog } from './model-catalog.ts'
 import { modelStep } from './model-step.ts'
 import { RunEventLog } from './run-events.ts'
+import {
+  activatedIn,
+  batchedText,
+  boundedOutput,
+  type CallOutcome,
+  cutAnswer,
+  estimateTokens,
+  executionOutput,
+  MAX_SKILL_OUTPUT_CHARS,
+  MAX_TOOL_OUTPUT_CHARS,
+  MAY_HAVE_RUN,
+  NOT_RUN,
+  nextSeq,
+  stoppedCalls,
+  toDecision,
+  unanswered,
+  usageOf,
+  userMessage,
+} from './run-steps.ts'
 import { runTools, skillOutput, systemPrompt } from './run-tools.ts'
 
+/** What run and conversation ids look like (`newId`): anything else names none. */
+export const RUN_ID = /^run_[A-Za-z0-9_-]{1,64}$/
+export const CONVERSATION_ID = /^conv_[A-Za-z0-9_-]{1,64}$/
 /** Longest user message of a run, in characters. */
 export const MAX_RUN_MESSAGE_CHARS = 64 * 1024
 /** Runs one tenant may have running at once in this service. */
@@ -32,12 +54,8 @@ export const MAX_CONVERSATION_RUNS = 200
 export const MAX_CONVERSATION_CHARS = 4 * 1024 * 1024
 /** How long a stopping service waits for runs' tool calls in flight to end before it goes on. */
 const STOP_GRACE_MS = 10_000
-/** Largest `activate_skill` answer (a skill's body is at most 64 KiB, plus its file list). */
-const MAX_SKILL_OUTPUT_CHARS = 96 * 1024
 /** Times a run is resumed after restarts before it is given up. */
 const MAX_RESUME_ATTEMPTS = 3
-/** Largest tool output (JSON characters) handed back to the model. */
-const MAX_TOOL_OUTPUT_CHARS = 16 * 1024
 /** Ended runs whose event logs are kept for clients to reattach, and for how long. */
 const KEEP_ENDED = 64
 const KEEP_ENDED_MS = 5 * 60_000
@@ -246,10 +264,15 @@ export class AgentRuns {
     if (this.#stopping) return { resumed: 0, abandoned: 0, idle: Promise.resolve() }
     for (const { tenant, record, resume, attempts } of this.#host.store.runs.interrupted()) {
       // Its final answer journaled: it completed then, whatever became of its agent since.
-      const journal = this.#host.store.runs.steps(tenant, record.id).map((entry) => entry.step)
-      const last = journal.at(-1)
+      const journal = this.#host.store.runs.steps(tenant, record.id)
+      const last = journal.at(-1)?.step
       if (last?.kind === 'model' && last.toolCalls.length === 0 && last.finishReason !== 'length') {
-        this.#completeFromJournal(tenant, record, journal, last.text)
+        this.#completeFromJournal(
+          tenant,
+          record,
+          journal.map((entry) => entry.step),
+          last.text,
+        )
         continue
       }
       try {
@@ -267,7 +290,7 @@ export class AgentRuns {
         }
         const model = this.#openModel(tenant, runnable)
         this.#host.store.runs.countAttempt(tenant, record.id)
-        resuming.push(this.#resume(tenant, runnable, model, record, attempts + 1))
+        resuming.push(this.#resume(tenant, runnable, model, record, journal, attempts + 1))
       } catch (error) {
         abandoned++
         const message = error instanceof Error ? error.message : String(error)
@@ -310,9 +333,9 @@ export class AgentRuns {
     runnable: RunnableAgent,
     model: LanguageModel,
     stored: RunRecord,
+    journal: readonly JournaledStep[],
     attempt: number,
   ): Promise<RunRecord> {
-    const journal = this.#host.store.runs.steps(tenant, stored.id)
     const steps = journal.map((entry) => entry.step)
     // The journal is the truth of how far the run got; the stored record may lag a step behind.
     const record: RunRecord = { ...stored, steps, usage: usageOf(stored.usage, steps), resumed: attempt }
@@ -784,7 +807,7 @@ export class AgentRuns {
 
   /** The runs of a conversation of this agent; 404 when it has none. */
   #conversation(tenant: string, agent: string, conversation: string): RunRecord[] {
-    const runs = /^conv_[A-Za-z0-9_-]{1,64}$/.test(conversation)
+    const runs = CONVERSATION_ID.test(conversation)
       ? this.#host.store.runs.conversation(tenant, conversation)
       : []
     if (runs.length === 0 || runs[0]?.agent !== agent) {
@@ -839,158 +862,3 @@ export class AgentRuns {
 
 /** Unwinds a run the service's stop interrupted (it resumes at the next start). */
 class StopSignal extends Error {}
-
-function userMessage(text: string): ModelMessage {
-  return { role: 'user', content: text }
-}
-
-/** The tool calls of the last model step that have no tool step yet. */
-function unanswered(steps: readonly RunStep[]): RunToolCall[] {
-  const lastModel = steps.findLast((step) => step.kind === 'model')
-  if (lastModel === undefined || lastModel.kind !== 'model') return []
-  const answered = new Set(
-    steps
-      .filter((step) => step.kind === 'tool' && step.seq > lastModel.seq)
-      .map((step) => (step.kind === 'tool' ? step.call.id : '')),
-  )
-  return lastModel.toolCalls.filter((call) => !answered.has(call.id))
-}
-
-function toDecision(
-  decision:
-    | { effect: 'allow'; rule: string }
-    | { effect: 'deny'; code: string; rule: string; message: string },
-): RunToolDecision {
-  return decision.effect === 'allow'
-    ? { effect: 'allow', code: 'ALLOWED', rule: decision.rule }
-    : { effect: 'deny', code: decision.code, rule: decision.rule, reason: decision.message }
-}
-
-/** What the model is told of an execution: its status, result, output and error. */
-function executionOutput(record: ExecutionRecord): { ok: boolean; execution: string; output: JsonValue } {
-  const output: { [key: string]: JsonValue } = { status: record.status, result: record.result ?? null }
-  if (record.stdout.length > 0) output.stdout = record.stdout.slice(0, 4096)
-  if (record.stderr.length > 0) output.stderr = record.stderr.slice(0, 4096)
-  if (record.error !== null && record.error !== undefined)
-    output.error = { code: record.error.code, message: record.error.message }
-  return { ok: record.status === 'ok', execution: record.id, output }
-}
-
-/** A tool output cut to what the model is handed (its JSON text at most `max` characters). */
-function boundedOutput(output: JsonValue, max: number): JsonValue {
-  const text = JSON.stringify(output)
-  if (text.length <= max) return output
-  return { truncated: true, text: text.slice(0, max) }
-}
-
-/** What running (or not running) one tool call came to. */
-interface CallOutcome {
-  ok: boolean
-  execution: string | null
-  output: JsonValue
-  /** The skill it activated. */
-  activated?: string
-  /** Most characters of output handed to the model (default MAX_TOOL_OUTPUT_CHARS). */
-  bound?: number
-}
-
-/** The skills activated in these steps, in order. */
-function activatedIn(steps: readonly RunStep[]): string[] {
-  const names: string[] = []
-  for (const step of steps) {
-    if (step.kind === 'tool' && step.activated !== undefined && !names.includes(step.activated)) {
-      names.push(step.activated)
-    }
-  }
-  return names
-}
-
-/** What a call the run stopped before is answered: it never began, or it may have begun before a crash. */
-const NOT_RUN = 'not run: the run stopped first'
-const MAY_HAVE_RUN = 'interrupted: the service restarted while this call was open; it may have run'
-
-/** A run's usage as its journaled steps add it up (the wall time as stored). */
-function usageOf(stored: RunRecord['usage'], steps: readonly RunStep[]): RunRecord['usage'] {
-  const models = steps.flatMap((step) => (step.kind === 'model' ? [step] : []))
-  return {
-    ...stored,
-    steps: models.length,
-    toolCalls: steps.length - models.length,
-    inputTokens: models.reduce((sum, step) => sum + step.usage.inputTokens, 0),
-    outputTokens: models.reduce((sum, step) => sum + step.usage.outputTokens, 0),
-  }
-}
-
-/** The error of a run whose final answer the provider cut at `cap` output tokens. */
-function cutAnswer(cap: number): NonNullable<RunRecord['error']> {
-  return {
-    code: RunErrorCode.TOKEN_BUDGET,
-    message: `the model's answer was cut at ${cap} output tokens (budget.maxOutputTokens, or what the run's tokens left)`,
-  }
-}
-
-/** How long text deltas gather before they go out as one event (fewer events, same text). */
-const TEXT_BATCH_MS = 50
-
-/** Gathers a model call's text deltas into events at most every TEXT_BATCH_MS; `flush` sends the rest. */
-function batchedText(send: (delta: string) => void): { add: (delta: string) => void; flush: () => void } {
-  let pending = ''
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const flush = () => {
-    clearTimeout(timer)
-    timer = undefined
-    if (pending.length > 0) send(pending)
-    pending = ''
-  }
-  return {
-    add: (delta) => {
-      pending += delta
-      timer ??= setTimeout(flush, TEXT_BATCH_MS)
-    },
-    flush,
-  }
-}
-
-/** The seq of a run's next step: one past its last journaled one (no gaps, so idempotency keys hold). */
-function nextSeq(steps: readonly RunStep[]): number {
-  return (steps.at(-1)?.seq ?? -1) + 1
-}
-
-/** Tool steps answering the open calls of the last model step `RUN_STOPPED`, numbered on from the last. */
-function stoppedCalls(steps: readonly RunStep[], why: string): { step: RunStep; messages: ModelMessage[] }[] {
-  const first = nextSeq(steps)
-  return unanswered(steps).map((call, index) => {
-    const step: RunStep = {
-      seq: first + index,
-      kind: 'tool',
-      call: { id: call.id, name: call.name },
-      decision: { effect: 'deny', code: 'RUN_STOPPED', rule: null, reason: why },
-      execution: null,
-      ok: false,
-      output: { error: why },
-    }
-    const messages: ModelMessage[] = [
-      {
-        role: 'tool',
-        content: [
-          {
-            type: 'tool-result',
-            toolCallId: call.id,
-            toolName: call.name,
-            output: { type: 'json', value: step.output },
-          },
-        ],
-      },
-    ]
-    return { step, messages }
-  })
-}
-
-/**
- * About how many tokens a prompt holds (4 characters a token, the usual rule of thumb for English
- * and JSON), to stop before a call whose prompt alone would take the run past its token budget.
- */
-function estimateTokens(system: string, messages: readonly ModelMessage[], agent: AgentDeclaration): number {
-  const tools = JSON.stringify((agent.tools ?? []).map((tool) => [tool.name, tool.description, tool.input]))
-  return Math.ceil((system.length + JSON.stringify(messages).length + tools.length) / 4)
-}

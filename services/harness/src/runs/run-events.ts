@@ -1,4 +1,5 @@
 import type { RunRecord } from '@cordon/contracts'
+import { LiveLog } from '../live-log.ts'
 
 /**
  * What a run's event stream carries, in order: `started`; for each model call its `text` deltas and
@@ -38,8 +39,6 @@ export type RunEventInput = RunEvent extends infer E
     : never
   : never
 
-type Listener = (event: RunEvent) => void
-
 /** Clients one run's stream may have at once. */
 export const MAX_RUN_LISTENERS = 16
 /**
@@ -50,51 +49,17 @@ export const MAX_RUN_LISTENERS = 16
 const MAX_EVENTS = 10_000
 
 /** One run's events, kept while it runs and a while after its end, for clients to (re)attach. */
-export class RunEventLog {
-  readonly #events: RunEvent[] = []
-  readonly #listeners = new Set<Listener>()
-  readonly #firstId: number
-  /** Whether a client ever attached (a log nobody watched is dropped at the run's end). */
-  watched = false
-
-  constructor(attempt = 0) {
-    this.#firstId = attempt * 1_000_000 + 1
-  }
-
-  get lastId(): number {
-    return this.#firstId + this.#events.length - 1
-  }
-
-  get ended(): boolean {
-    return this.#events.at(-1)?.event === 'end'
-  }
-
-  get listeners(): number {
-    return this.#listeners.size
-  }
-
+export class RunEventLog extends LiveLog<RunEvent> {
   push(input: RunEventInput): void {
     if (this.ended) return
-    const last = this.#events.at(-1)
-    if (input.event === 'text' && last?.event === 'text' && this.#events.length >= MAX_EVENTS) {
+    const last = this.events.at(-1)
+    if (input.event === 'text' && last?.event === 'text' && this.events.length >= MAX_EVENTS) {
       last.data = { step: last.data.step, delta: last.data.delta + input.data.delta }
       const live: RunEvent = { id: last.id, event: 'text', data: input.data }
-      for (const listener of this.#listeners) listener(live)
+      for (const listener of this.subscribers) listener(live)
       return
     }
-    const event = { ...input, id: this.#firstId + this.#events.length } as RunEvent
-    this.#events.push(event)
-    for (const listener of this.#listeners) listener(event)
-    if (event.event === 'end') this.#listeners.clear()
-  }
-
-  /** Sends every event after `after`, then each new one, until the end event or until detached. */
-  attach(after: number, listener: Listener): () => void {
-    this.watched = true
-    for (const event of this.#events) if (event.id > after) listener(event)
-    if (this.ended) return () => {}
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
+    this.append({ ...input, id: 0 } as RunEvent)
   }
 }
 
